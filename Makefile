@@ -1,0 +1,86 @@
+# numafollow: one non-recursive Makefile. `make check` and `make demo` install
+# missing Debian packages first (deploy/install-deps.sh).
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+B       := build
+CFLAGS  ?= -O2 -g
+PKG_CONFIG ?= pkg-config
+
+# Evaluated when a recipe runs, after `deps` may have installed the packages.
+pc = $(shell $(PKG_CONFIG) --$(1) $(2))
+NF_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP $(call pc,cflags,numa json-c)
+NF_LIBS   = $(call pc,libs,numa json-c)
+ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c plugin/engine.c
+CLI_SRC  := plugin/numafollow.c
+UNIT_SRC := $(wildcard tests/unit/test-*.c)
+HELPERS  := $(B)/memhog
+UNITS    := $(UNIT_SRC:tests/unit/test-%.c=$(B)/tests/unit-%) \
+	    $(UNIT_SRC:tests/unit/test-%.c=$(B)/asan/unit-%)
+SOURCES  := $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) tests/helpers/memhog.c $(wildcard */*.h)
+
+# Only the goals that promise a fresh machine may install packages.
+ifneq ($(filter check demo bench,$(MAKECMDGOALS)),)
+DEPS := deps
+endif
+
+.PHONY: all check demo bench fmt install clean deps
+all: $(B)/numafollow
+
+deps:
+	@deploy/install-deps.sh
+
+$(B)/%.o: %.c | $(DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(NF_CFLAGS) -c -o $@ $<
+
+$(B)/asan/%.o: %.c | $(DEPS)
+	@mkdir -p $(@D)
+	$(CC) -O1 -g $(ASAN) $(NF_CFLAGS) $(call pc,cflags,cmocka) -c -o $@ $<
+
+$(B)/libnf.a: $(LIB_SRC:%.c=$(B)/%.o)
+	$(AR) rcs $@ $^
+
+$(B)/asan/libnf.a: $(LIB_SRC:%.c=$(B)/asan/%.o)
+	$(AR) rcs $@ $^
+
+$(B)/numafollow: $(B)/plugin/numafollow.o $(B)/libnf.a
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS)
+
+$(B)/memhog: tests/helpers/memhog.c | $(DEPS)
+	$(CC) $(CFLAGS) $(NF_CFLAGS) -pthread -o $@ $< $(NF_LIBS)
+
+$(B)/tests/unit-%: $(B)/tests/unit/test-%.o $(B)/libnf.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka)
+
+$(B)/tests/unit/%.o: tests/unit/%.c | $(DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(NF_CFLAGS) $(call pc,cflags,cmocka) -c -o $@ $<
+
+$(B)/asan/unit-%: $(B)/asan/tests/unit/test-%.o $(B)/asan/libnf.a
+	$(CC) $(ASAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka)
+
+# TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh
+TESTS ?= $(UNITS) $(sort $(wildcard tests/vm/t-*.sh))
+check: all $(UNITS) $(HELPERS)
+	@tests/run.sh $(TESTS)
+
+demo: all $(HELPERS)
+	@tests/vm/vm.sh --cgroup v1 -- tests/demo.sh
+
+bench: all $(HELPERS)
+	@tests/bench/run.sh
+
+fmt:
+	clang-format -i $(SOURCES)
+
+install: $(B)/numafollow
+	install -D -m 0755 $(B)/numafollow $(DESTDIR)$(PREFIX)/bin/numafollow
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

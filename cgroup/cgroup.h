@@ -1,0 +1,45 @@
+/* Where the cpuset controller lives, and the cgroups in it. */
+#ifndef NF_CGROUP_H
+#define NF_CGROUP_H
+
+#include "nodeset.h"
+
+#include <stdio.h>
+#include <sys/types.h>
+
+typedef enum { NF_CG_V1 = 1, NF_CG_V2 = 2 } nf_cgroup_version;
+
+typedef struct {
+	nf_cgroup_version version;
+	char *mount; /* mount point of the hierarchy that holds cpuset */
+	bool hybrid; /* v1 cpuset, with a cgroup2 mount beside it */
+} nf_hierarchy;
+
+typedef struct {
+	const nf_hierarchy *h;
+	char *path; /* absolute file system path */
+	char *rel;  /* path inside the hierarchy, "/" for its root */
+} nf_cgroup;
+
+/* Finds the cpuset hierarchy in mountinfo text: a v1 "cgroup" mount with the
+ * cpuset option wins over cgroup2. -ENOENT when there is neither. */
+int nf_mountinfo_find_cpuset(FILE *mountinfo, nf_hierarchy *ret);
+/* The same for this process, checking that cgroup2 really offers cpuset. */
+int nf_hierarchy_detect(nf_hierarchy *ret);
+void nf_hierarchy_done(nf_hierarchy *h);
+const char *nf_hierarchy_name(const nf_hierarchy *h);
+
+/* Lexically turns ARG (a path inside the hierarchy, or an absolute path under
+ * MOUNT) into "/a/b". "." and empty components go; ".." is refused (-EXDEV). */
+int nf_cgroup_normalize(const char *mount, const char *arg, char **ret_rel);
+/* Normalizes ARG and checks the directory really is that cgroup: -ENOENT when
+ * missing, -EXDEV when a symlink leads elsewhere, -ENOTDIR when not a cgroup. */
+int nf_cgroup_open(const nf_hierarchy *h, const char *arg, nf_cgroup *ret);
+void nf_cgroup_done(nf_cgroup *cg);
+
+/* mems as written (v2: empty means inherited) and as in effect. */
+int nf_cgroup_read_mems(const nf_cgroup *cg, nf_nodeset *ret_mems, nf_nodeset *ret_effective);
+/* Thread-group ids of the cgroup and all its descendants, sorted, unique. */
+int nf_cgroup_tasks(const nf_cgroup *cg, pid_t **ret, size_t *ret_n);
+
+#endif

@@ -1,0 +1,221 @@
+#include "residency.h"
+#include "util.h"
+
+#include <string.h>
+
+const char *nf_stay_class_name(nf_stay_class c)
+{
+	static const char *const names[NF_STAY_COUNT] = {
+	    [NF_STAY_ANON] = "anon",
+	    [NF_STAY_FILE] = "file",
+	    [NF_STAY_SHARED] = "shared",
+	    [NF_STAY_HUGE] = "hugetlb",
+	};
+	return names[c];
+}
+
+uint64_t nf_residency_node(const nf_residency *r, unsigned node)
+{
+	return r->anon[node] + r->file[node];
+}
+
+uint64_t nf_residency_total(const nf_residency *r)
+{
+	uint64_t t = 0;
+	for (unsigned n = 0; n < NF_MAX_NODES; n++)
+		t += nf_residency_node(r, n);
+	return t;
+}
+
+uint64_t nf_residency_outside(const nf_residency *r, const nf_nodeset *target)
+{
+	uint64_t t = 0;
+	for (unsigned n = 0; n < NF_MAX_NODES; n++)
+		if (!nf_nodeset_has(target, n))
+			t += nf_residency_node(r, n);
+	return t;
+}
+
+void nf_residency_add(nf_residency *sum, const nf_residency *r)
+{
+	for (unsigned n = 0; n < NF_MAX_NODES; n++) {
+		sum->anon[n] += r->anon[n];
+		sum->file[n] += r->file[n];
+	}
+}
+
+void nf_residency_nodes(const nf_residency *r, nf_nodeset *ret)
+{
+	*ret = (nf_nodeset){0};
+	for (unsigned n = 0; n < NF_MAX_NODES; n++)
+		if (nf_residency_node(r, n))
+			nf_nodeset_set(ret, n);
+}
+
+/* Parses "N<node>=<count>" in [tok, end). Returns 1 if tok is no such token. */
+static int parse_node_count(const char *tok, const char *end, unsigned *node, uint64_t *count)
+{
+	const char *eq = memchr(tok, '=', end - tok);
+	uint64_t n;
+	if (tok[0] != 'N' || !eq)
+		return 1;
+	int r = nf_parse_u64(tok + 1, eq, &n);
+	if (r < 0)
+		return r;
+	if (n >= NF_MAX_NODES)
+		return -ERANGE;
+	*node = n;
+	return nf_parse_u64(eq + 1, end, count);
+}
+
+int nf_numa_stat_parse(const char *text, nf_residency *ret)
+{
+	nf_residency res = {0};
+	for (const char *line = text; *line;) {
+		const char *eol = line + strcspn(line, "\n");
+		uint64_t *row = NULL;
+		if (strncmp(line, "anon ", 5) == 0)
+			row = res.anon;
+		else if (strncmp(line, "file ", 5) == 0)
+			row = res.file;
+		for (const char *tok = line + 5; row && tok < eol;) {
+			const char *end = tok + strcspn(tok, " \n");
+			unsigned node;
+			uint64_t bytes;
+			int r = parse_node_count(tok, end, &node, &bytes);
+			if (r != 0)
+				return r < 0 ? r : -EBADMSG;
+			row[node] = bytes;
+			tok = end + (*end == ' ');
+		}
+		line = eol + (*eol == '\n');
+	}
+	*ret = res;
+	return 0;
+}
+
+typedef struct {
+	uint64_t pages[NF_MAX_NODES];
+	uint64_t page_kb, anon, mapmax;
+	bool file, huge;
+} vma;
+
+static int parse_vma_token(vma *v, const char *tok, const char *end)
+{
+	unsigned node;
+	uint64_t count;
+	int r = parse_node_count(tok, end, &node, &count);
+	if (r <= 0) {
+		if (r == 0)
+			v->pages[node] += count;
+		return r;
+	}
+	size_t n = end - tok;
+	if (n == 4 && memcmp(tok, "huge", 4) == 0)
+		v->huge = true;
+	else if (n > 5 && memcmp(tok, "file=", 5) == 0)
+		v->file = true;
+	else if (n >= 5 && memcmp(tok, "anon=", 5) == 0)
+		return nf_parse_u64(tok + 5, end, &v->anon);
+	else if (n >= 7 && memcmp(tok, "mapmax=", 7) == 0)
+		return nf_parse_u64(tok + 7, end, &v->mapmax);
+	else if (n >= 18 && memcmp(tok, "kernelpagesize_kB=", 18) == 0)
+		return nf_parse_u64(tok + 18, end, &v->page_kb);
+	return 0;
+}
+
+static nf_stay_class vma_class(const vma *v)
+{
+	if (v->huge)
+		return NF_STAY_HUGE;
+	if (v->mapmax > 1)
+		return NF_STAY_SHARED;
+	return v->file && v->anon == 0 ? NF_STAY_FILE : NF_STAY_ANON;
+}
+
+/* One line: "<addr> <policy> [tokens...]". */
+static int parse_vma(const char *line, const char *eol, nf_residency *res, const nf_nodeset *target,
+		     uint64_t *stay)
+{
+	vma v = {.page_kb = 4};
+	const char *tok = line + strcspn(line, " \n");
+	while (tok < eol && *tok == ' ')
+		tok++;
+	tok += strcspn(tok, " \n"); /* policy */
+	while (tok < eol) {
+		tok += *tok == ' ';
+		const char *end = tok + strcspn(tok, " \n");
+		int r = parse_vma_token(&v, tok, end);
+		if (r < 0)
+			return r;
+		tok = end;
+	}
+	/* Private file mappings with COW pages count as anon: most of their pages are. */
+	bool file = v.file && v.anon == 0;
+	for (unsigned n = 0; n < NF_MAX_NODES; n++) {
+		uint64_t bytes = v.pages[n] * v.page_kb * 1024;
+		if (!bytes)
+			continue;
+		if (res)
+			(file ? res->file : res->anon)[n] += bytes;
+		if (stay && target && !nf_nodeset_has(target, n))
+			stay[vma_class(&v)] += bytes;
+	}
+	return 0;
+}
+
+int nf_numa_maps_parse(const char *text, nf_residency *ret, const nf_nodeset *target,
+		       uint64_t stay[NF_STAY_COUNT])
+{
+	for (const char *line = text; *line;) {
+		const char *eol = line + strcspn(line, "\n");
+		if (eol > line) {
+			int r = parse_vma(line, eol, ret, target, stay);
+			if (r < 0)
+				return r;
+		}
+		line = eol + (*eol == '\n');
+	}
+	return 0;
+}
+
+int nf_task_residency(pid_t pid, nf_residency *ret, const nf_nodeset *target,
+		      uint64_t stay[NF_STAY_COUNT])
+{
+	char path[64];
+	_cleanup_free_ char *text = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/numa_maps", (int)pid);
+	int r = nf_read_file(path, &text, NULL);
+	if (r == -ENOENT)
+		return -ESRCH;
+	if (r < 0)
+		return r;
+	return nf_numa_maps_parse(text, ret, target, stay);
+}
+
+int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_residency *ret,
+			nf_residency_source *ret_source)
+{
+	nf_residency res = {0};
+	if (cg->h->version == NF_CG_V2) {
+		_cleanup_free_ char *path = NULL, *text = NULL;
+		if (asprintf(&path, "%s/memory.numa_stat", cg->path) < 0)
+			return -ENOMEM;
+		int r = nf_read_file(path, &text, NULL);
+		if (r == 0 && (r = nf_numa_stat_parse(text, &res)) == 0) {
+			*ret = res;
+			*ret_source = NF_SRC_NUMA_STAT;
+			return 0;
+		}
+		if (r != -ENOENT)
+			return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int r = nf_task_residency(tasks[i], &res, NULL, NULL);
+		if (r < 0 && r != -ESRCH)
+			return r;
+	}
+	*ret = res;
+	*ret_source = NF_SRC_NUMA_MAPS;
+	return 0;
+}

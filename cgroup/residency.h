@@ -1,0 +1,51 @@
+/* Where memory sits: per-node bytes from memory.numa_stat or numa_maps. */
+#ifndef NF_RESIDENCY_H
+#define NF_RESIDENCY_H
+
+#include "cgroup.h"
+#include "nodeset.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct {
+	uint64_t anon[NF_MAX_NODES]; /* bytes */
+	uint64_t file[NF_MAX_NODES];
+} nf_residency;
+
+/* Why pages outside a target may have stayed, as far as numa_maps tells. */
+typedef enum {
+	NF_STAY_ANON,	/* private anonymous: busy, pinned or isolated by someone else */
+	NF_STAY_FILE,	/* file-backed page cache mapped by this task */
+	NF_STAY_SHARED, /* mapped by several processes (moves only with CAP_SYS_NICE) */
+	NF_STAY_HUGE,	/* hugetlb pages: the target needs free huge pages */
+	NF_STAY_COUNT
+} nf_stay_class;
+
+const char *nf_stay_class_name(nf_stay_class c);
+
+uint64_t nf_residency_node(const nf_residency *r, unsigned node);
+uint64_t nf_residency_total(const nf_residency *r);
+/* Bytes on nodes outside TARGET. */
+uint64_t nf_residency_outside(const nf_residency *r, const nf_nodeset *target);
+void nf_residency_add(nf_residency *sum, const nf_residency *r);
+/* Nodes that hold any memory. */
+void nf_residency_nodes(const nf_residency *r, nf_nodeset *ret);
+
+/* Parses cgroup v2 memory.numa_stat ("anon N0=<bytes> N1=<bytes>"). */
+int nf_numa_stat_parse(const char *text, nf_residency *ret);
+/* Parses /proc/PID/numa_maps, adding to RET; counts pages outside TARGET by
+ * class into STAY (both optional). Page sizes come from kernelpagesize_kB. */
+int nf_numa_maps_parse(const char *text, nf_residency *ret, const nf_nodeset *target,
+		       uint64_t stay[NF_STAY_COUNT]);
+/* Reads and parses /proc/PID/numa_maps. -ESRCH when the task is gone. */
+int nf_task_residency(pid_t pid, nf_residency *ret, const nf_nodeset *target,
+		      uint64_t stay[NF_STAY_COUNT]);
+
+typedef enum { NF_SRC_NUMA_STAT, NF_SRC_NUMA_MAPS } nf_residency_source;
+/* A cgroup's memory: memory.numa_stat where the memory controller offers it
+ * (v2), else the sum of its tasks' numa_maps. */
+int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_residency *ret,
+			nf_residency_source *ret_source);
+
+#endif

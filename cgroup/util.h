@@ -1,0 +1,64 @@
+/* Small helpers shared by every part of numafollow: cleanup macros, file
+ * reading and number parsing. Functions return 0 or -errno. */
+#ifndef NF_UTIL_H
+#define NF_UTIL_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define NF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static inline void nf_freep(void *p)
+{
+	free(*(void **)p);
+}
+static inline void nf_closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+static inline void nf_fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+static inline void nf_closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+#define _cleanup_(f)	   __attribute__((cleanup(f)))
+#define _cleanup_free_	   _cleanup_(nf_freep)
+#define _cleanup_close_	   _cleanup_(nf_closep)
+#define _cleanup_fclose_   _cleanup_(nf_fclosep)
+#define _cleanup_closedir_ _cleanup_(nf_closedirp)
+
+#define TAKE_PTR(p)                                                                                \
+	({                                                                                         \
+		__typeof__(p) _p = (p);                                                            \
+		(p) = NULL;                                                                        \
+		_p;                                                                                \
+	})
+#define TAKE_FD(fd)                                                                                \
+	({                                                                                         \
+		int _fd = (fd);                                                                    \
+		(fd) = -1;                                                                         \
+		_fd;                                                                               \
+	})
+
+/* Reads a whole (small, pseudo) file into a NUL-terminated buffer. */
+int nf_read_file(const char *path, char **ret, size_t *ret_len);
+/* Reads the first line of a file, without its newline. */
+int nf_read_line(const char *path, char **ret);
+/* Parses an unsigned decimal number that must fill [s, end) or, with end NULL, all of s. */
+int nf_parse_u64(const char *s, const char *end, uint64_t *ret);
+/* Monotonic clock in nanoseconds. */
+uint64_t nf_now_ns(void);
+
+#endif

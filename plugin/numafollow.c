@@ -1,0 +1,479 @@
+/* numafollow: move a cgroup's memory to its NUMA nodes, verified, and report. */
+#include "engine.h"
+#include "../cgroup/util.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <json.h>
+#include <numa.h>
+#include <string.h>
+
+#define NF_VERSION "0.1.0"
+
+enum { EXIT_PARTIAL = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 3 };
+
+static const char usage_text[] =
+    "Usage: numafollow COMMAND [OPTIONS] CGROUP\n"
+    "\n"
+    "Makes a cgroup's memory follow its NUMA placement.\n"
+    "\n"
+    "Commands:\n"
+    "  migrate [--to NODES] [--dry-run] [--retries N] [--json] CGROUP\n"
+    "        Move the memory of every task of CGROUP (and its descendants) to NODES\n"
+    "        (default: the cgroup's effective mems), verify where it is afterwards and\n"
+    "        retry what stayed. --dry-run shows the plan and moves nothing.\n"
+    "        --from NODES gives the previous mems: pages keep the kernel's relative\n"
+    "        old->new node mapping.\n"
+    "  show [--json] CGROUP\n"
+    "        mems, effective mems, tasks and per-node memory of CGROUP.\n"
+    "\n"
+    "CGROUP is a path inside the cpuset hierarchy (\"/kubepods/pod1\", \"system.slice\")\n"
+    "or an absolute path under its mount point (\"/sys/fs/cgroup/...\").\n"
+    "NODES is a node list as in cpuset.mems: \"1\", \"0-1\", \"2,3\".\n"
+    "\n"
+    "Exit status: 0 moved and verified, 1 partial (a residue stayed: the report says\n"
+    "how much and why), 2 bad usage or input, 3 system error (privilege, no NUMA).\n"
+    "\n"
+    "Needs CAP_SYS_NICE (to move shared pages and to targets outside a task's cpuset)\n"
+    "and ptrace read access to the tasks (root, or CAP_SYS_PTRACE).\n";
+
+typedef struct {
+	const char *cmd;
+	const char *cgroup;
+	const char *to, *from;
+	bool dry_run, json;
+	unsigned retries;
+} args;
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("numafollow: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return code;
+}
+
+static int parse_args(int argc, char **argv, args *a)
+{
+	static const struct option opts[] = {
+	    {"to", required_argument, NULL, 't'},      {"from", required_argument, NULL, 'f'},
+	    {"dry-run", no_argument, NULL, 'n'},       {"json", no_argument, NULL, 'j'},
+	    {"retries", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},       {0},
+	};
+	int c;
+	uint64_t v;
+
+	*a = (args){.retries = 3};
+	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1 && c != 1) {
+		switch (c) {
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case 'V':
+			puts("numafollow " NF_VERSION);
+			exit(0);
+		default:
+			return fail(EXIT_USAGE, "try 'numafollow --help'");
+		}
+	}
+	if (optind >= argc)
+		return fail(EXIT_USAGE, "no command given; try 'numafollow --help'");
+	a->cmd = argv[optind];
+	if (strcmp(a->cmd, "migrate") != 0 && strcmp(a->cmd, "show") != 0)
+		return fail(EXIT_USAGE, "unknown command '%s'; try 'numafollow --help'", a->cmd);
+	bool mig = strcmp(a->cmd, "migrate") == 0;
+	/* Options of the command, in any order around CGROUP: rescan from the
+	 * command on, with getopt reset (optind 0) to permuting mode. */
+	argv += optind;
+	argc -= optind;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			a->json = true;
+			continue;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		}
+		if (!mig || c == '?' || c == 'V')
+			return fail(EXIT_USAGE,
+				    "'%s' takes no such option; try 'numafollow --help'", a->cmd);
+		if (c == 't')
+			a->to = optarg;
+		else if (c == 'f')
+			a->from = optarg;
+		else if (c == 'n')
+			a->dry_run = true;
+		else if (nf_parse_u64(optarg, NULL, &v) < 0 || v > 100)
+			return fail(EXIT_USAGE, "--retries: '%s' is not a number from 0 to 100",
+				    optarg);
+		else
+			a->retries = v;
+	}
+	if (optind + 1 != argc)
+		return fail(EXIT_USAGE, "'%s' needs exactly one CGROUP; try 'numafollow --help'",
+			    a->cmd);
+	a->cgroup = argv[optind];
+	return 0;
+}
+
+/* Parses a user's node list: well formed, online, with memory. */
+static int parse_nodes(const char *opt, const char *s, nf_nodeset *ret)
+{
+	nf_nodeset mem, bad;
+	char buf[NF_NODESET_STRLEN];
+	int r = nf_nodeset_parse(s, ret);
+	if (r < 0 || nf_nodeset_empty(ret))
+		return fail(EXIT_USAGE, "%s: '%s' is not a node list (like 1, 0-1 or 2,3)", opt, s);
+	r = nf_memory_nodes(&mem);
+	if (r < 0)
+		return fail(EXIT_SYSTEM, "reading /sys/devices/system/node/has_memory: %s",
+			    strerror(-r));
+	nf_nodeset_minus(ret, &mem, &bad);
+	if (!nf_nodeset_empty(&bad))
+		return fail(
+		    EXIT_USAGE, "%s: node %s is offline or has no memory (nodes with memory: %s)",
+		    opt, nf_nodeset_format(&bad, buf, sizeof(buf)),
+		    nf_nodeset_format(&mem, (char[NF_NODESET_STRLEN]){0}, NF_NODESET_STRLEN));
+	return 0;
+}
+
+static int open_cgroup(const char *arg, nf_hierarchy *h, nf_cgroup *cg)
+{
+	int r = nf_hierarchy_detect(h);
+	if (r < 0)
+		return fail(EXIT_SYSTEM, "no cpuset controller found in /proc/self/mountinfo: %s",
+			    strerror(-r));
+	r = nf_cgroup_open(h, arg, cg);
+	if (r == -EXDEV)
+		return fail(EXIT_USAGE, "cgroup '%s' is outside the cpuset hierarchy at '%s'", arg,
+			    h->mount);
+	if (r == -ENOENT || r == -ENOTDIR)
+		return fail(EXIT_USAGE, "cgroup '%s': no such cgroup under '%s'", arg, h->mount);
+	if (r < 0)
+		return fail(EXIT_SYSTEM, "cgroup '%s': %s", arg, strerror(-r));
+	return 0;
+}
+
+/* ---- output ---- */
+
+static json_object *json_nodes_bytes(const nf_residency *r, bool anon, bool file)
+{
+	json_object *o = json_object_new_object();
+	for (unsigned n = 0; n < NF_MAX_NODES; n++) {
+		uint64_t b = (anon ? r->anon[n] : 0) + (file ? r->file[n] : 0);
+		if (!b)
+			continue;
+		char key[16];
+		snprintf(key, sizeof(key), "%u", n);
+		json_object_object_add(o, key, json_object_new_int64(b));
+	}
+	return o;
+}
+
+static json_object *json_nodeset(const nf_nodeset *s)
+{
+	char buf[NF_NODESET_STRLEN];
+	return json_object_new_string(nf_nodeset_format(s, buf, sizeof(buf)));
+}
+
+static void print_json(json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						   JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static double mib(uint64_t b)
+{
+	return b / 1048576.0;
+}
+
+/* A numastat-like table: one column per node that has memory or any bytes. */
+static void print_table(const char *const *labels, const nf_residency *const *rows, size_t n,
+			bool split)
+{
+	nf_nodeset cols = {0}, mem = {0};
+	nf_memory_nodes(&mem);
+	for (size_t i = 0; i < n; i++) {
+		nf_nodeset s;
+		nf_residency_nodes(rows[i], &s);
+		for (size_t w = 0; w < NF_ARRAY_SIZE(s.w); w++)
+			cols.w[w] |= s.w[w] | mem.w[w];
+	}
+	printf("%-14s", "(MiB)");
+	for (unsigned c = 0; c < NF_MAX_NODES; c++)
+		if (nf_nodeset_has(&cols, c))
+			printf(" %11s%-u", "Node ", c);
+	printf(" %12s\n", "Total");
+	for (size_t i = 0; i < n; i++) {
+		for (int part = split ? 0 : 2; part < 3; part++) {
+			static const char *const suffix[] = {" anon", " file", ""};
+			char label[64];
+			snprintf(label, sizeof(label), "%s%s", labels[i], suffix[part]);
+			printf("%-14s", label);
+			uint64_t total = 0;
+			for (unsigned c = 0; c < NF_MAX_NODES; c++) {
+				uint64_t b = part == 0	 ? rows[i]->anon[c]
+					     : part == 1 ? rows[i]->file[c]
+							 : nf_residency_node(rows[i], c);
+				total += b;
+				if (nf_nodeset_has(&cols, c))
+					printf(" %12.2f", mib(b));
+			}
+			printf(" %12.2f\n", mib(total));
+		}
+	}
+}
+
+/* ---- show ---- */
+
+static const char *source_name(nf_residency_source s)
+{
+	return s == NF_SRC_NUMA_STAT ? "memory.numa_stat" : "numa_maps";
+}
+
+static int cmd_show(const args *a)
+{
+	nf_hierarchy h = {0};
+	nf_cgroup cg = {0};
+	nf_nodeset mems, eff;
+	nf_residency res;
+	nf_residency_source src;
+	_cleanup_free_ pid_t *tasks = NULL;
+	size_t n = 0;
+	int code = open_cgroup(a->cgroup, &h, &cg), r;
+	if (code)
+		goto out;
+	if ((r = nf_cgroup_read_mems(&cg, &mems, &eff)) < 0 ||
+	    (r = nf_cgroup_tasks(&cg, &tasks, &n)) < 0 ||
+	    (r = nf_cgroup_residency(&cg, tasks, n, &res, &src)) < 0) {
+		code = fail(EXIT_SYSTEM, "cgroup '%s': %s", cg.path, strerror(-r));
+		goto out;
+	}
+	if (a->json) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "cgroup", json_object_new_string(cg.path));
+		json_object_object_add(o, "hierarchy",
+				       json_object_new_string(nf_hierarchy_name(&h)));
+		json_object_object_add(o, "mems", json_nodeset(&mems));
+		json_object_object_add(o, "mems_effective", json_nodeset(&eff));
+		json_object_object_add(o, "tasks", json_object_new_int64(n));
+		json_object_object_add(o, "memory", json_nodes_bytes(&res, true, true));
+		json_object_object_add(o, "memory_anon", json_nodes_bytes(&res, true, false));
+		json_object_object_add(o, "memory_file", json_nodes_bytes(&res, false, true));
+		json_object_object_add(o, "source", json_object_new_string(source_name(src)));
+		print_json(o);
+		json_object_put(o);
+		goto out;
+	}
+	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
+	printf("cgroup  %s (%s)\nmems    %s (effective %s)\ntasks   %zu\nsource  %s\n\n", cg.path,
+	       nf_hierarchy_name(&h), nf_nodeset_format(&mems, b1, sizeof(b1)),
+	       nf_nodeset_format(&eff, b2, sizeof(b2)), n, source_name(src));
+	print_table((const char *const[]){"memory"}, (const nf_residency *const[]){&res}, 1, true);
+out:
+	nf_cgroup_done(&cg);
+	nf_hierarchy_done(&h);
+	return code;
+}
+
+/* ---- migrate ---- */
+
+static const char *const stay_reason[NF_STAY_COUNT] = {
+    [NF_STAY_ANON] = "private anonymous pages the kernel could not isolate (busy or pinned)",
+    [NF_STAY_FILE] = "file-backed pages (page cache in use)",
+    [NF_STAY_SHARED] = "pages mapped by several processes (need CAP_SYS_NICE)",
+    [NF_STAY_HUGE] = "hugetlb pages (the target needs free huge pages)",
+};
+
+static const char *errno_name(int err)
+{
+	const char *s = strerrorname_np(err);
+	return s ? s : "EUNKNOWN";
+}
+
+static json_object *migration_json(const nf_cgroup *cg, const nf_migrate_opts *o,
+				   const nf_migration *m)
+{
+	json_object *j = json_object_new_object(), *a;
+	json_object_object_add(j, "cgroup", json_object_new_string(cg->path));
+	json_object_object_add(j, "hierarchy", json_object_new_string(nf_hierarchy_name(cg->h)));
+	json_object_object_add(j, "to", json_nodeset(&o->to));
+	if (o->has_from)
+		json_object_object_add(j, "from", json_nodeset(&o->from));
+	json_object_object_add(j, "dry_run", json_object_new_boolean(o->dry_run));
+	json_object_object_add(j, "tasks", json_object_new_int64(m->tasks));
+	json_object_object_add(j, "tasks_migrated", json_object_new_int64(m->tasks_migrated));
+	json_object_object_add(j, "tasks_exited", json_object_new_int64(m->tasks_exited));
+	json_object_object_add(j, "tasks_failed", json_object_new_int64(m->tasks_failed));
+	json_object_object_add(j, "pages_not_moved", json_object_new_int64(m->pages_not_moved));
+	json_object_object_add(j, "sweeps", json_object_new_int64(m->sweeps));
+	json_object_object_add(j, "before", json_nodes_bytes(&m->before, true, true));
+	json_object_object_add(j, "after", json_nodes_bytes(&m->after, true, true));
+	json_object_object_add(j, "moved_bytes", json_object_new_int64(m->moved_bytes));
+	json_object_object_add(j, "residual_bytes", json_object_new_int64(m->residual_bytes));
+	a = json_object_new_object();
+	for (int c = 0; c < NF_STAY_COUNT; c++)
+		if (m->residual[c])
+			json_object_object_add(a, nf_stay_class_name(c),
+					       json_object_new_int64(m->residual[c]));
+	json_object_object_add(j, "residual", a);
+	a = json_object_new_array();
+	for (size_t i = 0; i < m->n_plan; i++) {
+		json_object *s = json_object_new_object();
+		json_object_object_add(s, "from", json_object_new_int(m->plan[i].from));
+		json_object_object_add(s, "to", json_object_new_int(m->plan[i].to));
+		json_object_object_add(s, "bytes", json_object_new_int64(m->plan[i].bytes));
+		json_object_array_add(a, s);
+	}
+	json_object_object_add(j, "plan", a);
+	json_object_object_add(j, "duration_ms", json_object_new_int64(m->duration_ns / 1000000));
+	a = json_object_new_array();
+	for (size_t i = 0; i < m->n_errors; i++) {
+		const nf_task_error *e = &m->errors[i];
+		json_object *x = json_object_new_object();
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s: %s", e->what, strerror(e->err));
+		json_object_object_add(x, "pid", json_object_new_int(e->pid));
+		json_object_object_add(x, "errno", json_object_new_string(errno_name(e->err)));
+		json_object_object_add(x, "message", json_object_new_string(msg));
+		json_object_array_add(a, x);
+	}
+	json_object_object_add(j, "errors", a);
+	return j;
+}
+
+static void print_migration(const nf_cgroup *cg, const nf_migrate_opts *o, const nf_migration *m)
+{
+	char to[NF_NODESET_STRLEN];
+	nf_nodeset_format(&o->to, to, sizeof(to));
+	printf("%s %s (%s) to node %s: %zu task%s\n\n", o->dry_run ? "plan for" : "migrated",
+	       cg->path, nf_hierarchy_name(cg->h), to, m->tasks, m->tasks == 1 ? "" : "s");
+	if (o->dry_run) {
+		print_table((const char *const[]){"now"}, (const nf_residency *const[]){&m->before},
+			    1, false);
+		printf("\n");
+		for (size_t i = 0; i < m->n_plan; i++)
+			printf("would move  node %u -> node %u  %10.2f MiB\n", m->plan[i].from,
+			       m->plan[i].to, mib(m->plan[i].bytes));
+		if (m->n_plan == 0)
+			printf("nothing to move: all memory is on node %s\n", to);
+		printf("(dry run: nothing moved)\n");
+		return;
+	}
+	print_table((const char *const[]){"before", "after"},
+		    (const nf_residency *const[]){&m->before, &m->after}, 2, false);
+	printf("\nmoved %.2f MiB in %llu ms (%u sweep%s); tasks: %zu migrated, %zu exited, %zu "
+	       "failed\n",
+	       mib(m->moved_bytes), (unsigned long long)(m->duration_ns / 1000000), m->sweeps,
+	       m->sweeps == 1 ? "" : "s", m->tasks_migrated, m->tasks_exited, m->tasks_failed);
+	if (m->residual_bytes)
+		printf("left outside node %s: %.2f MiB\n", to, mib(m->residual_bytes));
+	for (int c = 0; c < NF_STAY_COUNT; c++)
+		if (m->residual[c])
+			printf("  %10.2f MiB  %s\n", mib(m->residual[c]), stay_reason[c]);
+	for (size_t i = 0; i < m->n_errors; i++)
+		printf("pid %d: %s: %s\n", m->errors[i].pid, m->errors[i].what,
+		       strerror(m->errors[i].err));
+}
+
+static int exit_code(const nf_migration *m)
+{
+	size_t denied = 0;
+	for (size_t i = 0; i < m->n_errors; i++)
+		denied += m->errors[i].err == EPERM || m->errors[i].err == EACCES;
+	if (denied && denied == m->tasks_failed && m->tasks_migrated == 0)
+		return EXIT_SYSTEM;
+	return m->residual_bytes || m->tasks_failed ? EXIT_PARTIAL : 0;
+}
+
+/* The kernel ANDs targets with the caller's own cpuset: refuse rather than
+ * migrate nowhere. */
+static int check_self(const nf_nodeset *to)
+{
+	nf_nodeset self, bad;
+	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
+	int r = nf_self_mems(&self);
+	if (r < 0)
+		return fail(EXIT_SYSTEM, "reading /proc/self/status: %s", strerror(-r));
+	nf_nodeset_minus(to, &self, &bad);
+	if (!nf_nodeset_empty(&bad))
+		return fail(EXIT_SYSTEM,
+			    "numafollow itself may only use nodes %s (its cpuset): the kernel "
+			    "would silently drop target node %s; run it outside that cpuset",
+			    nf_nodeset_format(&self, b1, sizeof(b1)),
+			    nf_nodeset_format(&bad, b2, sizeof(b2)));
+	return 0;
+}
+
+static int prepare_opts(const args *a, const nf_cgroup *cg, nf_migrate_opts *o)
+{
+	nf_nodeset eff;
+	int r = nf_cgroup_read_mems(cg, NULL, &eff);
+	if (r < 0)
+		return fail(EXIT_SYSTEM, "cgroup '%s': reading its mems: %s", cg->path,
+			    strerror(-r));
+	*o = (nf_migrate_opts){
+	    .to = eff, .dry_run = a->dry_run, .retries = a->retries, .backoff_ms = 20};
+	if (a->to && (r = parse_nodes("--to", a->to, &o->to)))
+		return r;
+	if (a->from) {
+		if ((r = parse_nodes("--from", a->from, &o->from)))
+			return r;
+		o->has_from = true;
+	}
+	if (nf_nodeset_empty(&o->to))
+		return fail(EXIT_USAGE, "cgroup '%s' has no effective mems; give --to", cg->path);
+	return check_self(&o->to);
+}
+
+static int cmd_migrate(const args *a)
+{
+	nf_hierarchy h = {0};
+	nf_cgroup cg = {0};
+	nf_migrate_opts o;
+	nf_migration m = {0};
+	int code = open_cgroup(a->cgroup, &h, &cg), r;
+	if (code || (code = prepare_opts(a, &cg, &o)))
+		goto out;
+	r = nf_migrate(&cg, &o, &m);
+	if (r < 0) {
+		code = fail(EXIT_SYSTEM, "migrating cgroup '%s': %s", cg.path, strerror(-r));
+		goto out;
+	}
+	if (a->json) {
+		json_object *j = migration_json(&cg, &o, &m);
+		print_json(j);
+		json_object_put(j);
+	} else {
+		print_migration(&cg, &o, &m);
+	}
+	code = o.dry_run ? 0 : exit_code(&m);
+out:
+	nf_migration_done(&m);
+	nf_cgroup_done(&cg);
+	nf_hierarchy_done(&h);
+	return code;
+}
+
+static int run(const args *a)
+{
+	if (numa_available() < 0)
+		return fail(EXIT_SYSTEM, "this kernel has no NUMA support (numa_available)");
+	return strcmp(a->cmd, "show") == 0 ? cmd_show(a) : cmd_migrate(a);
+}
+
+int main(int argc, char **argv)
+{
+	args a;
+	int r = parse_args(argc, argv, &a);
+	if (r)
+		return r;
+	return run(&a);
+}

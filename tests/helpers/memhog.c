@@ -1,0 +1,93 @@
+/* Test helper: allocate and touch memory, optionally with idle threads, say
+ * when ready, then wait to be killed (or exit after a delay). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+static void *idle(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static unsigned long number(const char *s)
+{
+	char *e;
+	errno = 0;
+	unsigned long v = strtoul(s, &e, 10);
+	if (errno || e == s || *e) {
+		fprintf(stderr, "memhog: '%s' is not a number\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long mib = 64, threads = 0, exit_ms = 0;
+	const char *ready = NULL;
+	int c;
+
+	while ((c = getopt(argc, argv, "m:t:r:x:h")) != -1) {
+		switch (c) {
+		case 'm':
+			mib = number(optarg);
+			break;
+		case 't':
+			threads = number(optarg);
+			break;
+		case 'r':
+			ready = optarg;
+			break;
+		case 'x':
+			exit_ms = number(optarg);
+			break;
+		default:
+			fprintf(stderr, "usage: memhog [-m MIB] [-t THREADS] [-r READYFILE] "
+					"[-x EXIT_AFTER_MS]\n");
+			return 2;
+		}
+	}
+	size_t len = mib << 20;
+	char *p = len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+		      : NULL;
+	if (p == MAP_FAILED) {
+		perror("memhog: mmap");
+		return 1;
+	}
+	for (size_t off = 0; off < len; off += 4096)
+		p[off] = 1 + (off >> 12) % 251;
+	for (unsigned long i = 0; i < threads; i++) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, idle, NULL) != 0) {
+			fprintf(stderr, "memhog: pthread_create failed\n");
+			return 1;
+		}
+	}
+	if (ready) {
+		char tmp[4096];
+		snprintf(tmp, sizeof(tmp), "%s.tmp", ready);
+		FILE *f = fopen(tmp, "we");
+		if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 ||
+		    rename(tmp, ready) != 0) {
+			perror("memhog: ready file");
+			return 1;
+		}
+	}
+	if (exit_ms) {
+		struct timespec ts = {.tv_sec = exit_ms / 1000,
+				      .tv_nsec = exit_ms % 1000 * 1000000};
+		nanosleep(&ts, NULL);
+		return 0;
+	}
+	for (;;)
+		pause();
+}

@@ -1,0 +1,74 @@
+#!/bin/bash
+# Runs tests and ends with one line: "N passed, N failed, N skipped".
+#   build/tests/unit-* and build/asan/unit-*: cmocka binaries (each test counted)
+#   tests/vm/t-*.sh: run inside the NUMA VM; a line "# vm: OPTIONS" gives vm.sh's
+#   options. Exit 0 passes, 77 skips, anything else fails.
+set -u
+cd "$(dirname "$0")/.."
+passed=0 failed=0 skipped=0
+failures=()
+log_dir=build/test-logs
+mkdir -p "$log_dir"
+
+# Says why VM tests cannot run here, or nothing.
+vm_missing() {
+	command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 not installed"; return; }
+	[ -e /bin/busybox ] || { echo "busybox-static not installed"; return; }
+	[ "$(id -u)" = 0 ] || echo "not root (qemu's 9p export of / needs it)"
+}
+
+run_unit() {
+	local t=$1 log=$2 out p f
+	out=$("$t" 2>&1)
+	echo "$out" >"$log"
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$out" | tail -n 1)
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' <<<"$out" | tail -n 1)
+	passed=$((passed + ${p:-0}))
+	if [ -n "$f" ] || [ -z "$p" ]; then
+		failed=$((failed + ${f:-1}))
+		failures+=("$t")
+		echo "FAIL $t"
+		cat "$log"
+	else
+		echo "ok   $t (${p} tests)"
+	fi
+}
+
+run_vm() {
+	local t=$1 log=$2 opts why start rc
+	why=$(vm_missing)
+	if [ -n "$why" ]; then
+		skipped=$((skipped + 1))
+		echo "skip $t: $why"
+		return
+	fi
+	opts=$(sed -n 's/^# vm: //p' "$t" | head -n 1)
+	start=$(date +%s)
+	# shellcheck disable=SC2086
+	tests/vm/vm.sh $opts --timeout 600 -- "$t" >"$log" 2>&1
+	rc=$?
+	local took=$(($(date +%s) - start))
+	case $rc in
+	0) passed=$((passed + 1)); echo "ok   $t (${took}s)" ;;
+	77) skipped=$((skipped + 1)); echo "skip $t: $(tail -n 1 "$log")" ;;
+	*)
+		failed=$((failed + 1))
+		failures+=("$t")
+		echo "FAIL $t (exit $rc, ${took}s):"
+		sed 's/^/    /' "$log"
+		;;
+	esac
+}
+
+[ $# -gt 0 ] || { echo "usage: tests/run.sh TEST..." >&2; exit 2; }
+tests/vm/vm.sh --prepare >/dev/null 2>&1 || true
+for t in "$@"; do
+	log="$log_dir/$(echo "$t" | tr '/' '_').log"
+	case "$t" in
+	*.sh) run_vm "$t" "$log" ;;
+	*) run_unit "$t" "$log" ;;
+	esac
+done
+[ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,94 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "../../cgroup/residency.h"
+#include "../../cgroup/util.h"
+
+/* From a 2-node 6.1 VM: cat memory.numa_stat */
+static const char numa_stat[] = "anon N0=4096 N1=268435456\n"
+				"file N0=1052672 N1=0\n"
+				"kernel_stack N0=16384 N1=0\n"
+				"shmem N0=0 N1=0\n"
+				"file_mapped N0=8192 N1=0\n";
+
+static void numa_stat_ok(void **state)
+{
+	nf_residency r;
+	(void)state;
+	assert_int_equal(nf_numa_stat_parse(numa_stat, &r), 0);
+	assert_int_equal(r.anon[0], 4096);
+	assert_int_equal(r.anon[1], 268435456);
+	assert_int_equal(r.file[0], 1052672);
+	assert_int_equal(nf_residency_node(&r, 1), 268435456);
+	assert_int_equal(nf_residency_total(&r), 4096 + 268435456 + 1052672);
+}
+
+static void numa_stat_bad(void **state)
+{
+	static const char *const bad[] = {"anon N0=x\n", "anon 0=1\n", "anon N999=1\n",
+					  "file N0=-1\n", "anon N0\n"};
+	(void)state;
+	for (size_t i = 0; i < NF_ARRAY_SIZE(bad); i++) {
+		nf_residency r;
+		assert_true(nf_numa_stat_parse(bad[i], &r) < 0);
+	}
+}
+
+/* Shapes seen in /proc/PID/numa_maps on 6.1. */
+static const char numa_maps[] =
+    "55d0c0a00000 default file=/usr/bin/memhog mapped=2 mapmax=1 N0=2 kernelpagesize_kB=4\n"
+    "55d0c0c00000 default file=/usr/bin/memhog anon=1 dirty=1 N1=1 kernelpagesize_kB=4\n"
+    "55d0c1000000 default heap anon=3 dirty=3 N0=1 N1=2 kernelpagesize_kB=4\n"
+    "7f0000000000 default anon=65536 dirty=65536 active=0 N0=65536 kernelpagesize_kB=4\n"
+    "7f1000000000 default file=/usr/lib/x86_64-linux-gnu/libc.so.6 mapped=40 mapmax=9 "
+    "N0=40 kernelpagesize_kB=4\n"
+    "7f2000000000 default file=/anon_hugepage\\040(deleted) huge anon=2 dirty=2 N1=2 "
+    "kernelpagesize_kB=2048\n"
+    "7ffd00000000 default stack anon=5 dirty=5 N0=5 kernelpagesize_kB=4\n"
+    "7ffd10000000 default\n";
+
+static void numa_maps_ok(void **state)
+{
+	nf_residency r = {0};
+	nf_nodeset to;
+	uint64_t stay[NF_STAY_COUNT] = {0};
+	(void)state;
+	assert_int_equal(nf_nodeset_parse("1", &to), 0);
+	assert_int_equal(nf_numa_maps_parse(numa_maps, &r, &to, stay), 0);
+	assert_int_equal(r.file[0], (2 + 40) * 4096);
+	assert_int_equal(r.anon[0], (1 + 65536 + 5) * 4096);
+	assert_int_equal(r.anon[1], (1 + 2) * 4096 + 2 * 2048 * 1024);
+	assert_int_equal(stay[NF_STAY_FILE], 2 * 4096);
+	assert_int_equal(stay[NF_STAY_SHARED], 40 * 4096);
+	assert_int_equal(stay[NF_STAY_ANON], (1 + 65536 + 5) * 4096);
+	assert_int_equal(stay[NF_STAY_HUGE], 0); /* on node 1, the target */
+	assert_int_equal(nf_residency_outside(&r, &to), (2 + 40 + 1 + 65536 + 5) * 4096);
+}
+
+static void numa_maps_bad(void **state)
+{
+	static const char *const bad[] = {
+	    "1000 default N0=x\n",
+	    "1000 default N9999=1\n",
+	    "1000 default anon=z N0=1\n",
+	    "1000 default N0=1 kernelpagesize_kB=\n",
+	};
+	(void)state;
+	for (size_t i = 0; i < NF_ARRAY_SIZE(bad); i++) {
+		nf_residency r = {0};
+		assert_true(nf_numa_maps_parse(bad[i], &r, NULL, NULL) < 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(numa_stat_ok),
+	    cmocka_unit_test(numa_stat_bad),
+	    cmocka_unit_test(numa_maps_ok),
+	    cmocka_unit_test(numa_maps_bad),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

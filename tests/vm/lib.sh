@@ -1,0 +1,92 @@
+# Sourced by the VM tests (tests/vm/t-*.sh). They run as root inside the NUMA VM
+# that tests/vm/vm.sh boots, with the freshly built binaries.
+set -eu -o pipefail
+
+NF=$PWD/build/numafollow
+MEMHOG=$PWD/build/memhog
+MiB=$((1024 * 1024))
+T=$(mktemp -d)
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+say() { echo "-- $*"; }
+
+[ "${NF_VM:-}" = 1 ] || skip "runs inside the NUMA VM (tests/vm/vm.sh)"
+[ -x "$NF" ] || fail "$NF not built"
+
+need_nodes() {
+	local n
+	n=$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)
+	[ "$n" -ge "$1" ] || skip "needs $1 NUMA nodes, has $n"
+}
+
+# The cpuset hierarchy's root, v1 or v2 (as the VM mounted it).
+cg_root() {
+	if [ -d /sys/fs/cgroup/cpuset ]; then echo /sys/fs/cgroup/cpuset; else echo /sys/fs/cgroup; fi
+}
+
+# mkcg PATH MEMS: a cgroup (relative to the root) with cpuset.mems MEMS.
+mkcg() {
+	local dir
+	dir=$(cg_root)/$1
+	mkdir -p "$dir"
+	if [ -e "$dir/cpuset.cpus" ] && [ -z "$(cat "$dir/cpuset.cpus")" ]; then
+		cat "$(dirname "$dir")/cpuset.cpus" >"$dir/cpuset.cpus" 2>/dev/null ||
+			cat "$(cg_root)/cpuset.cpus" >"$dir/cpuset.cpus"
+	fi
+	[ -e "$dir/cgroup.subtree_control" ] && [ "$(cg_root)" = /sys/fs/cgroup ] &&
+		echo "+cpuset +memory" >"$(dirname "$dir")/cgroup.subtree_control" 2>/dev/null || true
+	echo "$2" >"$dir/cpuset.mems"
+	echo "$dir"
+}
+
+set_mems() { echo "$2" >"$1/cpuset.mems"; }
+
+# start_hog CGROUP_DIR MEMHOG_ARGS...: starts memhog inside the cgroup, waits
+# until its memory is touched, prints its pid.
+start_hog() {
+	local dir=$1 ready
+	shift
+	ready=$(mktemp -u "$T/ready.XXXXXX")
+	# shellcheck disable=SC2016
+	setsid bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$dir" \
+		"$MEMHOG" -r "$ready" "$@" </dev/null >/dev/null 2>&1 &
+	for _ in $(seq 1 600); do
+		[ -e "$ready" ] && { cat "$ready"; return 0; }
+		sleep 0.1
+	done
+	fail "memhog $* did not become ready"
+}
+
+# Bytes of PID's anonymous memory (VMAs with anon=) on NODE, or on all nodes
+# with NODE "all", read straight from numa_maps: independent of numafollow.
+anon_bytes() {
+	awk -v node="$2" '
+	/ anon=/ {
+		kb = 4
+		for (i = 1; i <= NF; i++) if ($i ~ /^kernelpagesize_kB=/) { split($i, a, "="); kb = a[2] }
+		for (i = 1; i <= NF; i++) if ($i ~ /^N[0-9]+=/) {
+			split(substr($i, 2), a, "=")
+			if (node == "all" || a[1] == node) sum += a[2] * kb * 1024
+		}
+	}
+	END { printf "%d\n", sum }' "/proc/$1/numa_maps"
+}
+
+# pct PART WHOLE: integer percentage.
+pct() { echo $(($1 * 100 / ($2 > 0 ? $2 : 1))); }
+
+# expect_ge NAME VALUE MIN
+expect_ge() { [ "$2" -ge "$3" ] || fail "$1: $2 < $3"; say "$1 = $2 (>= $3)"; }
+expect_eq() { [ "$2" = "$3" ] || fail "$1: '$2' != '$3'"; say "$1 = $2"; }
+
+# MiB on NODE of PID's Total row in numastat -p (numactl's own tool).
+numastat_mb() {
+	numastat -p "$1" | awk -v col=$(($2 + 2)) '$1 == "Total" { print $col }'
+}
+
+cleanup() {
+	pkill -f "$MEMHOG" 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT

@@ -1,0 +1,186 @@
+#!/bin/bash
+# Boot a multi-node NUMA qemu VM that shares the host's root read-only, run one
+# command inside it as root (in the current directory, cgroups mounted) and
+# return its output and exit status. See BRIEF.md section 3.
+set -eu -o pipefail
+
+usage() {
+	cat <<'USAGE'
+Usage: tests/vm/vm.sh [OPTIONS] [--] COMMAND [ARG...]
+
+Boots a qemu (TCG) VM with NUMA nodes, runs COMMAND as root in the current
+directory (which must be on the host's root file system) and exits with its status.
+
+  --nodes N          NUMA nodes (default 2)
+  --memory-only K    the last K nodes have memory but no CPU (default 0)
+  --node-mem MB      memory per node in MiB (default 1024)
+  --cgroup MODE      v2 (default), v1 (cpuset and memory hierarchies), hybrid
+                     (v1 cpuset and memory, cgroup2 at /sys/fs/cgroup/unified)
+  --timeout S        kill the VM after S seconds (default 600)
+  --prepare          only fetch the kernel and build the initramfs
+  -h, --help         this text
+
+Environment: NF_VM_CACHE (default ~/.cache/numafollow-vm) holds the kernel and
+initramfs, built once. Exit status: COMMAND's, 124 on timeout, 125 when the VM
+itself failed (its console log is printed).
+USAGE
+}
+
+nodes=2 memonly=0 nodemem=1024 mode=v2 tmo=600 prepare=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--nodes) nodes=$2; shift 2 ;;
+	--memory-only) memonly=$2; shift 2 ;;
+	--node-mem) nodemem=$2; shift 2 ;;
+	--cgroup) mode=$2; shift 2 ;;
+	--timeout) tmo=$2; shift 2 ;;
+	--prepare) prepare=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	--) shift; break ;;
+	-*) echo "vm.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+	*) break ;;
+	esac
+done
+case "$mode" in v1 | v2 | hybrid) ;; *) echo "vm.sh: --cgroup must be v1, v2 or hybrid" >&2; exit 2 ;; esac
+if [ "$memonly" -ge "$nodes" ]; then
+	echo "vm.sh: at least one node needs a CPU" >&2
+	exit 2
+fi
+
+cache=${NF_VM_CACHE:-${HOME:-/root}/.cache/numafollow-vm}
+mods="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci 9pnet 9pnet_virtio netfs fscache 9p overlay"
+
+# The kernel is the image package linux-image-amd64 depends on, fetched once.
+prepare_kernel() {
+	[ -e "$cache/vmlinuz" ] && return 0
+	mkdir -p "$cache/dl"
+	local pkg
+	pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+	[ -n "$pkg" ] || { echo "vm.sh: cannot resolve linux-image-amd64 (apt-get update?)" >&2; exit 125; }
+	(cd "$cache/dl" && apt-get download -q "$pkg" >/dev/null 2>&1)
+	rm -rf "$cache/k" && mkdir -p "$cache/k"
+	dpkg -x "$cache"/dl/"$pkg"_*.deb "$cache/k"
+	rm -rf "$cache/dl"
+	local v
+	v=$(ls "$cache/k/lib/modules")
+	echo "$v" >"$cache/kversion"
+	mkdir -p "$cache/modules"
+	for m in $mods; do
+		find "$cache/k/lib/modules/$v" -name "$m.ko*" -exec cp {} "$cache/modules/" \;
+	done
+	cp "$cache"/k/boot/vmlinuz-* "$cache/vmlinuz.tmp"
+	rm -rf "$cache/k"
+	mv "$cache/vmlinuz.tmp" "$cache/vmlinuz"
+}
+
+prepare_initramfs() {
+	[ -e "$cache/initramfs.cpio.gz" ] && return 0
+	local d
+	d=$(mktemp -d)
+	mkdir -p "$d"/{bin,sbin,proc,sys,dev,lower,out,ov,newroot,lib/modules}
+	cp /bin/busybox "$d/bin/busybox"
+	for a in sh mount umount mkdir insmod chroot poweroff cat echo sleep; do
+		ln -s busybox "$d/bin/$a"
+	done
+	cp "$cache"/modules/*.ko "$d/lib/modules/"
+	cat >"$d/init" <<INIT
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $mods; do insmod /lib/modules/\$m.ko || echo "init: insmod \$m failed"; done
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 host /lower
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out /out
+mount -t tmpfs -o size=256m tmpfs /ov
+mkdir -p /ov/u /ov/w
+mount -t overlay overlay -o lowerdir=/lower,upperdir=/ov/u,workdir=/ov/w /newroot
+mkdir -p /newroot/nf-out
+mount --move /out /newroot/nf-out
+chroot /newroot /bin/bash /nf-out/boot.sh
+poweroff -f
+INIT
+	chmod +x "$d/init"
+	(cd "$d" && find . | cpio -o -H newc --quiet | gzip -1) >"$cache/initramfs.tmp"
+	rm -rf "$d"
+	mv "$cache/initramfs.tmp" "$cache/initramfs.cpio.gz"
+}
+
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+prepare_kernel
+prepare_initramfs
+flock -u 9
+[ "$prepare" = 1 ] && exit 0
+[ $# -gt 0 ] || { usage >&2; exit 2; }
+
+out=$(mktemp -d "${TMPDIR:-/tmp}/nf-vm.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+
+# Runs inside the VM, chrooted into the overlay of the host's root.
+{
+	cat <<'BOOT'
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
+BOOT
+	case "$mode" in
+	v2)
+		echo 'mount -t cgroup2 none /sys/fs/cgroup'
+		echo 'echo "+cpuset +memory" >/sys/fs/cgroup/cgroup.subtree_control'
+		;;
+	v1 | hybrid)
+		echo 'for c in cpuset memory; do mkdir -p /sys/fs/cgroup/$c; mount -t cgroup -o $c none /sys/fs/cgroup/$c; done'
+		echo 'echo 1 >/sys/fs/cgroup/memory/memory.use_hierarchy 2>/dev/null'
+		if [ "$mode" = hybrid ]; then
+			echo 'mkdir -p /sys/fs/cgroup/unified && mount -t cgroup2 none /sys/fs/cgroup/unified'
+		fi
+		;;
+	esac
+	printf 'export NF_VM=1 NF_VM_NODES=%s NF_VM_CGROUP=%s\n' "$nodes" "$mode"
+	printf 'cd %q || exit 125\n' "$PWD"
+	printf '%q ' "$@"
+	echo '>/nf-out/output 2>&1 </dev/null'
+	echo 'echo $? >/nf-out/rc'
+} >"$out/boot.sh"
+
+cpus=$((nodes - memonly))
+total=$((nodes * nodemem))
+numa=()
+for ((i = 0; i < nodes; i++)); do
+	numa+=(-object "memory-backend-ram,id=m$i,size=${nodemem}M")
+	if [ "$i" -lt "$cpus" ]; then
+		numa+=(-numa "node,nodeid=$i,cpus=$i,memdev=m$i")
+	else
+		numa+=(-numa "node,nodeid=$i,memdev=m$i")
+	fi
+done
+
+set +e
+timeout --foreground -k 5 "$tmo" qemu-system-x86_64 \
+	-accel tcg,thread=multi -cpu max -smp "$cpus" -m "${total}M" "${numa[@]}" \
+	-kernel "$cache/vmlinuz" -initrd "$cache/initramfs.cpio.gz" \
+	-append "console=ttyS0 quiet panic=-1 transparent_hugepage=madvise" \
+	-nographic -no-reboot -nodefaults -serial stdio -display none \
+	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+	-virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
+	</dev/null >"$out/console" 2>&1
+q=$?
+set -e
+[ -e "$out/output" ] && cat "$out/output"
+if [ "$q" = 124 ] || [ "$q" = 137 ]; then
+	echo "vm.sh: timed out after ${tmo}s" >&2
+	exit 124
+fi
+if [ ! -e "$out/rc" ]; then
+	echo "vm.sh: the VM did not run the command (qemu exit $q); console:" >&2
+	tail -n 40 "$out/console" >&2
+	exit 125
+fi
+exit "$(cat "$out/rc")"
