@@ -69,6 +69,7 @@ static int parse_args(int argc, char **argv, args *a)
 	uint64_t v;
 
 	*a = (args){.retries = 3};
+	opterr = 0; /* our messages, not getopt's */
 	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1 && c != 1) {
 		switch (c) {
 		case 'h':
@@ -78,7 +79,8 @@ static int parse_args(int argc, char **argv, args *a)
 			puts("numafollow " NF_VERSION);
 			exit(0);
 		default:
-			return fail(EXIT_USAGE, "try 'numafollow --help'");
+			return fail(EXIT_USAGE, "unknown option '%s'; try 'numafollow --help'",
+				    argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
@@ -92,7 +94,7 @@ static int parse_args(int argc, char **argv, args *a)
 	argv += optind;
 	argc -= optind;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			a->json = true;
@@ -101,9 +103,12 @@ static int parse_args(int argc, char **argv, args *a)
 			fputs(usage_text, stdout);
 			exit(0);
 		}
+		if (c == ':')
+			return fail(EXIT_USAGE, "'%s' needs a value", argv[optind - 1]);
 		if (!mig || c == '?' || c == 'V')
 			return fail(EXIT_USAGE,
-				    "'%s' takes no such option; try 'numafollow --help'", a->cmd);
+				    "'%s' takes no option '%s'; try 'numafollow --help'", a->cmd,
+				    argv[optind - 1]);
 		if (c == 't')
 			a->to = optarg;
 		else if (c == 'f')

@@ -21,7 +21,7 @@ directory (which must be on the host's root file system) and exits with its stat
   -h, --help         this text
 
 Environment: NF_VM_CACHE (default ~/.cache/numafollow-vm) holds the kernel and
-initramfs, built once. Exit status: COMMAND's, 124 on timeout, 125 when the VM
+initramfs, built once. Other NF_* variables are passed to COMMAND. Exit status: COMMAND's, 124 on timeout, 125 when the VM
 itself failed (its console log is printed).
 USAGE
 }
@@ -55,7 +55,11 @@ prepare_kernel() {
 	[ -e "$cache/vmlinuz" ] && return 0
 	mkdir -p "$cache/dl"
 	local pkg
-	pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+	if [ -z "$pkg" ]; then # a fresh machine may have no package lists yet
+		apt-get update -qq >/dev/null 2>&1 || true
+		pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+	fi
 	[ -n "$pkg" ] || { echo "vm.sh: cannot resolve linux-image-amd64 (apt-get update?)" >&2; exit 125; }
 	(cd "$cache/dl" && apt-get download -q "$pkg" >/dev/null 2>&1)
 	rm -rf "$cache/k" && mkdir -p "$cache/k"
@@ -144,6 +148,9 @@ BOOT
 		;;
 	esac
 	printf 'export NF_VM=1 NF_VM_NODES=%s NF_VM_CGROUP=%s\n' "$nodes" "$mode"
+	for v in $(compgen -e | grep '^NF_' | grep -v '^NF_VM'); do # settings for the test
+		printf 'export %s=%q\n' "$v" "${!v}"
+	done
 	printf 'cd %q || exit 125\n' "$PWD"
 	printf '%q ' "$@"
 	echo '>/nf-out/output 2>&1 </dev/null'

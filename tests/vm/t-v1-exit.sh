@@ -1,0 +1,32 @@
+#!/bin/bash
+# vm: --cgroup v1
+# Processes that exit while a migration runs count as exited, not failed, and
+# the survivors are moved. The big process (lowest pid) is migrated first; the
+# small ones exit 700 ms after they are ready, while it is being moved.
+. tests/vm/lib.sh
+need_nodes 2
+
+cg=$(mkcg nf-exit 0)
+seen=0
+for attempt in 1 2 3; do
+	set_mems "$cg" 0
+	big=$(start_hog "$cg" -m 320)
+	for _ in 1 2 3 4; do start_hog "$cg" -m 8 -x 700 >/dev/null & done
+	wait
+	set_mems "$cg" 1
+	"$NF" migrate --json nf-exit >"$T/r.json" || fail "migrate exited $?: $(cat "$T/r.json")"
+	jq -c '{tasks, tasks_migrated, tasks_exited, tasks_failed, residual_bytes, errors}' "$T/r.json"
+	expect_eq tasks_failed "$(jq -r .tasks_failed "$T/r.json")" 0
+	expect_eq errors "$(jq -c .errors "$T/r.json")" "[]"
+	expect_eq "migrated + exited" \
+		"$(jq -r '.tasks_migrated + .tasks_exited' "$T/r.json")" "$(jq -r .tasks "$T/r.json")"
+	expect_ge "anon of $big on node 1 (%)" "$(pct "$(anon_bytes "$big" 1)" "$(anon_bytes "$big" all)")" 99
+	kill "$big"
+	if [ "$(jq -r .tasks_exited "$T/r.json")" -ge 1 ]; then
+		seen=1
+		break
+	fi
+	say "attempt $attempt: no task exited mid-way; again"
+	sleep 0.5
+done
+[ "$seen" = 1 ] || fail "no attempt saw a task exit during the migration"

@@ -1,0 +1,31 @@
+#!/bin/bash
+# vm: --cgroup v1 --nodes 4 --memory-only 2 --node-mem 512
+# 4 nodes, 2 and 3 without CPUs (memory-only, like CXL tiers). Pages on {0,1}
+# moved to {2,3} keep their relative layout: node 0 -> 2, node 1 -> 3.
+. tests/vm/lib.sh
+need_nodes 4
+[ -z "$(cat /sys/devices/system/node/node2/cpulist)" ] || fail "node 2 has CPUs"
+
+cg=$(mkcg nf-four 0-1)
+a=$(start_hog "$cg" -m 96) # placed by the first-touch policy: set it explicitly
+b=$(start_hog "$cg" -m 96)
+migratepages "$a" 1 0
+migratepages "$b" 0 1
+expect_ge "anon of $a on node 0 (%)" "$(pct "$(anon_bytes "$a" 0)" "$(anon_bytes "$a" all)")" 99
+expect_ge "anon of $b on node 1 (%)" "$(pct "$(anon_bytes "$b" 1)" "$(anon_bytes "$b" all)")" 99
+
+set_mems "$cg" 2-3
+"$NF" migrate --dry-run --json --from 0-1 nf-four >"$T/plan.json"
+expect_eq plan "$(jq -c '[.plan[] | select(.bytes > 1048576) | [.from, .to]]' "$T/plan.json")" "[[0,2],[1,3]]"
+expect_ge "anon of $a still on node 0 after the dry run (%)" \
+	"$(pct "$(anon_bytes "$a" 0)" "$(anon_bytes "$a" all)")" 99
+
+"$NF" migrate --json --from 0-1 nf-four >"$T/r.json" || fail "migrate exited $?: $(cat "$T/r.json")"
+cat "$T/r.json"
+expect_ge "anon of $a on node 2 (%)" "$(pct "$(anon_bytes "$a" 2)" "$(anon_bytes "$a" all)")" 99
+expect_ge "anon of $b on node 3 (%)" "$(pct "$(anon_bytes "$b" 3)" "$(anon_bytes "$b" all)")" 99
+
+# A single memory-only node as the target takes everything.
+set_mems "$cg" 3
+"$NF" migrate --to 3 nf-four || fail "migrate to node 3 exited $?"
+expect_ge "anon of $a on node 3 (%)" "$(pct "$(anon_bytes "$a" 3)" "$(anon_bytes "$a" all)")" 99

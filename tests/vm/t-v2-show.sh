@@ -1,0 +1,31 @@
+#!/bin/bash
+# vm: --cgroup v2
+# cgroup v2: the kernel migrates on the cpuset.mems write; numafollow show then
+# reports the memory on the new node (from memory.numa_stat), and migrate
+# verifies that nothing is left to do.
+. tests/vm/lib.sh
+need_nodes 2
+
+cg=$(mkcg nf-v2 0)
+pid=$(start_hog "$cg" -m 128)
+total=$(anon_bytes "$pid" all)
+"$NF" show --json nf-v2 >"$T/before.json"
+cat "$T/before.json"
+expect_eq source "$(jq -r .source "$T/before.json")" memory.numa_stat
+expect_eq hierarchy "$(jq -r .hierarchy "$T/before.json")" v2
+expect_ge "node 0 MiB before" "$(($(jq -r '.memory_anon["0"] // 0' "$T/before.json") / MiB))" 127
+
+set_mems "$cg" 1 # the kernel migrates here, in this write
+expect_ge "anon on node 1 after the v2 write (%)" "$(pct "$(anon_bytes "$pid" 1)" "$total")" 99
+
+"$NF" show --json nf-v2 >"$T/after.json"
+cat "$T/after.json"
+expect_eq mems "$(jq -r .mems "$T/after.json")" 1
+expect_eq mems_effective "$(jq -r .mems_effective "$T/after.json")" 1
+expect_eq tasks "$(jq -r .tasks "$T/after.json")" 1
+expect_ge "node 1 MiB after" "$(($(jq -r '.memory_anon["1"] // 0' "$T/after.json") / MiB))" 127
+expect_eq "node 0 anon MiB after" "$(($(jq -r '.memory_anon["0"] // 0' "$T/after.json") / MiB))" 0
+
+"$NF" show nf-v2
+"$NF" migrate --json nf-v2 >"$T/m.json" || fail "migrate after the kernel's move exited $?"
+expect_eq "residual after the kernel's move" "$(jq -r .residual_bytes "$T/m.json")" 0
