@@ -65,13 +65,13 @@ $(B)/asan/unit-%: $(B)/asan/tests/unit/test-%.o $(B)/asan/libnf.a
 
 # TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh
 TESTS ?= $(UNITS) $(sort $(wildcard tests/vm/t-*.sh))
-check: all $(UNITS) $(HELPERS)
+check: $(DEPS) all $(UNITS) $(HELPERS)
 	@tests/run.sh $(TESTS)
 
-demo: all $(HELPERS)
+demo: $(DEPS) all $(HELPERS)
 	@tests/vm/vm.sh --cgroup v1 -- tests/demo.sh
 
-bench: all $(HELPERS)
+bench: $(DEPS) all $(HELPERS)
 	@tests/bench/run.sh
 
 fmt:

@@ -62,13 +62,15 @@ static int migrate_task(pid_t pid, const nf_nodeset *from, const nf_nodeset *to,
 	return 0;
 }
 
+enum { T_LIVE, T_EXITED, T_FAILED };
+
 typedef struct {
 	pid_t pid;
-	int state; /* T_LIVE, T_EXITED, T_FAILED */
-	uint64_t outside_before, outside_after;
+	int state;
+	uint64_t outside_before;
+	nf_residency now; /* as last measured */
+	uint64_t stay[NF_STAY_COUNT];
 } task;
-
-enum { T_LIVE, T_EXITED, T_FAILED };
 
 static int add_error(nf_migration *m, pid_t pid, int err, const char *what)
 {
@@ -80,10 +82,10 @@ static int add_error(nf_migration *m, pid_t pid, int err, const char *what)
 	return 0;
 }
 
-/* ESRCH and EINVAL (no mm left: the task is exiting) mean gone, not failed. */
-static int task_failed(nf_migration *m, task *t, int r, const char *what)
+/* GONE is the error that means the task exited rather than failed. */
+static int task_failed(nf_migration *m, task *t, int r, int gone, const char *what)
 {
-	if (r == -ESRCH || r == -EINVAL) {
+	if (r == -ESRCH || r == gone) {
 		t->state = T_EXITED;
 		return 0;
 	}
@@ -91,19 +93,17 @@ static int task_failed(nf_migration *m, task *t, int r, const char *what)
 	return add_error(m, t->pid, -r, what);
 }
 
-static int measure(nf_migration *m, task *t, const nf_nodeset *to, nf_residency *sum,
-		   uint64_t *outside, uint64_t stay[NF_STAY_COUNT])
+static int measure(nf_migration *m, task *t, const nf_nodeset *to)
 {
-	nf_residency res = {0};
-	uint64_t st[NF_STAY_COUNT] = {0};
-	int r = nf_task_residency(t->pid, &res, to, st);
-	if (r < 0)
-		return task_failed(m, t, r, "reading numa_maps");
-	nf_residency_add(sum, &res);
-	*outside = nf_residency_outside(&res, to);
-	for (unsigned c = 0; stay && c < NF_STAY_COUNT; c++)
-		stay[c] += st[c];
-	return 0;
+	t->now = (nf_residency){0};
+	memset(t->stay, 0, sizeof(t->stay));
+	int r = nf_task_residency(t->pid, &t->now, to, t->stay);
+	return r < 0 ? task_failed(m, t, r, -ESRCH, "reading numa_maps") : 0;
+}
+
+static uint64_t outside(const task *t, const nf_nodeset *to)
+{
+	return nf_residency_outside(&t->now, to);
 }
 
 /* Nodes that are not targets but may hold the tasks' pages. */
@@ -126,9 +126,10 @@ static int migrate_one(nf_migration *m, task *t, const nf_migrate_opts *o, const
 		r = migrate_task(t->pid, &o->from, &o->to, &m->pages_not_moved);
 	if (r == 0 && !nf_nodeset_empty(sweep))
 		r = migrate_task(t->pid, sweep, &o->to, &m->pages_not_moved);
+	/* EINVAL: the task has no mm left, it is exiting. */
 	if (r < 0)
-		return task_failed(m, t, r, "migrate_pages");
-	return 0;
+		return task_failed(m, t, r, -EINVAL, "migrate_pages");
+	return measure(m, t, &o->to);
 }
 
 static void add_plan(nf_migration *m, unsigned from, unsigned to, uint64_t bytes)
@@ -166,6 +167,7 @@ static void sleep_ms(uint64_t ms)
 		;
 }
 
+/* Each pass migrates and re-measures the tasks with pages outside the target. */
 static int run_sweeps(nf_migration *m, task *ts, size_t n, const nf_migrate_opts *o,
 		      const nf_nodeset *sweep)
 {
@@ -174,17 +176,12 @@ static int run_sweeps(nf_migration *m, task *ts, size_t n, const nf_migrate_opts
 		bool again = false;
 		for (size_t i = 0; i < n; i++) {
 			task *t = &ts[i];
-			uint64_t left = pass == 0 ? t->outside_before : t->outside_after;
-			if (t->state != T_LIVE || left == 0)
+			if (t->state != T_LIVE || outside(t, &o->to) == 0)
 				continue;
 			int r = migrate_one(m, t, o, sweep, relative && pass == 0);
-			if (r == 0 && t->state == T_LIVE) {
-				nf_residency scratch = {0};
-				r = measure(m, t, &o->to, &scratch, &t->outside_after, NULL);
-			}
 			if (r < 0)
 				return r;
-			again |= t->state == T_LIVE && t->outside_after > 0;
+			again |= t->state == T_LIVE && outside(t, &o->to) > 0;
 		}
 		m->sweeps = pass + 1;
 		if (!again || pass == o->retries)
@@ -194,30 +191,22 @@ static int run_sweeps(nf_migration *m, task *ts, size_t n, const nf_migrate_opts
 	return 0;
 }
 
-static int verify(nf_migration *m, task *ts, size_t n, const nf_nodeset *to)
+static void tally(nf_migration *m, const task *ts, size_t n, const nf_nodeset *to)
 {
 	for (size_t i = 0; i < n; i++) {
-		task *t = &ts[i];
+		const task *t = &ts[i];
+		m->tasks_exited += t->state == T_EXITED;
+		m->tasks_failed += t->state == T_FAILED;
 		if (t->state != T_LIVE)
 			continue;
-		int r = measure(m, t, to, &m->after, &t->outside_after, m->residual);
-		if (r < 0)
-			return r;
-		if (t->state != T_LIVE)
-			continue;
-		m->tasks_migrated++;
-		m->residual_bytes += t->outside_after;
-		if (t->outside_before > t->outside_after)
-			m->moved_bytes += t->outside_before - t->outside_after;
-	}
-	return 0;
-}
-
-static void count_states(nf_migration *m, const task *ts, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		m->tasks_exited += ts[i].state == T_EXITED;
-		m->tasks_failed += ts[i].state == T_FAILED;
+		uint64_t left = outside(t, to);
+		nf_residency_add(&m->after, &t->now);
+		for (unsigned c = 0; c < NF_STAY_COUNT; c++)
+			m->residual[c] += t->stay[c];
+		m->residual_bytes += left;
+		if (t->outside_before > left)
+			m->moved_bytes += t->outside_before - left;
+		m->tasks_migrated += !m->dry_run;
 	}
 }
 
@@ -238,23 +227,17 @@ static int run(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *m)
 	if (!ts)
 		return -ENOMEM;
 	m->tasks = n;
-	for (size_t i = 0; i < n; i++) {
+	m->dry_run = o->dry_run;
+	for (size_t i = 0; i < n && r == 0; i++) {
 		ts[i].pid = pids[i];
-		r = measure(m, &ts[i], &o->to, &m->before, &ts[i].outside_before, NULL);
-		if (r < 0)
-			return r;
+		r = measure(m, &ts[i], &o->to);
+		nf_residency_add(&m->before, &ts[i].now);
+		ts[i].outside_before = outside(&ts[i], &o->to);
 	}
 	make_plan(m, o, &sweep);
-	if (o->dry_run) {
-		m->after = m->before;
-		for (size_t i = 0; i < n; i++)
-			m->residual_bytes += ts[i].outside_before;
-	} else {
+	if (r == 0 && !o->dry_run)
 		r = run_sweeps(m, ts, n, o, &sweep);
-		if (r == 0)
-			r = verify(m, ts, n, &o->to);
-	}
-	count_states(m, ts, n);
+	tally(m, ts, n, &o->to);
 	return r;
 }
 

@@ -27,10 +27,12 @@ typedef struct {
 } nf_plan_step;
 
 typedef struct {
+	bool dry_run;
 	size_t tasks, tasks_migrated, tasks_exited, tasks_failed;
 	uint64_t pages_not_moved; /* as the kernel counted them */
 	unsigned sweeps;
 	nf_residency before, after; /* of the tasks' mappings (numa_maps) */
+	/* bytes outside the target after the run; in a dry run, now */
 	uint64_t moved_bytes, residual_bytes;
 	uint64_t residual[NF_STAY_COUNT];
 	uint64_t duration_ns;

@@ -94,7 +94,12 @@ static int parse_args(int argc, char **argv, args *a)
 	argv += optind;
 	argc -= optind;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	int idx = -1;
+	while ((c = getopt_long(argc, argv, ":h", opts, &idx)) != -1) {
+		char opt[64]; /* as the user wrote it, without a consumed value */
+		snprintf(opt, sizeof(opt), "%s%s", idx >= 0 ? "--" : "",
+			 idx >= 0 ? opts[idx].name : argv[optind - 1]);
+		idx = -1;
 		switch (c) {
 		case 'j':
 			a->json = true;
@@ -104,11 +109,11 @@ static int parse_args(int argc, char **argv, args *a)
 			exit(0);
 		}
 		if (c == ':')
-			return fail(EXIT_USAGE, "'%s' needs a value", argv[optind - 1]);
+			return fail(EXIT_USAGE, "'%s' needs a value", opt);
 		if (!mig || c == '?' || c == 'V')
 			return fail(EXIT_USAGE,
 				    "'%s' takes no option '%s'; try 'numafollow --help'", a->cmd,
-				    argv[optind - 1]);
+				    opt);
 		if (c == 't')
 			a->to = optarg;
 		else if (c == 'f')
@@ -374,9 +379,10 @@ static void print_migration(const nf_cgroup *cg, const nf_migrate_opts *o, const
 	}
 	print_table((const char *const[]){"before", "after"},
 		    (const nf_residency *const[]){&m->before, &m->after}, 2, false);
-	printf("\nmoved %.2f MiB in %llu ms (%u sweep%s); tasks: %zu migrated, %zu exited, %zu "
-	       "failed\n",
-	       mib(m->moved_bytes), (unsigned long long)(m->duration_ns / 1000000), m->sweeps,
+	printf("\nmoved %.2f MiB in %llu ms (%.0f MiB/s, %u sweep%s); tasks: %zu migrated, %zu "
+	       "exited, %zu failed\n",
+	       mib(m->moved_bytes), (unsigned long long)(m->duration_ns / 1000000),
+	       mib(m->moved_bytes) / (m->duration_ns ? m->duration_ns / 1e9 : 1), m->sweeps,
 	       m->sweeps == 1 ? "" : "s", m->tasks_migrated, m->tasks_exited, m->tasks_failed);
 	if (m->residual_bytes)
 		printf("left outside node %s: %.2f MiB\n", to, mib(m->residual_bytes));

@@ -97,10 +97,10 @@ done
 
 echo
 echo "Moving memory from node 0 to node 1, $reps runs each, one VM boot ($(nproc) vCPUs, TCG)."
-echo "Times are medians; ratio = time / kernel's time (lower is faster)."
+echo "ratio = median time / the kernel's median time (lower is faster)."
 echo
-printf '| %-12s | %-36s | %10s | %16s |\n' workload method "median ms" "ratio to kernel"
-printf '|%s|%s|%s|%s|\n' "--------------" "--------------------------------------" "------------" "------------------"
+printf '| %-12s | %-36s | %9s | %15s | %13s |\n' workload method "median ms" "ratio to kernel" "min-max ms"
+printf '|%s|%s|%s|%s|%s|\n' "--------------" "--------------------------------------" "-----------" "-----------------" "---------------"
 for w in 1x512 4x128; do
 	k=$(median <<<"${times[kernel,$w]}")
 	for m in kernel numafollow migratepages; do
@@ -110,8 +110,9 @@ for w in 1x512 4x128; do
 		numafollow) label="numafollow migrate, cgroup v1" ;;
 		migratepages) label="numactl migratepages, each pid" ;;
 		esac
-		printf '| %-12s | %-36s | %10s | %16s |\n' "${w%x*} x ${w#*x} MiB" "$label" "$med" \
-			"$(awk -v a="$med" -v b="$k" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')"
+		range=$(tr ' ' '\n' <<<"${times[$m,$w]}" | grep . | sort -n | sed -n '1p;$p' | paste -sd-)
+		printf '| %-12s | %-36s | %9s | %15s | %13s |\n' "${w%x*} x ${w#*x} MiB" "$label" "$med" \
+			"$(awk -v a="$med" -v b="$k" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')" "$range"
 	done
 done
 echo

@@ -169,18 +169,22 @@ for ((i = 0; i < nodes; i++)); do
 	fi
 done
 
-set +e
-timeout --foreground -k 5 "$tmo" qemu-system-x86_64 \
+# The command's output streams back through the 9p share while the VM runs.
+: >"$out/output"
+timeout -k 5 "$tmo" qemu-system-x86_64 \
 	-accel tcg,thread=multi -cpu max -smp "$cpus" -m "${total}M" "${numa[@]}" \
 	-kernel "$cache/vmlinuz" -initrd "$cache/initramfs.cpio.gz" \
 	-append "console=ttyS0 quiet panic=-1 transparent_hugepage=madvise" \
 	-nographic -no-reboot -nodefaults -serial stdio -display none \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
-	</dev/null >"$out/console" 2>&1
+	</dev/null >"$out/console" 2>&1 &
+qpid=$!
+tail -n +1 -f --pid=$qpid "$out/output"
+set +e
+wait $qpid
 q=$?
 set -e
-[ -e "$out/output" ] && cat "$out/output"
 if [ "$q" = 124 ] || [ "$q" = 137 ]; then
 	echo "vm.sh: timed out after ${tmo}s" >&2
 	exit 124
