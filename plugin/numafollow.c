@@ -18,7 +18,7 @@ static const char usage_text[] =
     "Makes a cgroup's memory follow its NUMA placement.\n"
     "\n"
     "Commands:\n"
-    "  migrate [--to NODES] [--dry-run] [--retries N] [--json] CGROUP\n"
+    "  migrate [--to NODES] [--from NODES] [--dry-run] [--retries N] [--json] CGROUP\n"
     "        Move the memory of every task of CGROUP (and its descendants) to NODES\n"
     "        (default: the cgroup's effective mems), verify where it is afterwards and\n"
     "        retry what stayed. --dry-run shows the plan and moves nothing.\n"

@@ -61,7 +61,7 @@ run_vm() {
 }
 
 [ $# -gt 0 ] || { echo "usage: tests/run.sh TEST..." >&2; exit 2; }
-tests/vm/vm.sh --prepare >/dev/null 2>&1 || true
+[ -n "$(vm_missing)" ] || tests/vm/vm.sh --prepare || echo "warning: preparing the test VM failed; VM tests will fail"
 for t in "$@"; do
 	log="$log_dir/$(echo "$t" | tr '/' '_').log"
 	case "$t" in

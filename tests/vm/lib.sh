@@ -27,15 +27,15 @@ cg_root() {
 
 # mkcg PATH MEMS: a cgroup (relative to the root) with cpuset.mems MEMS.
 mkcg() {
-	local dir
-	dir=$(cg_root)/$1
+	local root dir
+	root=$(cg_root)
+	dir=$root/$1
 	mkdir -p "$dir"
-	if [ -e "$dir/cpuset.cpus" ] && [ -z "$(cat "$dir/cpuset.cpus")" ]; then
-		cat "$(dirname "$dir")/cpuset.cpus" >"$dir/cpuset.cpus" 2>/dev/null ||
-			cat "$(cg_root)/cpuset.cpus" >"$dir/cpuset.cpus"
+	if [ "$root" = /sys/fs/cgroup ]; then
+		echo "+cpuset +memory" >"$(dirname "$dir")/cgroup.subtree_control"
+	elif [ -z "$(cat "$dir/cpuset.cpus")" ]; then # v1: tasks need cpus to join
+		cat "$(dirname "$dir")/cpuset.cpus" >"$dir/cpuset.cpus"
 	fi
-	[ -e "$dir/cgroup.subtree_control" ] && [ "$(cg_root)" = /sys/fs/cgroup ] &&
-		echo "+cpuset +memory" >"$(dirname "$dir")/cgroup.subtree_control" 2>/dev/null || true
 	echo "$2" >"$dir/cpuset.mems"
 	echo "$dir"
 }

@@ -51,5 +51,24 @@ expect_exit 2 "takes no option '--bogus'" migrate --bogus nf-bad
 expect_exit 2 "'--to' needs a value" migrate nf-bad --to
 expect_exit 2 "exactly one CGROUP" migrate nf-bad nf-bad
 
+# numafollow confined to node 0 by its own cpuset: the kernel would AND the
+# target with it and migrate nowhere, so numafollow refuses (exit 3).
+self=$(mkcg nf-self 0)
+rc=0
+# shellcheck disable=SC2016
+bash -c 'echo $$ >"$1/cgroup.procs" && exec "$2" migrate --to 1 nf-bad' _ "$self" "$NF" 2>"$T/err" || rc=$?
+say "confined numafollow -> $rc: $(cat "$T/err")"
+expect_eq "exit when confined to node 0" "$rc" 3
+grep -q "its cpuset" "$T/err" || fail "no message about numafollow's own cpuset"
+unmoved "a confined numafollow"
+
+# Without privilege (nobody): the task cannot be read or moved: exit 3.
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups "$NF" migrate --json nf-bad >"$T/np.json" 2>&1 || rc=$?
+say "unprivileged numafollow -> $rc: $(jq -c .errors "$T/np.json")"
+expect_eq "exit without privilege" "$rc" 3
+expect_eq "errno without privilege" "$(jq -r '.errors[0].errno' "$T/np.json")" EACCES
+unmoved "an unprivileged numafollow"
+
 "$NF" --help | grep -q "Exit status" || fail "--help has no exit status section"
 "$NF" --version | grep -q numafollow || fail "--version"
