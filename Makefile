@@ -13,13 +13,15 @@ NF_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP $(call pc,cf
 NF_LIBS   = $(call pc,libs,numa json-c)
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c plugin/engine.c
+LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c cgroup/identity.c \
+	    plugin/engine.c
 CLI_SRC  := plugin/numafollow.c
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 HELPERS  := $(B)/memhog
 UNITS    := $(UNIT_SRC:tests/unit/test-%.c=$(B)/tests/unit-%) \
 	    $(UNIT_SRC:tests/unit/test-%.c=$(B)/asan/unit-%)
-SOURCES  := $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) tests/helpers/memhog.c $(wildcard */*.h)
+SOURCES  := $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) tests/helpers/memhog.c tests/fuzz/fuzz-parsers.c \
+	    $(wildcard */*.h)
 
 # Only the goals that promise a fresh machine may install packages.
 ifneq ($(filter check demo bench,$(MAKECMDGOALS)),)
@@ -64,8 +66,8 @@ $(B)/asan/unit-%: $(B)/asan/tests/unit/test-%.o $(B)/asan/libnf.a
 	$(CC) $(ASAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka)
 
 # TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh
-TESTS ?= $(UNITS) $(sort $(wildcard tests/vm/t-*.sh))
-check: $(DEPS) all $(UNITS) $(HELPERS)
+TESTS ?= $(UNITS) $(B)/fuzz-parsers $(sort $(wildcard tests/vm/t-*.sh))
+check: $(DEPS) all $(UNITS) $(B)/fuzz-parsers $(HELPERS)
 	@tests/run.sh $(TESTS)
 
 demo: $(DEPS) all $(HELPERS)
@@ -84,3 +86,14 @@ clean:
 	rm -rf $(B)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# libFuzzer over every parser (clang). FUZZ_SECONDS per run; `make check` runs a short one.
+FUZZ_SECONDS ?= 60
+$(B)/fuzz-parsers: tests/fuzz/fuzz-parsers.c $(LIB_SRC) | $(DEPS)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
+		-Wall -Wextra -Werror -o $@ $^ $(NF_LIBS)
+
+.PHONY: fuzz
+fuzz: $(B)/fuzz-parsers
+	@mkdir -p $(B)/fuzz-corpus
+	$(B)/fuzz-parsers -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz-corpus tests/fuzz/seeds

@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config libnuma-dev libcgroup-dev libjson-c-dev
 libcurl4-openssl-dev libmicrohttpd-dev libcmocka-dev numactl jq
-qemu-system-x86 busybox-static cpio kmod util-linux"
+qemu-system-x86 busybox-static cpio kmod util-linux clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

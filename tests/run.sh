@@ -1,6 +1,7 @@
 #!/bin/bash
 # Runs tests and ends with one line: "N passed, N failed, N skipped".
 #   build/tests/unit-* and build/asan/unit-*: cmocka binaries (each test counted)
+#   build/fuzz-*: libFuzzer harnesses, run for FUZZ_SECONDS (default 20)
 #   tests/vm/t-*.sh: run inside the NUMA VM; a line "# vm: OPTIONS" gives vm.sh's
 #   options. Exit 0 passes, 77 skips, anything else fails.
 set -u
@@ -31,6 +32,22 @@ run_unit() {
 		cat "$log"
 	else
 		echo "ok   $t (${p} tests)"
+	fi
+}
+
+# A short libFuzzer run over the parsers: any crash fails it.
+run_fuzz() {
+	local t=$1 log=$2
+	mkdir -p build/fuzz-corpus
+	if "$t" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 build/fuzz-corpus tests/fuzz/seeds \
+		>"$log" 2>&1; then
+		passed=$((passed + 1))
+		echo "ok   $t ($(grep -o 'Done [0-9]* runs' "$log"))"
+	else
+		failed=$((failed + 1))
+		failures+=("$t")
+		echo "FAIL $t:"
+		tail -n 40 "$log" | sed 's/^/    /'
 	fi
 }
 
@@ -66,6 +83,7 @@ for t in "$@"; do
 	log="$log_dir/$(echo "$t" | tr '/' '_').log"
 	case "$t" in
 	*.sh) run_vm "$t" "$log" ;;
+	*/fuzz-*) run_fuzz "$t" "$log" ;;
 	*) run_unit "$t" "$log" ;;
 	esac
 done

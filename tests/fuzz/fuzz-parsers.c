@@ -1,0 +1,54 @@
+/* libFuzzer harness for every parser of untrusted text: the first byte picks
+ * the parser, the rest is its input. Built and run by `make fuzz`. */
+#include "../../cgroup/cgroup.h"
+#include "../../cgroup/identity.h"
+#include "../../cgroup/residency.h"
+#include "../../cgroup/util.h"
+
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	_cleanup_free_ char *s = strndup((const char *)data + 1, size - 1);
+	if (!s)
+		return 0;
+	nf_nodeset set, to = {{2}};
+	nf_residency res = {0};
+	uint64_t stay[NF_STAY_COUNT] = {0};
+	nf_identity id;
+	char buf[NF_NODESET_STRLEN];
+
+	switch (data[0] % 6) {
+	case 0:
+		if (nf_nodeset_parse(s, &set) == 0)
+			nf_nodeset_format(&set, buf, sizeof(buf));
+		break;
+	case 1:
+		nf_numa_stat_parse(s, &res);
+		break;
+	case 2:
+		nf_numa_maps_parse(s, &res, &to, stay);
+		break;
+	case 3: {
+		FILE *f = fmemopen(s, strlen(s) + 1, "r");
+		nf_hierarchy h;
+		if (f && nf_mountinfo_find_cpuset(f, &h) == 0)
+			nf_hierarchy_done(&h);
+		if (f)
+			fclose(f);
+		break;
+	}
+	case 4: {
+		_cleanup_free_ char *rel = NULL;
+		if (nf_cgroup_normalize("/sys/fs/cgroup", s, &rel) == 0 && strstr(rel, "/../"))
+			__builtin_trap(); /* a traversal got through */
+		break;
+	}
+	case 5:
+		nf_identify(s, &id);
+		break;
+	}
+	return 0;
+}
