@@ -1,5 +1,6 @@
 /* numafollow: move a cgroup's memory to its NUMA nodes, verified, and report. */
 #include "engine.h"
+#include "../cgroup/identity.h"
 #include "../cgroup/util.h"
 
 #include <getopt.h>
@@ -248,8 +249,19 @@ static const char *source_name(nf_residency_source s)
 	return s == NF_SRC_NUMA_STAT ? "memory.numa_stat" : "numa_maps";
 }
 
+static json_object *identity_json(const nf_identity *id)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(id->id));
+	json_object_object_add(o, "runtime", json_object_new_string(id->runtime));
+	if (id->pod_uid[0])
+		json_object_object_add(o, "pod_uid", json_object_new_string(id->pod_uid));
+	return o;
+}
+
 static int cmd_show(const args *a)
 {
+	nf_identity id;
 	nf_hierarchy h = {0};
 	nf_cgroup cg = {0};
 	nf_nodeset mems, eff;
@@ -262,7 +274,8 @@ static int cmd_show(const args *a)
 		goto out;
 	if ((r = nf_cgroup_read_mems(&cg, &mems, &eff)) < 0 ||
 	    (r = nf_cgroup_tasks(&cg, &tasks, &n)) < 0 ||
-	    (r = nf_cgroup_residency(&cg, tasks, n, &res, &src)) < 0) {
+	    (r = nf_cgroup_residency(&cg, tasks, n, &res, &src)) < 0 ||
+	    (r = nf_identify(cg.rel, &id)) < 0) {
 		code = fail(EXIT_SYSTEM, "cgroup '%s': %s", cg.path, strerror(-r));
 		goto out;
 	}
@@ -278,14 +291,21 @@ static int cmd_show(const args *a)
 		json_object_object_add(o, "memory_anon", json_nodes_bytes(&res, true, false));
 		json_object_object_add(o, "memory_file", json_nodes_bytes(&res, false, true));
 		json_object_object_add(o, "source", json_object_new_string(source_name(src)));
+		json_object_object_add(o, "container", identity_json(&id));
 		print_json(o);
 		json_object_put(o);
 		goto out;
 	}
 	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
-	printf("cgroup  %s (%s)\nmems    %s (effective %s)\ntasks   %zu\nsource  %s\n\n", cg.path,
-	       nf_hierarchy_name(&h), nf_nodeset_format(&mems, b1, sizeof(b1)),
-	       nf_nodeset_format(&eff, b2, sizeof(b2)), n, source_name(src));
+	printf("cgroup     %s (%s)\n", cg.path, nf_hierarchy_name(&h));
+	if (id.runtime[0] || id.pod_uid[0])
+		printf("container  %s%s%s%s\n", id.id, id.runtime[0] ? " (" : "", id.runtime,
+		       id.runtime[0] ? ")" : "");
+	if (id.pod_uid[0])
+		printf("pod        %s\n", id.pod_uid);
+	printf("mems       %s (effective %s)\ntasks      %zu\nsource     %s\n\n",
+	       nf_nodeset_format(&mems, b1, sizeof(b1)), nf_nodeset_format(&eff, b2, sizeof(b2)),
+	       n, source_name(src));
 	print_table((const char *const[]){"memory"}, (const nf_residency *const[]){&res}, 1, true);
 out:
 	nf_cgroup_done(&cg);

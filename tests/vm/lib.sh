@@ -27,17 +27,21 @@ cg_root() {
 
 # mkcg PATH MEMS: a cgroup (relative to the root) with cpuset.mems MEMS.
 mkcg() {
-	local root dir
+	local root d c
 	root=$(cg_root)
-	dir=$root/$1
-	mkdir -p "$dir"
-	if [ "$root" = /sys/fs/cgroup ]; then
-		echo "+cpuset +memory" >"$(dirname "$dir")/cgroup.subtree_control"
-	elif [ -z "$(cat "$dir/cpuset.cpus")" ]; then # v1: tasks need cpus to join
-		cat "$(dirname "$dir")/cpuset.cpus" >"$dir/cpuset.cpus"
-	fi
-	echo "$2" >"$dir/cpuset.mems"
-	echo "$dir"
+	d=$root
+	for c in ${1//\// }; do
+		if [ "$root" = /sys/fs/cgroup ]; then # v2: enable the controllers on the way down
+			echo "+cpuset +memory" >"$d/cgroup.subtree_control"
+			mkdir -p "$d/$c"
+		elif mkdir -p "$d/$c" && [ -z "$(cat "$d/$c/cpuset.cpus")" ]; then
+			cat "$d/cpuset.cpus" >"$d/$c/cpuset.cpus" # v1: tasks need cpus and mems
+			cat "$d/cpuset.mems" >"$d/$c/cpuset.mems"
+		fi
+		d=$d/$c
+	done
+	echo "$2" >"$d/cpuset.mems"
+	echo "$d"
 }
 
 set_mems() { echo "$2" >"$1/cpuset.mems"; }

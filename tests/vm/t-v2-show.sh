@@ -29,3 +29,15 @@ expect_eq "node 0 anon MiB after" "$(($(jq -r '.memory_anon["0"] // 0' "$T/after
 "$NF" show nf-v2
 "$NF" migrate --json nf-v2 >"$T/m.json" || fail "migrate after the kernel's move exited $?"
 expect_eq "residual after the kernel's move" "$(jq -r .residual_bytes "$T/m.json")" 0
+
+# A kubelet-like layout (systemd driver, burstable): show names the container and the pod.
+uid=8d1b3e0a-5b1c-4a43-9d0e-2f4a1c9b7e21
+cid=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+k=kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid//-/_}.slice/cri-containerd-$cid.scope
+mkcg "$k" 0 >/dev/null
+"$NF" show --json "/$k" >"$T/k.json"
+jq -c .container "$T/k.json"
+expect_eq "container id" "$(jq -r .container.id "$T/k.json")" "$cid"
+expect_eq "container runtime" "$(jq -r .container.runtime "$T/k.json")" containerd
+expect_eq "pod uid" "$(jq -r .container.pod_uid "$T/k.json")" "$uid"
+"$NF" show "/$k"
