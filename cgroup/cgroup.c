@@ -34,23 +34,20 @@ static bool has_option(const char *opts, const char *opt)
 }
 
 /* Splits one mountinfo line into root, mount point, fstype and super options. */
+/* Splits one mountinfo line into root, mount point, fstype and super options.
+ * Fields are separated by single spaces and may be empty (a mount source of ""). */
 static int parse_mountinfo_line(char *line, char **root, char **mnt, char **fstype, char **sopts)
 {
-	char *f[6], *save = NULL, *tok;
-	int n = 0;
+	char *f[6], *p = line, *tok;
 
-	for (tok = strtok_r(line, " \n", &save); tok && n < 6; tok = strtok_r(NULL, " \n", &save))
-		f[n++] = tok;
-	if (n < 6)
-		return -EINVAL;
-	while (tok && strcmp(tok, "-") != 0) /* optional fields end at "-" */
-		tok = strtok_r(NULL, " \n", &save);
-	if (!tok)
-		return -EINVAL;
-	*fstype = strtok_r(NULL, " \n", &save);
-	strtok_r(NULL, " \n", &save); /* source */
-	*sopts = strtok_r(NULL, " \n", &save);
-	if (!*fstype || !*sopts)
+	line[strcspn(line, "\n")] = '\0';
+	for (int n = 0; n < 6; n++)
+		if (!(f[n] = strsep(&p, " ")))
+			return -EINVAL;
+	for (tok = f[5]; tok && strcmp(tok, "-") != 0;) /* optional fields end at "-" */
+		tok = strsep(&p, " ");
+	*fstype = strsep(&p, " ");
+	if (!tok || !*fstype || !strsep(&p, " ") /* source */ || !(*sopts = strsep(&p, " ")))
 		return -EINVAL;
 	*root = f[3];
 	*mnt = f[4];
@@ -178,7 +175,7 @@ int nf_cgroup_open(const nf_hierarchy *h, const char *arg, nf_cgroup *ret)
 	if (!mreal)
 		return -errno;
 	/* cgroupfs has no symlinks: any difference means one was followed. */
-	size_t ml = strlen(mreal);
+	size_t ml = strcmp(mreal, "/") == 0 ? 0 : strlen(mreal);
 	if (strncmp(real, mreal, ml) != 0 ||
 	    strcmp(real + ml, strcmp(rel, "/") == 0 ? "" : rel) != 0)
 		return -EXDEV;
@@ -253,10 +250,12 @@ static int read_procs(int dfd, pidvec *out)
 	_cleanup_close_ int fd = openat(dfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno; /* removed while we walk */
-	_cleanup_fclose_ FILE *f = fdopen(TAKE_FD(fd), "re");
+	_cleanup_fclose_ FILE *f = fdopen(fd, "re");
 	if (!f)
 		return -errno;
+	TAKE_FD(fd);
 	char buf[32];
+	errno = 0;
 	while (fgets(buf, sizeof(buf), f)) {
 		uint64_t pid;
 		buf[strcspn(buf, "\n")] = '\0';
@@ -268,21 +267,24 @@ static int read_procs(int dfd, pidvec *out)
 	}
 	/* Reading cgroup.procs of a v2 threaded cgroup is refused: its processes
 	 * are listed by the domain above it. */
-	return ferror(f) && errno != EOPNOTSUPP ? -errno : 0;
+	if (ferror(f) && errno != EOPNOTSUPP)
+		return errno ? -errno : -EIO;
+	return 0;
 }
 
+/* Takes ownership of DFD. */
 static int walk(int dfd, pidvec *out, unsigned depth)
 {
-	if (depth > 64)
-		return -ELOOP;
-	int r = read_procs(dfd, out);
-	if (r < 0)
-		return r;
 	_cleanup_closedir_ DIR *d = fdopendir(dfd);
 	if (!d) {
 		close(dfd);
 		return -errno;
 	}
+	if (depth > 64)
+		return -ELOOP;
+	int r = read_procs(dirfd(d), out);
+	if (r < 0)
+		return r;
 	for (struct dirent *de; (de = readdir(d));) {
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;

@@ -153,12 +153,14 @@ static int parse_vma(const char *line, const char *eol, nf_residency *res, const
 	/* Private file mappings with COW pages count as anon: most of their pages are. */
 	bool file = v.file && v.anon == 0;
 	for (unsigned n = 0; n < NF_MAX_NODES; n++) {
-		uint64_t bytes = v.pages[n] * v.page_kb * 1024;
+		uint64_t bytes;
+		if (__builtin_mul_overflow(v.pages[n], v.page_kb * 1024, &bytes) ||
+		    v.page_kb > UINT64_MAX / 1024)
+			return -ERANGE;
 		if (!bytes)
 			continue;
-		if (res)
-			(file ? res->file : res->anon)[n] += bytes;
-		if (stay && target && !nf_nodeset_has(target, n))
+		(file ? res->file : res->anon)[n] += bytes;
+		if (target && !nf_nodeset_has(target, n))
 			stay[vma_class(&v)] += bytes;
 	}
 	return 0;
@@ -167,24 +169,60 @@ static int parse_vma(const char *line, const char *eol, nf_residency *res, const
 int nf_numa_maps_parse(const char *text, nf_residency *ret, const nf_nodeset *target,
 		       uint64_t stay[NF_STAY_COUNT])
 {
+	nf_residency res = {0};
+	uint64_t st[NF_STAY_COUNT] = {0};
 	for (const char *line = text; *line;) {
 		const char *eol = line + strcspn(line, "\n");
 		if (eol > line) {
-			int r = parse_vma(line, eol, ret, target, stay);
+			int r = parse_vma(line, eol, &res, target, st);
 			if (r < 0)
 				return r;
 		}
 		line = eol + (*eol == '\n');
 	}
+	if (ret)
+		nf_residency_add(ret, &res);
+	for (unsigned c = 0; stay && c < NF_STAY_COUNT; c++)
+		stay[c] += st[c];
 	return 0;
 }
 
-int nf_task_residency(pid_t pid, nf_residency *ret, const nf_nodeset *target,
+int nf_task_thread(pid_t pid, pid_t *ret_tid)
+{
+	char path[64];
+	_cleanup_free_ char *stat = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int r = nf_read_file(path, &stat, NULL);
+	if (r < 0)
+		return r == -ENOENT ? -ESRCH : r;
+	const char *p = strrchr(stat, ')'); /* comm may hold anything but ends at the last ')' */
+	if (!p || p[1] != ' ')
+		return -EBADMSG;
+	if (p[2] != 'Z') {
+		*ret_tid = pid;
+		return 0;
+	}
+	/* The leader exited (pthread_exit) while other threads run on: they own the mm. */
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	_cleanup_closedir_ DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? -ESRCH : -errno;
+	for (struct dirent *de; (de = readdir(d));) {
+		uint64_t tid;
+		if (nf_parse_u64(de->d_name, NULL, &tid) == 0 && tid != (uint64_t)pid) {
+			*ret_tid = tid;
+			return 0;
+		}
+	}
+	return -ESRCH;
+}
+
+int nf_task_residency(pid_t pid, pid_t tid, nf_residency *ret, const nf_nodeset *target,
 		      uint64_t stay[NF_STAY_COUNT])
 {
 	char path[64];
 	_cleanup_free_ char *text = NULL;
-	snprintf(path, sizeof(path), "/proc/%d/numa_maps", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/numa_maps", (int)pid, (int)tid);
 	int r = nf_read_file(path, &text, NULL);
 	if (r == -ENOENT)
 		return -ESRCH;
@@ -211,7 +249,10 @@ int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_re
 			return r;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int r = nf_task_residency(tasks[i], &res, NULL, NULL);
+		pid_t tid;
+		int r = nf_task_thread(tasks[i], &tid);
+		if (r == 0)
+			r = nf_task_residency(tasks[i], tid, &res, NULL, NULL);
 		if (r < 0 && r != -ESRCH)
 			return r;
 	}

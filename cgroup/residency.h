@@ -34,12 +34,16 @@ void nf_residency_nodes(const nf_residency *r, nf_nodeset *ret);
 
 /* Parses cgroup v2 memory.numa_stat ("anon N0=<bytes> N1=<bytes>"). */
 int nf_numa_stat_parse(const char *text, nf_residency *ret);
-/* Parses /proc/PID/numa_maps, adding to RET; counts pages outside TARGET by
- * class into STAY (both optional). Page sizes come from kernelpagesize_kB. */
+/* Parses /proc/PID/numa_maps and, on success, adds to RET and counts bytes
+ * outside TARGET by class into STAY (all optional). Page sizes come from
+ * kernelpagesize_kB. */
 int nf_numa_maps_parse(const char *text, nf_residency *ret, const nf_nodeset *target,
 		       uint64_t stay[NF_STAY_COUNT]);
-/* Reads and parses /proc/PID/numa_maps. -ESRCH when the task is gone. */
-int nf_task_residency(pid_t pid, nf_residency *ret, const nf_nodeset *target,
+/* A live thread of thread group PID: PID itself unless the leader has exited
+ * before the other threads (its numa_maps is then empty). -ESRCH when gone. */
+int nf_task_thread(pid_t pid, pid_t *ret_tid);
+/* Reads and parses /proc/PID/task/TID/numa_maps. -ESRCH when the task is gone. */
+int nf_task_residency(pid_t pid, pid_t tid, nf_residency *ret, const nf_nodeset *target,
 		      uint64_t stay[NF_STAY_COUNT]);
 
 typedef enum { NF_SRC_NUMA_STAT, NF_SRC_NUMA_MAPS } nf_residency_source;

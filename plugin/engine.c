@@ -65,12 +65,22 @@ static int migrate_task(pid_t pid, const nf_nodeset *from, const nf_nodeset *to,
 enum { T_LIVE, T_EXITED, T_FAILED };
 
 typedef struct {
-	pid_t pid;
+	pid_t pid; /* thread-group id */
+	pid_t tid; /* the thread that speaks for its mm (nf_task_thread) */
 	int state;
 	uint64_t outside_before;
-	nf_residency now; /* as last measured */
+	uint64_t not_moved; /* by the last pass that migrated it */
+	nf_residency now;   /* as last measured */
 	uint64_t stay[NF_STAY_COUNT];
 } task;
+
+/* What a run needs to know besides its options. */
+typedef struct {
+	const nf_migrate_opts *o;
+	nf_nodeset sweep; /* nodes with memory outside the target */
+	bool relative;	  /* keep the kernel's relative from -> to mapping */
+	bool same;	  /* |from| == |to|: the kernel then also remaps nodes inside to */
+} plan_ctx;
 
 static int add_error(nf_migration *m, pid_t pid, int err, const char *what)
 {
@@ -95,10 +105,16 @@ static int task_failed(nf_migration *m, task *t, int r, int gone, const char *wh
 
 static int measure(nf_migration *m, task *t, const nf_nodeset *to)
 {
-	t->now = (nf_residency){0};
-	memset(t->stay, 0, sizeof(t->stay));
-	int r = nf_task_residency(t->pid, &t->now, to, t->stay);
-	return r < 0 ? task_failed(m, t, r, -ESRCH, "reading numa_maps") : 0;
+	nf_residency now = {0};
+	uint64_t stay[NF_STAY_COUNT] = {0};
+	int r = nf_task_thread(t->pid, &t->tid);
+	if (r == 0)
+		r = nf_task_residency(t->pid, t->tid, &now, to, stay);
+	if (r < 0)
+		return task_failed(m, t, r, -ESRCH, "reading numa_maps");
+	t->now = now;
+	memcpy(t->stay, stay, sizeof(stay));
+	return 0;
 }
 
 static uint64_t outside(const task *t, const nf_nodeset *to)
@@ -106,30 +122,64 @@ static uint64_t outside(const task *t, const nf_nodeset *to)
 	return nf_residency_outside(&t->now, to);
 }
 
-/* Nodes that are not targets but may hold the tasks' pages. */
-static int sweep_sources(const nf_nodeset *to, nf_nodeset *ret)
+/* Where pages on NODE go: by the kernel's node_remap() over from -> to where
+ * the relative mapping applies, else over the sweep set. -1: they stay. */
+static int dest(const plan_ctx *p, unsigned node)
 {
-	nf_nodeset mem;
-	int r = nf_memory_nodes(&mem);
-	if (r < 0)
-		return r;
-	nf_nodeset_minus(&mem, to, ret);
+	const nf_migrate_opts *o = p->o;
+	int d = -1;
+	if (p->relative && nf_nodeset_has(&o->from, node) &&
+	    (p->same || !nf_nodeset_has(&o->to, node)))
+		d = nf_nodeset_remap(node, &o->from, &o->to);
+	else if (!nf_nodeset_has(&o->to, node))
+		d = nf_nodeset_remap(node, &p->sweep, &o->to);
+	return d == (int)node ? -1 : d;
+}
+
+/* Moves pages on each node outside the target to its dest(): one call per
+ * source node, so retries keep the mapping the first pass used. */
+static int migrate_by_node(const plan_ctx *p, task *t, uint64_t *not_moved)
+{
+	for (unsigned n = 0; n < NF_MAX_NODES; n++) {
+		int d = nf_nodeset_has(&p->o->to, n) || !nf_residency_node(&t->now, n) ? -1
+										       : dest(p, n);
+		if (d < 0)
+			continue;
+		nf_nodeset from = {0}, to = {0};
+		nf_nodeset_set(&from, n);
+		nf_nodeset_set(&to, d);
+		int r = migrate_task(t->tid, &from, &to, not_moved);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
-static int migrate_one(nf_migration *m, task *t, const nf_migrate_opts *o, const nf_nodeset *sweep,
-		       bool relative)
+static int migrate_one(nf_migration *m, const plan_ctx *p, task *t, bool first)
 {
-	int r = 0;
-	/* One call with old -> new keeps the kernel's relative node mapping. */
-	if (relative)
-		r = migrate_task(t->pid, &o->from, &o->to, &m->pages_not_moved);
-	if (r == 0 && !nf_nodeset_empty(sweep))
-		r = migrate_task(t->pid, sweep, &o->to, &m->pages_not_moved);
+	const nf_migrate_opts *o = p->o;
+	uint64_t not_moved = 0;
+	int r;
+	/* First pass: one call for the whole mm, as the kernel itself would do it
+	 * (with overlapping sets the kernel orders the moves so none is done twice). */
+	if (first && p->relative) {
+		r = migrate_task(t->tid, &o->from, &o->to, &not_moved);
+		if (r == 0)
+			r = measure(m, t, &o->to);
+		if (r == 0 && t->state == T_LIVE)
+			r = migrate_by_node(p, t, &not_moved);
+	} else if (first) {
+		r = nf_nodeset_empty(&p->sweep)
+			? 0
+			: migrate_task(t->tid, &p->sweep, &o->to, &not_moved);
+	} else {
+		r = migrate_by_node(p, t, &not_moved);
+	}
 	/* EINVAL: the task has no mm left, it is exiting. */
 	if (r < 0)
 		return task_failed(m, t, r, -EINVAL, "migrate_pages");
-	return measure(m, t, &o->to);
+	t->not_moved = not_moved;
+	return t->state == T_LIVE ? measure(m, t, &o->to) : 0;
 }
 
 static void add_plan(nf_migration *m, unsigned from, unsigned to, uint64_t bytes)
@@ -146,17 +196,13 @@ static void add_plan(nf_migration *m, unsigned from, unsigned to, uint64_t bytes
 	m->plan[m->n_plan++] = (nf_plan_step){.from = from, .to = to, .bytes = bytes};
 }
 
-/* Where each source node's bytes will go, following the kernel's node_remap(). */
-static void make_plan(nf_migration *m, const nf_migrate_opts *o, const nf_nodeset *sweep)
+static void make_plan(nf_migration *m, const plan_ctx *p)
 {
-	bool same = o->has_from && nf_nodeset_count(&o->from) == nf_nodeset_count(&o->to);
 	for (unsigned n = 0; n < NF_MAX_NODES; n++) {
 		uint64_t b = nf_residency_node(&m->before, n);
-		if (!b || nf_nodeset_has(&o->to, n))
-			continue;
-		bool rel = o->has_from && nf_nodeset_has(&o->from, n) &&
-			   (same || !nf_nodeset_has(&o->to, n));
-		add_plan(m, n, nf_nodeset_remap(n, rel ? &o->from : sweep, &o->to), b);
+		int d = b ? dest(p, n) : -1;
+		if (d >= 0)
+			add_plan(m, n, d, b);
 	}
 }
 
@@ -167,18 +213,29 @@ static void sleep_ms(uint64_t ms)
 		;
 }
 
-/* Each pass migrates and re-measures the tasks with pages outside the target. */
-static int run_sweeps(nf_migration *m, task *ts, size_t n, const nf_migrate_opts *o,
-		      const nf_nodeset *sweep)
+/* The n-th retry waits backoff x 4^n, at most 5 s. */
+static uint64_t backoff_ms(unsigned base, unsigned pass)
 {
-	bool relative = o->has_from && !nf_nodeset_equal(&o->from, &o->to);
+	uint64_t ms = base;
+	for (unsigned i = 0; i < pass && ms < 5000; i++)
+		ms *= 4;
+	return ms < 5000 ? ms : 5000;
+}
+
+/* Each pass migrates and re-measures the tasks with pages outside the target;
+ * the first also those a relative mapping moves within it. */
+static int run_sweeps(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
+{
+	const nf_migrate_opts *o = p->o;
 	for (unsigned pass = 0; pass <= o->retries; pass++) {
 		bool again = false;
 		for (size_t i = 0; i < n; i++) {
 			task *t = &ts[i];
-			if (t->state != T_LIVE || outside(t, &o->to) == 0)
+			bool first = pass == 0;
+			if (t->state != T_LIVE ||
+			    (outside(t, &o->to) == 0 && !(first && p->relative)))
 				continue;
-			int r = migrate_one(m, t, o, sweep, relative && pass == 0);
+			int r = migrate_one(m, p, t, first);
 			if (r < 0)
 				return r;
 			again |= t->state == T_LIVE && outside(t, &o->to) > 0;
@@ -186,7 +243,7 @@ static int run_sweeps(nf_migration *m, task *ts, size_t n, const nf_migrate_opts
 		m->sweeps = pass + 1;
 		if (!again || pass == o->retries)
 			break;
-		sleep_ms((uint64_t)o->backoff_ms << (2 * pass));
+		sleep_ms(backoff_ms(o->backoff_ms, pass));
 	}
 	return 0;
 }
@@ -204,6 +261,7 @@ static void tally(nf_migration *m, const task *ts, size_t n, const nf_nodeset *t
 		for (unsigned c = 0; c < NF_STAY_COUNT; c++)
 			m->residual[c] += t->stay[c];
 		m->residual_bytes += left;
+		m->pages_not_moved += t->not_moved;
 		if (t->outside_before > left)
 			m->moved_bytes += t->outside_before - left;
 		m->tasks_migrated += !m->dry_run;
@@ -212,14 +270,20 @@ static void tally(nf_migration *m, const task *ts, size_t n, const nf_nodeset *t
 
 static int run(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *m)
 {
-	nf_nodeset sweep;
+	nf_nodeset mem;
 	_cleanup_free_ pid_t *pids = NULL;
 	_cleanup_free_ task *ts = NULL;
 	size_t n;
 
-	int r = sweep_sources(&o->to, &sweep);
+	int r = nf_memory_nodes(&mem);
 	if (r < 0)
 		return r;
+	plan_ctx p = {
+	    .o = o,
+	    .relative = o->has_from && !nf_nodeset_equal(&o->from, &o->to),
+	    .same = nf_nodeset_count(&o->from) == nf_nodeset_count(&o->to),
+	};
+	nf_nodeset_minus(&mem, &o->to, &p.sweep);
 	r = nf_cgroup_tasks(cg, &pids, &n);
 	if (r < 0)
 		return r;
@@ -234,9 +298,9 @@ static int run(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *m)
 		nf_residency_add(&m->before, &ts[i].now);
 		ts[i].outside_before = outside(&ts[i], &o->to);
 	}
-	make_plan(m, o, &sweep);
+	make_plan(m, &p);
 	if (r == 0 && !o->dry_run)
-		r = run_sweeps(m, ts, n, o, &sweep);
+		r = run_sweeps(m, ts, n, &p);
 	tally(m, ts, n, &o->to);
 	return r;
 }

@@ -304,8 +304,8 @@ static int cmd_show(const args *a)
 	if (id.pod_uid[0])
 		printf("pod        %s\n", id.pod_uid);
 	printf("mems       %s (effective %s)\ntasks      %zu\nsource     %s\n\n",
-	       nf_nodeset_format(&mems, b1, sizeof(b1)), nf_nodeset_format(&eff, b2, sizeof(b2)),
-	       n, source_name(src));
+	       nf_nodeset_format(&mems, b1, sizeof(b1)), nf_nodeset_format(&eff, b2, sizeof(b2)), n,
+	       source_name(src));
 	print_table((const char *const[]){"memory"}, (const nf_residency *const[]){&res}, 1, true);
 out:
 	nf_cgroup_done(&cg);

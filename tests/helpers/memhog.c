@@ -33,10 +33,11 @@ static unsigned long number(const char *s)
 int main(int argc, char **argv)
 {
 	unsigned long mib = 64, threads = 0, exit_ms = 0;
+	int leader_exits = 0;
 	const char *ready = NULL;
 	int c;
 
-	while ((c = getopt(argc, argv, "m:t:r:x:h")) != -1) {
+	while ((c = getopt(argc, argv, "m:t:r:x:Zh")) != -1) {
 		switch (c) {
 		case 'm':
 			mib = number(optarg);
@@ -50,9 +51,15 @@ int main(int argc, char **argv)
 		case 'x':
 			exit_ms = number(optarg);
 			break;
+		case 'Z':
+			leader_exits = 1;
+			break;
 		default:
-			fprintf(stderr, "usage: memhog [-m MIB] [-t THREADS] [-r READYFILE] "
-					"[-x EXIT_AFTER_MS]\n");
+			fprintf(
+			    stderr,
+			    "usage: memhog [-m MIB] [-t THREADS] [-r READYFILE] "
+			    "[-x EXIT_AFTER_MS] [-Z]\n"
+			    "  -Z: the main thread exits once ready; the other threads hold on\n");
 			return 2;
 		}
 	}
@@ -82,6 +89,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (leader_exits && threads)
+		pthread_exit(NULL); /* a zombie leader: /proc/PID/numa_maps reads empty */
 	if (exit_ms) {
 		struct timespec ts = {.tv_sec = exit_ms / 1000,
 				      .tv_nsec = exit_ms % 1000 * 1000000};

@@ -66,6 +66,17 @@ static void mountinfo_v1_shared(void **state)
 	nf_hierarchy_done(&h);
 }
 
+/* An empty mount source leaves two spaces in a row. */
+static void mountinfo_empty_source(void **state)
+{
+	nf_hierarchy h;
+	(void)state;
+	assert_int_equal(find("30 24 0:26 / /sys/fs/cgroup rw - cgroup2  rw,nsdelegate\n", &h), 0);
+	assert_int_equal(h.version, NF_CG_V2);
+	assert_string_equal(h.mount, "/sys/fs/cgroup");
+	nf_hierarchy_done(&h);
+}
+
 static void mountinfo_none(void **state)
 {
 	nf_hierarchy h;
@@ -130,6 +141,9 @@ static void open_and_tasks(void **state)
 	snprintf(path, sizeof(path), "%s/pod/ctr", root);
 	assert_int_equal(mkdir(path, 0755), 0);
 	touch(path, "cgroup.procs", "20\n10\n");
+	snprintf(path, sizeof(path), "%s/bad", root);
+	assert_int_equal(mkdir(path, 0755), 0);
+	touch(path, "cgroup.procs", "12x\n");
 	snprintf(path, sizeof(path), "%s/notcg", root);
 	assert_int_equal(mkdir(path, 0755), 0);
 	snprintf(path, sizeof(path), "%s/link", root);
@@ -152,6 +166,16 @@ static void open_and_tasks(void **state)
 	free(tasks);
 	nf_cgroup_done(&cg);
 
+	/* a malformed cgroup.procs is an error, and leaks no descriptor */
+	int before = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	close(before);
+	assert_int_equal(nf_cgroup_open(&h, "/bad", &cg), 0);
+	assert_int_equal(nf_cgroup_tasks(&cg, &tasks, &n), -EBADMSG);
+	nf_cgroup_done(&cg);
+	int after = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	close(after);
+	assert_int_equal(after, before);
+
 	assert_int_equal(nf_cgroup_open(&h, "link", &cg), -EXDEV);
 	assert_int_equal(nf_cgroup_open(&h, "pod/../..", &cg), -EXDEV);
 	assert_int_equal(nf_cgroup_open(&h, "missing", &cg), -ENOENT);
@@ -165,9 +189,10 @@ static void open_and_tasks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(mountinfo_v2),	   cmocka_unit_test(mountinfo_hybrid),
-	    cmocka_unit_test(mountinfo_v1_shared), cmocka_unit_test(mountinfo_none),
-	    cmocka_unit_test(normalize),	   cmocka_unit_test(open_and_tasks),
+	    cmocka_unit_test(mountinfo_v2),	      cmocka_unit_test(mountinfo_hybrid),
+	    cmocka_unit_test(mountinfo_v1_shared),    cmocka_unit_test(mountinfo_none),
+	    cmocka_unit_test(mountinfo_empty_source), cmocka_unit_test(normalize),
+	    cmocka_unit_test(open_and_tasks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

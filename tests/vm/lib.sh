@@ -62,10 +62,18 @@ start_hog() {
 	fail "memhog $* did not become ready"
 }
 
+# numa_maps of PID's mm, read through a live thread (the leader may have exited).
+maps_of() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		[ "$(awk '{ print $3 }' "$t/stat")" = Z ] || { cat "$t/numa_maps"; return; }
+	done
+}
+
 # Bytes of PID's anonymous memory (VMAs with anon=) on NODE, or on all nodes
 # with NODE "all", read straight from numa_maps: independent of numafollow.
 anon_bytes() {
-	awk -v node="$2" '
+	maps_of "$1" | awk -v node="$2" '
 	/ anon=/ {
 		kb = 4
 		for (i = 1; i <= NF; i++) if ($i ~ /^kernelpagesize_kB=/) { split($i, a, "="); kb = a[2] }
@@ -74,7 +82,7 @@ anon_bytes() {
 			if (node == "all" || a[1] == node) sum += a[2] * kb * 1024
 		}
 	}
-	END { printf "%d\n", sum }' "/proc/$1/numa_maps"
+	END { printf "%d\n", sum }'
 }
 
 # pct PART WHOLE: integer percentage.

@@ -29,3 +29,19 @@ expect_ge "anon of $b on node 3 (%)" "$(pct "$(anon_bytes "$b" 3)" "$(anon_bytes
 set_mems "$cg" 3
 "$NF" migrate --to 3 nf-four || fail "migrate to node 3 exited $?"
 expect_ge "anon of $a on node 3 (%)" "$(pct "$(anon_bytes "$a" 3)" "$(anon_bytes "$a" all)")" 99
+
+# Where the relative mapping and a plain sweep disagree: pages on node 3 with
+# --from 3 --to 0-1 go to node 0 (position 0 of 0-1); a sweep over {2,3}
+# would send them to node 1. Node 2's pages (not in --from) go by the sweep.
+set_mems "$cg" 2-3
+migratepages "$a" 3 2
+migratepages "$b" 2 3
+expect_ge "anon of $a on node 2 (%)" "$(pct "$(anon_bytes "$a" 2)" "$(anon_bytes "$a" all)")" 99
+expect_ge "anon of $b on node 3 (%)" "$(pct "$(anon_bytes "$b" 3)" "$(anon_bytes "$b" all)")" 99
+set_mems "$cg" 0-1
+"$NF" migrate --dry-run --json --from 3 nf-four >"$T/plan2.json"
+expect_eq "plan --from 3 --to 0-1" \
+	"$(jq -c '[.plan[] | select(.bytes > 1048576) | [.from, .to]]' "$T/plan2.json")" "[[2,0],[3,0]]"
+"$NF" migrate --from 3 nf-four || fail "migrate --from 3 exited $?"
+expect_ge "anon of $b on node 0 (relative: 3 -> 0) (%)" "$(pct "$(anon_bytes "$b" 0)" "$(anon_bytes "$b" all)")" 99
+expect_ge "anon of $a on node 0 (sweep: 2 -> 0) (%)" "$(pct "$(anon_bytes "$a" 0)" "$(anon_bytes "$a" all)")" 99

@@ -130,6 +130,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
+ln -sf /proc/self/fd /dev/fd
 # /tmp stays the overlay's: the checkout under test may live in the host's /tmp.
 mount -t tmpfs tmpfs /run
 mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
