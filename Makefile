@@ -14,7 +14,7 @@ NF_LIBS   = $(call pc,libs,numa json-c)
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c cgroup/identity.c \
-	    plugin/engine.c
+	    plugin/engine.c plugin/journal.c
 CLI_SRC  := plugin/numafollow.c
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 HELPERS  := $(B)/memhog

@@ -273,7 +273,7 @@ static int read_procs(int dfd, pidvec *out)
 }
 
 /* Takes ownership of DFD. */
-static int walk(int dfd, pidvec *out, unsigned depth)
+static int walk(int dfd, pidvec *out, unsigned depth, bool recursive)
 {
 	_cleanup_closedir_ DIR *d = fdopendir(dfd);
 	if (!d) {
@@ -283,7 +283,7 @@ static int walk(int dfd, pidvec *out, unsigned depth)
 	if (depth > 64)
 		return -ELOOP;
 	int r = read_procs(dirfd(d), out);
-	if (r < 0)
+	if (r < 0 || !recursive)
 		return r;
 	for (struct dirent *de; (de = readdir(d));) {
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
@@ -294,7 +294,7 @@ static int walk(int dfd, pidvec *out, unsigned depth)
 				continue;
 			return -errno;
 		}
-		r = walk(cfd, out, depth + 1);
+		r = walk(cfd, out, depth + 1, true);
 		if (r < 0)
 			return r;
 	}
@@ -307,13 +307,13 @@ static int cmp_pid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int nf_cgroup_tasks(const nf_cgroup *cg, pid_t **ret, size_t *ret_n)
+int nf_cgroup_tasks(const nf_cgroup *cg, bool recursive, pid_t **ret, size_t *ret_n)
 {
 	pidvec p = {0};
 	int dfd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
-	int r = walk(dfd, &p, 0);
+	int r = walk(dfd, &p, 0, recursive);
 	if (r < 0) {
 		free(p.v);
 		return r;

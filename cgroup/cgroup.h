@@ -39,7 +39,8 @@ void nf_cgroup_done(nf_cgroup *cg);
 
 /* mems as written (v2: empty means inherited) and as in effect. */
 int nf_cgroup_read_mems(const nf_cgroup *cg, nf_nodeset *ret_mems, nf_nodeset *ret_effective);
-/* Thread-group ids of the cgroup and all its descendants, sorted, unique. */
-int nf_cgroup_tasks(const nf_cgroup *cg, pid_t **ret, size_t *ret_n);
+/* Thread-group ids of the cgroup and (with RECURSIVE) all its descendants,
+ * sorted, unique. */
+int nf_cgroup_tasks(const nf_cgroup *cg, bool recursive, pid_t **ret, size_t *ret_n);
 
 #endif

@@ -232,6 +232,10 @@ static int run_sweeps(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
 		for (size_t i = 0; i < n; i++) {
 			task *t = &ts[i];
 			bool first = pass == 0;
+			if (o->cancel && *o->cancel) {
+				m->cancelled = true;
+				return 0;
+			}
 			if (t->state != T_LIVE ||
 			    (outside(t, &o->to) == 0 && !(first && p->relative)))
 				continue;
@@ -284,7 +288,7 @@ static int run(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *m)
 	    .same = nf_nodeset_count(&o->from) == nf_nodeset_count(&o->to),
 	};
 	nf_nodeset_minus(&mem, &o->to, &p.sweep);
-	r = nf_cgroup_tasks(cg, &pids, &n);
+	r = nf_cgroup_tasks(cg, !o->no_descendants, &pids, &n);
 	if (r < 0)
 		return r;
 	ts = calloc(n ? n : 1, sizeof(*ts));

@@ -13,6 +13,9 @@ typedef struct {
 	bool dry_run;
 	unsigned retries;    /* extra sweeps of what verification finds left */
 	unsigned backoff_ms; /* before the first retry; quadruples each time */
+	bool no_descendants; /* only the cgroup's own processes */
+	/* Set by another thread to stop between tasks (a newer change supersedes). */
+	const _Atomic bool *cancel;
 } nf_migrate_opts;
 
 typedef struct {
@@ -28,6 +31,7 @@ typedef struct {
 
 typedef struct {
 	bool dry_run;
+	bool cancelled; /* stopped early through opts.cancel */
 	size_t tasks, tasks_migrated, tasks_exited, tasks_failed;
 	uint64_t pages_not_moved; /* as the kernel counted them */
 	unsigned sweeps;

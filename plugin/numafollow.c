@@ -273,7 +273,7 @@ static int cmd_show(const args *a)
 	if (code)
 		goto out;
 	if ((r = nf_cgroup_read_mems(&cg, &mems, &eff)) < 0 ||
-	    (r = nf_cgroup_tasks(&cg, &tasks, &n)) < 0 ||
+	    (r = nf_cgroup_tasks(&cg, true, &tasks, &n)) < 0 ||
 	    (r = nf_cgroup_residency(&cg, tasks, n, &res, &src)) < 0 ||
 	    (r = nf_identify(cg.rel, &id)) < 0) {
 		code = fail(EXIT_SYSTEM, "cgroup '%s': %s", cg.path, strerror(-r));

@@ -158,11 +158,14 @@ static void open_and_tasks(void **state)
 	assert_true(nf_nodeset_has(&eff, 1) && nf_nodeset_count(&eff) == 1);
 	pid_t *tasks;
 	size_t n;
-	assert_int_equal(nf_cgroup_tasks(&cg, &tasks, &n), 0);
+	assert_int_equal(nf_cgroup_tasks(&cg, true, &tasks, &n), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(tasks[0], 10);
 	assert_int_equal(tasks[1], 20);
 	assert_int_equal(tasks[2], 30);
+	free(tasks);
+	assert_int_equal(nf_cgroup_tasks(&cg, false, &tasks, &n), 0);
+	assert_int_equal(n, 2); /* 10 and 30: not the child's 20 */
 	free(tasks);
 	nf_cgroup_done(&cg);
 
@@ -170,7 +173,7 @@ static void open_and_tasks(void **state)
 	int before = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	close(before);
 	assert_int_equal(nf_cgroup_open(&h, "/bad", &cg), 0);
-	assert_int_equal(nf_cgroup_tasks(&cg, &tasks, &n), -EBADMSG);
+	assert_int_equal(nf_cgroup_tasks(&cg, true, &tasks, &n), -EBADMSG);
 	nf_cgroup_done(&cg);
 	int after = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	close(after);
