@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,10 +36,11 @@ int main(int argc, char **argv)
 {
 	unsigned long mib = 64, threads = 0, exit_ms = 0;
 	int leader_exits = 0;
+	unsigned long shared_mib = 0;
 	const char *ready = NULL;
 	int c;
 
-	while ((c = getopt(argc, argv, "m:t:r:x:Zh")) != -1) {
+	while ((c = getopt(argc, argv, "m:t:r:x:s:Zh")) != -1) {
 		switch (c) {
 		case 'm':
 			mib = number(optarg);
@@ -54,14 +57,47 @@ int main(int argc, char **argv)
 		case 'Z':
 			leader_exits = 1;
 			break;
+		case 's':
+			shared_mib = number(optarg);
+			break;
 		default:
 			fprintf(
 			    stderr,
 			    "usage: memhog [-m MIB] [-t THREADS] [-r READYFILE] "
-			    "[-x EXIT_AFTER_MS] [-Z]\n"
+			    "[-x EXIT_AFTER_MS] [-s SHARED_MIB] [-Z]\n"
+			    "  -s: also SHARED_MIB of shared anonymous memory, mapped by a child "
+			    "too\n"
 			    "  -Z: the main thread exits once ready; the other threads hold on\n");
 			return 2;
 		}
+	}
+	if (shared_mib) {
+		size_t slen = shared_mib << 20;
+		char *sp =
+		    mmap(NULL, slen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (sp == MAP_FAILED) {
+			perror("memhog: mmap shared");
+			return 1;
+		}
+		memset(sp, 7, slen);
+		/* Before the private memory: a child forked later would share that too (COW). */
+		pid_t child = fork();
+		if (child == 0) {
+			/* fork copies no page tables of shared mappings: fault them in so
+			 * that every page has mapcount 2 */
+			volatile char sum = 0;
+			for (size_t off = 0; off < slen; off += 4096)
+				sum += sp[off];
+			kill(getpid(), SIGSTOP); /* tells the parent it is done */
+			for (;;)
+				pause();
+		}
+		int st;
+		if (child < 0 || waitpid(child, &st, WUNTRACED) != child) {
+			perror("memhog: fork");
+			return 1;
+		}
+		kill(child, SIGCONT);
 	}
 	size_t len = mib << 20;
 	char *p = len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
