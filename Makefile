@@ -24,7 +24,7 @@ SOURCES  := $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) tests/helpers/memhog.c tests/fuzz/
 	    $(wildcard */*.h)
 
 # Only the goals that promise a fresh machine may install packages.
-ifneq ($(filter check demo bench,$(MAKECMDGOALS)),)
+ifneq ($(filter check demo bench fuzz,$(MAKECMDGOALS)),)
 DEPS := deps
 endif
 
