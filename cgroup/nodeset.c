@@ -21,14 +21,6 @@ bool nf_nodeset_equal(const nf_nodeset *a, const nf_nodeset *b)
 	return memcmp(a, b, sizeof(*a)) == 0;
 }
 
-bool nf_nodeset_subset(const nf_nodeset *a, const nf_nodeset *b)
-{
-	for (size_t i = 0; i < NF_ARRAY_SIZE(a->w); i++)
-		if (a->w[i] & ~b->w[i])
-			return false;
-	return true;
-}
-
 void nf_nodeset_minus(const nf_nodeset *a, const nf_nodeset *b, nf_nodeset *ret)
 {
 	for (size_t i = 0; i < NF_ARRAY_SIZE(a->w); i++)

@@ -26,7 +26,6 @@ static inline bool nf_nodeset_has(const nf_nodeset *s, unsigned n)
 unsigned nf_nodeset_count(const nf_nodeset *s);
 bool nf_nodeset_empty(const nf_nodeset *s);
 bool nf_nodeset_equal(const nf_nodeset *a, const nf_nodeset *b);
-bool nf_nodeset_subset(const nf_nodeset *a, const nf_nodeset *b);
 /* ret = a & ~b */
 void nf_nodeset_minus(const nf_nodeset *a, const nf_nodeset *b, nf_nodeset *ret);
 /* The kernel's node_remap(): the n-th node of from maps to the (n mod |to|)-th node of to. */

@@ -19,14 +19,6 @@ uint64_t nf_residency_node(const nf_residency *r, unsigned node)
 	return r->anon[node] + r->file[node];
 }
 
-uint64_t nf_residency_total(const nf_residency *r)
-{
-	uint64_t t = 0;
-	for (unsigned n = 0; n < NF_MAX_NODES; n++)
-		t += nf_residency_node(r, n);
-	return t;
-}
-
 uint64_t nf_residency_outside(const nf_residency *r, const nf_nodeset *target)
 {
 	uint64_t t = 0;

@@ -25,7 +25,6 @@ typedef enum {
 const char *nf_stay_class_name(nf_stay_class c);
 
 uint64_t nf_residency_node(const nf_residency *r, unsigned node);
-uint64_t nf_residency_total(const nf_residency *r);
 /* Bytes on nodes outside TARGET. */
 uint64_t nf_residency_outside(const nf_residency *r, const nf_nodeset *target);
 void nf_residency_add(nf_residency *sum, const nf_residency *r);
