@@ -29,6 +29,7 @@ DEPS := deps
 endif
 
 .PHONY: all check demo bench fmt install clean deps
+.SECONDARY: # keep the unit tests' objects: no rebuild on the next make check
 all: $(B)/numafollow
 
 deps:
