@@ -107,6 +107,8 @@ static int measure(nf_migration *m, task *t, const nf_nodeset *to)
 {
 	nf_residency now = {0};
 	uint64_t stay[NF_STAY_COUNT] = {0};
+	/* Asked each time: a leader that exits mid-run leaves an empty numa_maps,
+	 * which would read as "nothing left outside the target". */
 	int r = nf_task_thread(t->pid, &t->tid);
 	if (r == 0)
 		r = nf_task_residency(t->pid, t->tid, &now, to, stay);
@@ -136,13 +138,15 @@ static int dest(const plan_ctx *p, unsigned node)
 	return d == (int)node ? -1 : d;
 }
 
-/* Moves pages on each node outside the target to its dest(): one call per
- * source node, so retries keep the mapping the first pass used. */
-static int migrate_by_node(const plan_ctx *p, task *t, uint64_t *not_moved)
+/* Moves pages on each node outside the target (and outside SKIP) to its
+ * dest(): one call per source node, so retries keep the first pass's mapping. */
+static int migrate_by_node(const plan_ctx *p, task *t, const nf_nodeset *skip, uint64_t *not_moved)
 {
 	for (unsigned n = 0; n < NF_MAX_NODES; n++) {
-		int d = nf_nodeset_has(&p->o->to, n) || !nf_residency_node(&t->now, n) ? -1
-										       : dest(p, n);
+		int d = nf_nodeset_has(&p->o->to, n) || nf_nodeset_has(skip, n) ||
+				!nf_residency_node(&t->now, n)
+			    ? -1
+			    : dest(p, n);
 		if (d < 0)
 			continue;
 		nf_nodeset from = {0}, to = {0};
@@ -163,17 +167,17 @@ static int migrate_one(nf_migration *m, const plan_ctx *p, task *t, bool first)
 	/* First pass: one call for the whole mm, as the kernel itself would do it
 	 * (with overlapping sets the kernel orders the moves so none is done twice). */
 	if (first && p->relative) {
+		/* Nodes outside from: by node, as in the plan; pages busy on from nodes
+		 * are left to the retries. */
 		r = migrate_task(t->tid, &o->from, &o->to, &not_moved);
 		if (r == 0)
-			r = measure(m, t, &o->to);
-		if (r == 0 && t->state == T_LIVE)
-			r = migrate_by_node(p, t, &not_moved);
+			r = migrate_by_node(p, t, &o->from, &not_moved);
 	} else if (first) {
 		r = nf_nodeset_empty(&p->sweep)
 			? 0
 			: migrate_task(t->tid, &p->sweep, &o->to, &not_moved);
 	} else {
-		r = migrate_by_node(p, t, &not_moved);
+		r = migrate_by_node(p, t, &(nf_nodeset){0}, &not_moved);
 	}
 	/* EINVAL: the task has no mm left, it is exiting. */
 	if (r < 0)

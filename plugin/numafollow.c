@@ -209,13 +209,13 @@ static double mib(uint64_t b)
 static void print_table(const char *const *labels, const nf_residency *const *rows, size_t n,
 			bool split)
 {
-	nf_nodeset cols = {0}, mem = {0};
-	nf_memory_nodes(&mem);
+	nf_nodeset cols = {0};
+	nf_memory_nodes(&cols);
 	for (size_t i = 0; i < n; i++) {
 		nf_nodeset s;
 		nf_residency_nodes(rows[i], &s);
 		for (size_t w = 0; w < NF_ARRAY_SIZE(s.w); w++)
-			cols.w[w] |= s.w[w] | mem.w[w];
+			cols.w[w] |= s.w[w];
 	}
 	printf("%-14s", "(MiB)");
 	for (unsigned c = 0; c < NF_MAX_NODES; c++)
