@@ -85,6 +85,12 @@ anon_bytes() {
 	END { printf "%d\n", sum }'
 }
 
+# expect_on PID NODE [WHEN]: at least 99% of PID's anonymous memory is on NODE.
+expect_on() {
+	expect_ge "anon of $1 on node $2${3:+ $3} (%)" \
+		"$(pct "$(anon_bytes "$1" "$2")" "$(anon_bytes "$1" all)")" 99
+}
+
 # pct PART WHOLE: integer percentage.
 pct() { echo $(($1 * 100 / ($2 > 0 ? $2 : 1))); }
 

@@ -15,7 +15,7 @@ expect_eq hierarchy "$(jq -r .hierarchy "$T/s.json")" v1
 expect_eq cgroup "$(jq -r .cgroup "$T/s.json")" /sys/fs/cgroup/cpuset/nf-hybrid
 expect_eq source "$(jq -r .source "$T/s.json")" numa_maps
 "$NF" migrate nf-hybrid || fail "migrate exited $?"
-expect_ge "anon of $pid on node 1 (%)" "$(pct "$(anon_bytes "$pid" 1)" "$(anon_bytes "$pid" all)")" 99
+expect_on "$pid" 1
 # The cgroup2 mount beside it is not where cpuset lives.
 rc=0
 "$NF" show /sys/fs/cgroup/unified 2>"$T/err" || rc=$?

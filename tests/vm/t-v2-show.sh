@@ -8,7 +8,6 @@ need_nodes 2
 
 cg=$(mkcg nf-v2 0)
 pid=$(start_hog "$cg" -m 128)
-total=$(anon_bytes "$pid" all)
 "$NF" show --json nf-v2 >"$T/before.json"
 cat "$T/before.json"
 expect_eq source "$(jq -r .source "$T/before.json")" memory.numa_stat
@@ -16,7 +15,7 @@ expect_eq hierarchy "$(jq -r .hierarchy "$T/before.json")" v2
 expect_ge "node 0 MiB before" "$(($(jq -r '.memory_anon["0"] // 0' "$T/before.json") / MiB))" 127
 
 set_mems "$cg" 1 # the kernel migrates here, in this write
-expect_ge "anon on node 1 after the v2 write (%)" "$(pct "$(anon_bytes "$pid" 1)" "$total")" 99
+expect_on "$pid" 1 "after the v2 write"
 
 "$NF" show --json nf-v2 >"$T/after.json"
 cat "$T/after.json"
