@@ -9,18 +9,20 @@ PKG_CONFIG ?= pkg-config
 
 # Evaluated when a recipe runs, after `deps` may have installed the packages.
 pc = $(shell $(PKG_CONFIG) --$(1) $(2))
-NF_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP $(call pc,cflags,numa json-c)
-NF_LIBS   = $(call pc,libs,numa json-c)
+NF_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -pthread \
+	    $(call pc,cflags,numa json-c libmicrohttpd libcurl)
+NF_LIBS   = $(call pc,libs,numa json-c) -pthread
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c cgroup/identity.c \
 	    plugin/engine.c plugin/journal.c
 CLI_SRC  := plugin/numafollow.c
+AGENT_SRC := plugin/agent.c plugin/api.c plugin/metrics.c plugin/log.c plugin/numafollowd.c
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 HELPERS  := $(B)/memhog
 UNITS    := $(UNIT_SRC:tests/unit/test-%.c=$(B)/tests/unit-%) \
 	    $(UNIT_SRC:tests/unit/test-%.c=$(B)/asan/unit-%)
-SOURCES  := $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) tests/helpers/memhog.c tests/fuzz/fuzz-parsers.c \
+SOURCES  := $(LIB_SRC) $(CLI_SRC) $(AGENT_SRC) $(UNIT_SRC) tests/helpers/memhog.c tests/fuzz/fuzz-parsers.c \
 	    $(wildcard */*.h)
 
 # Only the goals that promise a fresh machine may install packages.
@@ -30,7 +32,7 @@ endif
 
 .PHONY: all check demo bench fmt install clean deps
 .SECONDARY: # keep the unit tests' objects: no rebuild on the next make check
-all: $(B)/numafollow
+all: $(B)/numafollow $(B)/numafollowd
 
 deps:
 	@deploy/install-deps.sh
@@ -50,7 +52,10 @@ $(B)/asan/libnf.a: $(LIB_SRC:%.c=$(B)/asan/%.o)
 	$(AR) rcs $@ $^
 
 $(B)/numafollow: $(B)/plugin/numafollow.o $(B)/libnf.a
-	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
+
+$(B)/numafollowd: $(AGENT_SRC:%.c=$(B)/%.o) $(B)/libnf.a
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd)
 
 $(B)/memhog: tests/helpers/memhog.c | $(DEPS)
 	$(CC) $(CFLAGS) $(NF_CFLAGS) -pthread -o $@ $< $(NF_LIBS)
@@ -80,7 +85,7 @@ bench: $(DEPS) all $(HELPERS)
 fmt:
 	clang-format -i $(SOURCES)
 
-install: $(B)/numafollow
+install: $(B)/numafollow $(B)/numafollowd
 	install -D -m 0755 $(B)/numafollow $(DESTDIR)$(PREFIX)/bin/numafollow
 
 clean:

@@ -328,3 +328,30 @@ int nf_cgroup_tasks(const nf_cgroup *cg, bool recursive, pid_t **ret, size_t *re
 	*ret_n = n;
 	return 0;
 }
+
+/* "hierarchy-id:controllers:path" per line; v2 is "0::path", v1 cpuset is the
+ * line whose controllers include "cpuset". */
+int nf_proc_cgroup_parse(const char *text, nf_cgroup_version v, char **ret_rel)
+{
+	for (const char *line = text; line && *line;) {
+		const char *nl = strchrnul(line, '\n');
+		const char *c1 = memchr(line, ':', nl - line);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', nl - c1 - 1) : NULL;
+		if (c2 && c2 + 1 < nl && c2[1] == '/') {
+			_cleanup_free_ char *ctrl = strndup(c1 + 1, c2 - c1 - 1);
+			if (!ctrl)
+				return -ENOMEM;
+			bool match = v == NF_CG_V2 ? c1 - line == 1 && *line == '0' && !*ctrl
+						   : has_option(ctrl, "cpuset");
+			if (match) {
+				char *rel = strndup(c2 + 1, nl - c2 - 1);
+				if (!rel)
+					return -ENOMEM;
+				*ret_rel = rel;
+				return 0;
+			}
+		}
+		line = *nl ? nl + 1 : NULL;
+	}
+	return -ENOENT;
+}

@@ -43,4 +43,7 @@ int nf_cgroup_read_mems(const nf_cgroup *cg, nf_nodeset *ret_mems, nf_nodeset *r
  * sorted, unique. */
 int nf_cgroup_tasks(const nf_cgroup *cg, bool recursive, pid_t **ret, size_t *ret_n);
 
+/* Finds the cpuset cgroup's path in /proc/PID/cgroup text. -ENOENT when absent. */
+int nf_proc_cgroup_parse(const char *text, nf_cgroup_version v, char **ret_rel);
+
 #endif

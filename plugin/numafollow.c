@@ -9,8 +9,6 @@
 #include <numa.h>
 #include <string.h>
 
-#define NF_VERSION "0.1.0"
-
 enum { EXIT_PARTIAL = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 3 };
 
 static const char usage_text[] =

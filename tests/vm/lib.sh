@@ -3,9 +3,11 @@
 set -eu -o pipefail
 
 NF=$PWD/build/numafollow
+NFD=$PWD/build/numafollowd
 MEMHOG=$PWD/build/memhog
 MiB=$((1024 * 1024))
 T=$(mktemp -d)
+SOCK=$T/nf.sock
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
@@ -103,7 +105,41 @@ numastat_mb() {
 	numastat -p "$1" | awk -v col=$(($2 + 2)) '$1 == "Total" { print $col }'
 }
 
+# start_agent ARGS...: numafollowd on $SOCK with its history in $T/state, logging
+# to $T/agent.log; returns once the API answers. AGENT is its pid.
+start_agent() {
+	"$NFD" --config /dev/null --socket "$SOCK" --state-dir "$T/state" --log-level debug "$@" \
+		>>"$T/agent.log" 2>&1 &
+	AGENT=$!
+	for _ in $(seq 1 300); do
+		api /healthz >/dev/null 2>&1 && return 0
+		kill -0 "$AGENT" 2>/dev/null || { cat "$T/agent.log"; fail "numafollowd exited"; }
+		sleep 0.1
+	done
+	cat "$T/agent.log"
+	fail "numafollowd did not answer on $SOCK"
+}
+
+# api PATH [CURL ARGS...]: the agent's API through curl, body on stdout.
+api() { curl -sS --max-time 20 --unix-socket "$SOCK" "${@:2}" "http://nf$1"; }
+
+# api_status PATH [CURL ARGS...]: the HTTP status only (the body in $T/body).
+api_status() { curl -sS --max-time 20 --unix-socket "$SOCK" -o "$T/body" -w '%{http_code}' "${@:2}" "http://nf$1"; }
+
+# wait_for WHAT SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
+wait_for() {
+	local what=$1 n=$(($2 * 10))
+	shift 2
+	for _ in $(seq 1 "$n"); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	[ ! -e "$T/agent.log" ] || tail -n 30 "$T/agent.log"
+	fail "timed out waiting for $what"
+}
+
 cleanup() {
+	[ -z "${AGENT:-}" ] || kill "$AGENT" 2>/dev/null || true
 	pkill -f "$MEMHOG" 2>/dev/null || true
 	rm -rf "$T"
 }

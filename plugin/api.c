@@ -1,0 +1,697 @@
+#include "api.h"
+#include "log.h"
+#include "../cgroup/util.h"
+
+#include <arpa/inet.h>
+#include <grp.h>
+#include <libgen.h>
+#include <microhttpd.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+typedef struct {
+	nf_agent *a;
+	bool tcp;
+	const char *token;
+	gid_t group;
+} endpoint;
+
+struct nf_api {
+	struct MHD_Daemon *unix_d, *tcp_d;
+	endpoint unix_ep, tcp_ep;
+	char *socket_path, *token;
+};
+
+typedef struct {
+	char *body;
+	size_t len;
+	bool too_big;
+} request;
+
+/* ---- replies ---- */
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, const char *type,
+				 char *text)
+{
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	enum MHD_Result ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Sends O (and drops the reference). */
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_object *o)
+{
+	char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	if (!s)
+		return MHD_NO;
+	/* a newline for curl users, as every JSON API does */
+	char *nl = realloc(s, strlen(s) + 2);
+	if (nl)
+		strcat(s = nl, "\n");
+	return send_text(conn, status, "application/json", s);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+				  ...) __attribute__((format(printf, 3, 4)));
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+				  ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	return send_json(conn, status, o);
+}
+
+static enum MHD_Result send_405(struct MHD_Connection *conn, const char *allow, const char *method)
+{
+	char *s = NULL;
+	if (asprintf(&s, "{\"error\":\"method %s not allowed here (allowed: %s)\"}\n", method,
+		     allow) < 0)
+		return MHD_NO;
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* ---- JSON views ---- */
+
+static json_object *str_or_null(const char *s)
+{
+	return s && *s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *nodeset_json(const nf_nodeset *s)
+{
+	char buf[NF_NODESET_STRLEN];
+	return json_object_new_string(nf_nodeset_format(s, buf, sizeof(buf)));
+}
+
+static json_object *memory_json(const nf_agent *a, const nf_cg *c, uint64_t *ret_outside)
+{
+	json_object *o = json_object_new_object();
+	*ret_outside = 0;
+	for (unsigned n = 0; c->anon && n < a->nnodes; n++) {
+		uint64_t b = c->anon[n] + c->file[n];
+		if (!b)
+			continue;
+		char key[16];
+		snprintf(key, sizeof(key), "%u", n);
+		json_object_object_add(o, key, json_object_new_int64(b));
+		if (!nf_nodeset_has(&c->eff, n))
+			*ret_outside += b;
+	}
+	return o;
+}
+
+static json_object *pod_json(const nf_cg *c)
+{
+	const nf_registration *r = c->reg;
+	const char *uid = r && r->pod_uid ? r->pod_uid : c->ident.pod_uid;
+	if (!*uid && !(r && (r->pod_name || r->pod_namespace)))
+		return NULL;
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "uid", str_or_null(uid));
+	json_object_object_add(o, "name", str_or_null(r ? r->pod_name : NULL));
+	json_object_object_add(o, "namespace", str_or_null(r ? r->pod_namespace : NULL));
+	return o;
+}
+
+static json_object *container_json(const nf_agent *a, const nf_cg *c)
+{
+	json_object *o = json_object_new_object();
+	uint64_t out;
+	json_object_object_add(o, "id", json_object_new_string(nf_cg_id(c)));
+	json_object_object_add(o, "runtime", str_or_null(c->ident.runtime));
+	json_object_object_add(o, "name", str_or_null(c->reg ? c->reg->name : NULL));
+	json_object_object_add(o, "pod", pod_json(c));
+	json_object_object_add(o, "cgroup", json_object_new_string(c->rel));
+	json_object_object_add(o, "mems", nodeset_json(&c->mems));
+	json_object_object_add(o, "mems_effective", nodeset_json(&c->eff));
+	json_object_object_add(o, "tasks", json_object_new_int64(c->tasks));
+	json_object_object_add(o, "memory", memory_json(a, c, &out));
+	json_object_object_add(o, "residual_bytes", json_object_new_int64(out));
+	json_object_object_add(o, "state", json_object_new_string(nf_cg_state(c)));
+	json_object_object_add(o, "last_migration", json_object_get(c->last));
+	json_object_object_add(o, "registered", json_object_new_boolean(c->reg != NULL));
+	if (c->reg) {
+		json_object_object_add(o, "pid", json_object_new_int(c->reg->pid));
+		json_object_object_add(o, "bundle", str_or_null(c->reg->bundle));
+		json_object_object_add(o, "status", str_or_null(c->reg->status));
+		json_object_object_add(o, "annotations", json_object_get(c->reg->annotations));
+	}
+	return o;
+}
+
+static void containers_into(const nf_agent *a, const nf_cg *c, json_object *arr)
+{
+	if (nf_cg_is_container(c))
+		json_object_array_add(arr, container_json(a, c));
+	for (const nf_cg *k = c->child; k; k = k->next)
+		containers_into(a, k, arr);
+}
+
+static size_t count_containers(const nf_cg *c)
+{
+	size_t n = nf_cg_is_container(c);
+	for (const nf_cg *k = c->child; k; k = k->next)
+		n += count_containers(k);
+	return n;
+}
+
+/* Records newest first, of one container (or all), at most LIMIT. */
+static json_object *migrations_json(const nf_agent *a, const char *container, const char *cgroup,
+				    size_t limit)
+{
+	json_object *arr = json_object_new_array();
+	for (size_t i = a->hist_len; i-- > 0 && json_object_array_length(arr) < limit;) {
+		json_object *o = a->hist[(a->hist_first + i) % a->hist_cap], *v;
+		if (container &&
+		    !(json_object_object_get_ex(o, "container", &v) &&
+		      strcmp(json_object_get_string(v), container) == 0) &&
+		    !(cgroup && json_object_object_get_ex(o, "cgroup", &v) &&
+		      strcmp(json_object_get_string(v), cgroup) == 0))
+			continue;
+		json_object_array_add(arr, json_object_get(o));
+	}
+	return arr;
+}
+
+static json_object *find_migration(const nf_agent *a, uint64_t id)
+{
+	for (size_t i = 0; i < a->hist_len; i++) {
+		json_object *o = a->hist[(a->hist_first + i) % a->hist_cap], *v;
+		if (json_object_object_get_ex(o, "id", &v) &&
+		    (uint64_t)json_object_get_int64(v) == id)
+			return o;
+	}
+	return NULL;
+}
+
+static json_object *status_json(nf_agent *a)
+{
+	json_object *o = json_object_new_object(), *m = json_object_new_object();
+	size_t queued = 0;
+	for (nf_job *j = a->head; j; j = j->next)
+		queued++;
+	json_object_object_add(o, "version", json_object_new_string(NF_VERSION));
+	json_object_object_add(o, "uptime_s",
+			       json_object_new_int64((nf_now_ns() - a->started_ns) / 1000000000));
+	json_object_object_add(o, "hierarchy", json_object_new_string(nf_hierarchy_name(&a->h)));
+	json_object_object_add(o, "mount", json_object_new_string(a->h.mount));
+	json_object_object_add(o, "cgroup_root", json_object_new_string(a->top->rel));
+	json_object_object_add(o, "cgroups_watched", json_object_new_int64(a->n_cgs + 1));
+	json_object_object_add(o, "containers", json_object_new_int64(count_containers(a->top)));
+	json_object_object_add(o, "workers", json_object_new_int(a->n_threads));
+	json_object_object_add(o, "queued", json_object_new_int64(queued));
+	for (int r = 0; r < NF_RES_COUNT; r++)
+		json_object_object_add(m, nf_result_name(r), json_object_new_int64(a->results[r]));
+	json_object_object_add(o, "migrations", m);
+	json_object_object_add(o, "history_persistent", json_object_new_boolean(a->journal_ok));
+	json_object_object_add(o, "self_check", json_object_get(a->selfcheck));
+	return o;
+}
+
+/* ---- mutations ---- */
+
+static bool in_groups(pid_t pid, gid_t g)
+{
+	char path[64];
+	_cleanup_free_ char *text = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (nf_read_file(path, &text, NULL) < 0)
+		return false;
+	const char *p = strstr(text, "\nGroups:");
+	for (p = p ? p + 8 : NULL; p && *p && *p != '\n';) {
+		char *end;
+		unsigned long v = strtoul(p, &end, 10);
+		if (end == p)
+			break;
+		if (v == g)
+			return true;
+		p = end;
+	}
+	return false;
+}
+
+/* NULL when the peer may mutate; otherwise why not. */
+static const char *refuse(const endpoint *ep, struct MHD_Connection *conn)
+{
+	if (ep->tcp) {
+		if (!ep->token)
+			return "the TCP listener is read-only (configure --token-file to allow "
+			       "changes)";
+		const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							       MHD_HTTP_HEADER_AUTHORIZATION);
+		size_t n = strlen(ep->token);
+		if (!auth || strncmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) != n)
+			return "missing or wrong bearer token";
+		unsigned char diff = 0; /* constant time */
+		for (size_t i = 0; i < n; i++)
+			diff |= auth[7 + i] ^ ep->token[i];
+		return diff ? "missing or wrong bearer token" : NULL;
+	}
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return "cannot tell who the peer is (SO_PEERCRED)";
+	if (cr.uid == 0 || cr.gid == ep->group || in_groups(cr.pid, ep->group))
+		return NULL;
+	return "changes need root or the socket's group";
+}
+
+static const char *annotation(json_object *ann, const char *key)
+{
+	json_object *v;
+	return ann && json_object_object_get_ex(ann, key, &v) &&
+		       json_object_is_type(v, json_type_string)
+		   ? json_object_get_string(v)
+		   : NULL;
+}
+
+static char *first_of(json_object *ann, const char *const *keys)
+{
+	for (; *keys; keys++) {
+		const char *v = annotation(ann, *keys);
+		if (v && *v)
+			return strdup(v);
+	}
+	return NULL;
+}
+
+/* The fields of a registration body, checked; names from annotations. */
+static const char *parse_registration(json_object *b, nf_registration *r)
+{
+	json_object *v;
+	if (!json_object_is_type(b, json_type_object))
+		return "the body must be a JSON object";
+	if (!json_object_object_get_ex(b, "id", &v) || !json_object_is_type(v, json_type_string) ||
+	    !*json_object_get_string(v) || json_object_get_string_len(v) > 255)
+		return "'id' must be a string of 1 to 255 characters";
+	r->id = strdup(json_object_get_string(v));
+	if (!json_object_object_get_ex(b, "pid", &v) || !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int64(v) <= 0 || json_object_get_int64(v) > INT32_MAX)
+		return "'pid' must be a positive integer";
+	r->pid = json_object_get_int64(v);
+	static const char *const strs[] = {"bundle", "status", "name"};
+	char **dst[] = {&r->bundle, &r->status, &r->name};
+	for (size_t i = 0; i < NF_ARRAY_SIZE(strs); i++) {
+		if (!json_object_object_get_ex(b, strs[i], &v) ||
+		    json_object_is_type(v, json_type_null))
+			continue;
+		if (!json_object_is_type(v, json_type_string))
+			return "'bundle', 'status' and 'name' must be strings";
+		*dst[i] = strdup(json_object_get_string(v));
+	}
+	if (json_object_object_get_ex(b, "annotations", &v) &&
+	    !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, json_type_object))
+			return "'annotations' must be an object of strings";
+		json_object_object_foreach(v, key, val)
+		{
+			(void)key;
+			if (!json_object_is_type(val, json_type_string))
+				return "'annotations' must be an object of strings";
+		}
+		r->annotations = json_object_get(v);
+	}
+	json_object *ann = r->annotations;
+	if (!r->name)
+		r->name =
+		    first_of(ann, (const char *const[]){"io.kubernetes.cri.container-name",
+							"io.kubernetes.container.name", NULL});
+	r->pod_name = first_of(ann, (const char *const[]){"io.kubernetes.cri.sandbox-name",
+							  "io.kubernetes.pod.name", NULL});
+	r->pod_namespace =
+	    first_of(ann, (const char *const[]){"io.kubernetes.cri.sandbox-namespace",
+						"io.kubernetes.pod.namespace", NULL});
+	r->pod_uid = first_of(ann, (const char *const[]){"io.kubernetes.cri.sandbox-uid",
+							 "io.kubernetes.pod.uid", NULL});
+	return NULL;
+}
+
+/* Drops registration ID wherever it is. */
+static void unregister(const nf_cg *keep, nf_cg *c, const char *id)
+{
+	if (c != keep && c->reg && strcmp(c->reg->id, id) == 0) {
+		nf_registration_free(c->reg);
+		c->reg = NULL;
+	}
+	for (nf_cg *k = c->child; k; k = k->next)
+		unregister(keep, k, id);
+}
+
+static enum MHD_Result do_register(nf_agent *a, struct MHD_Connection *conn, const request *q)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *b = tok ? json_tokener_parse_ex(tok, q->body ? q->body : "", q->len) : NULL;
+	bool complete = tok && json_tokener_get_error(tok) == json_tokener_success &&
+			(size_t)json_tokener_get_parse_end(tok) == q->len;
+	json_tokener_free(tok);
+	if (!b || !complete) {
+		json_object_put(b);
+		return send_error(conn, MHD_HTTP_BAD_REQUEST, "the body is not valid JSON");
+	}
+	nf_registration *r = calloc(1, sizeof(*r));
+	const char *why = r ? parse_registration(b, r) : "out of memory";
+	json_object_put(b);
+	if (why) {
+		nf_registration_free(r);
+		return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+	}
+	nf_cg *c;
+	int e = nf_agent_cg_of_pid(a, r->pid, &c);
+	if (e < 0) {
+		pid_t pid = r->pid;
+		nf_registration_free(r);
+		if (e == -ESRCH)
+			return send_error(conn, MHD_HTTP_BAD_REQUEST, "pid %d: no such process",
+					  pid);
+		if (e == -EXDEV)
+			return send_error(conn, MHD_HTTP_BAD_REQUEST,
+					  "pid %d is in a cgroup outside the watched root", pid);
+		return send_error(conn, MHD_HTTP_BAD_REQUEST,
+				  "pid %d: its cpuset cgroup cannot be found: %s", pid,
+				  strerror(-e));
+	}
+	if (nf_nodeset_empty(&c->eff)) {
+		nf_registration_free(r);
+		return send_error(conn, MHD_HTTP_BAD_REQUEST, "cgroup '%s' has no cpuset", c->rel);
+	}
+	bool update = c->reg && strcmp(c->reg->id, r->id) == 0;
+	unregister(c, a->top, r->id);
+	nf_registration_free(c->reg);
+	c->reg = r;
+	nf_agent_refresh(a, c);
+	uint64_t out = 0;
+	for (unsigned n = 0; c->anon && n < a->nnodes; n++)
+		out += nf_nodeset_has(&c->eff, n) ? 0 : c->anon[n];
+	if (out > c->residual)
+		nf_agent_request(a, c, NF_TRIG_HOOK);
+	nf_log(LOG_INFO, "container %s: registered (pid %d, cgroup '%s', %s)", r->id, r->pid,
+	       c->rel, r->status ? r->status : "no status");
+	return send_json(conn, update ? MHD_HTTP_OK : MHD_HTTP_CREATED, container_json(a, c));
+}
+
+/* ---- routing ---- */
+
+static enum MHD_Result get_migrations(nf_agent *a, struct MHD_Connection *conn)
+{
+	const char *cont = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "container");
+	const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+	uint64_t limit = 100;
+	if (lim && (nf_parse_u64(lim, NULL, &limit) < 0 || limit == 0 || limit > 100000))
+		return send_error(conn, MHD_HTTP_BAD_REQUEST,
+				  "limit: '%s' is not a number from 1 to 100000", lim);
+	const char *cgroup = NULL;
+	if (cont) {
+		nf_cg *c = nf_agent_find(a, cont);
+		cgroup = c ? c->rel : NULL;
+	}
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "migrations", migrations_json(a, cont, cgroup, limit));
+	return send_json(conn, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result container_route(const endpoint *ep, struct MHD_Connection *conn,
+				       const char *method, const char *rest)
+{
+	nf_agent *a = ep->a;
+	size_t len = strlen(rest);
+	bool migrate = len > 8 && strcmp(rest + len - 8, "/migrate") == 0;
+	_cleanup_free_ char *id = strndup(rest, migrate ? len - 8 : len);
+	bool get = strcmp(method, "GET") == 0, del = strcmp(method, "DELETE") == 0,
+	     post = strcmp(method, "POST") == 0;
+	if (!id)
+		return MHD_NO;
+	if (migrate ? !post : !(get || del))
+		return send_405(conn, migrate ? "POST" : "GET, DELETE", method);
+	const char *why = get ? NULL : refuse(ep, conn);
+	if (why)
+		return send_error(conn, MHD_HTTP_FORBIDDEN, "%s", why);
+	nf_cg *c = nf_agent_find(a, id);
+	if (!c)
+		return send_error(conn, MHD_HTTP_NOT_FOUND, "no container '%s'", id);
+	if (get) {
+		nf_agent_refresh(a, c);
+		json_object *o = container_json(a, c);
+		json_object_object_add(o, "migrations",
+				       migrations_json(a, nf_cg_id(c), c->rel, 20));
+		return send_json(conn, MHD_HTTP_OK, o);
+	}
+	if (del) {
+		if (!c->reg)
+			return send_error(conn, MHD_HTTP_NOT_FOUND,
+					  "container '%s' is not registered", id);
+		nf_log(LOG_INFO, "container %s: unregistered", c->reg->id);
+		nf_registration_free(c->reg);
+		c->reg = NULL;
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "deleted", json_object_new_string(id));
+		return send_json(conn, MHD_HTTP_OK, o);
+	}
+	if (nf_nodeset_empty(&c->eff))
+		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				  "container '%s' has no effective mems", id);
+	nf_agent_refresh(a, c);
+	json_object *rec = nf_agent_request(a, c, NF_TRIG_API);
+	if (!rec)
+		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+	return send_json(conn, MHD_HTTP_ACCEPTED, json_object_get(rec));
+}
+
+static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, const char *url,
+			     const char *method, const request *q)
+{
+	nf_agent *a = ep->a;
+	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	if (strcmp(url, "/healthz") == 0) {
+		if (!get)
+			return send_405(conn, "GET", method);
+		return send_text(conn, MHD_HTTP_OK, "application/json",
+				 strdup("{\"status\":\"ok\"}\n"));
+	}
+	if (strcmp(url, "/metrics") == 0) {
+		if (!get)
+			return send_405(conn, "GET", method);
+		char *m = nf_api_metrics(a);
+		return m ? send_text(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+				     m)
+			 : MHD_NO;
+	}
+	if (strcmp(url, "/v1/status") == 0)
+		return get ? send_json(conn, MHD_HTTP_OK, status_json(a))
+			   : send_405(conn, "GET", method);
+	if (strcmp(url, "/v1/containers") == 0 || strcmp(url, "/v1/containers/") == 0) {
+		if (get) {
+			json_object *o = json_object_new_object(), *arr = json_object_new_array();
+			containers_into(a, a->top, arr);
+			json_object_object_add(o, "containers", arr);
+			return send_json(conn, MHD_HTTP_OK, o);
+		}
+		if (strcmp(method, "POST") != 0)
+			return send_405(conn, "GET, POST", method);
+		const char *why = refuse(ep, conn);
+		return why ? send_error(conn, MHD_HTTP_FORBIDDEN, "%s", why)
+			   : do_register(a, conn, q);
+	}
+	if (strncmp(url, "/v1/containers/", 15) == 0)
+		return container_route(ep, conn, method, url + 15);
+	if (strcmp(url, "/v1/migrations") == 0)
+		return get ? get_migrations(a, conn) : send_405(conn, "GET", method);
+	if (strncmp(url, "/v1/migrations/", 15) == 0) {
+		uint64_t id;
+		if (!get)
+			return send_405(conn, "GET", method);
+		json_object *o =
+		    nf_parse_u64(url + 15, NULL, &id) == 0 ? find_migration(a, id) : NULL;
+		return o ? send_json(conn, MHD_HTTP_OK, json_object_get(o))
+			 : send_error(conn, MHD_HTTP_NOT_FOUND, "no migration '%s'", url + 15);
+	}
+	return send_error(conn, MHD_HTTP_NOT_FOUND, "no route '%s'", url);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **con_cls)
+{
+	const endpoint *ep = cls;
+	request *q = *con_cls;
+	(void)version;
+	if (!q) {
+		if (!(q = calloc(1, sizeof(*q))))
+			return MHD_NO;
+		*con_cls = q;
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		uint64_t n;
+		if (cl && nf_parse_u64(cl, NULL, &n) == 0 && n > NF_API_MAX_BODY)
+			return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+					  "the body is over %d bytes", NF_API_MAX_BODY);
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (q->len + *upload_size > NF_API_MAX_BODY) {
+			q->too_big = true;
+		} else if (!q->too_big) {
+			char *b = realloc(q->body, q->len + *upload_size + 1);
+			if (!b)
+				return MHD_NO;
+			memcpy(b + q->len, upload, *upload_size);
+			q->len += *upload_size;
+			b[q->len] = '\0';
+			q->body = b;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (q->too_big)
+		return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "the body is over %d bytes",
+				  NF_API_MAX_BODY);
+	pthread_mutex_lock(&ep->a->lock);
+	enum MHD_Result r = route(ep, conn, url, method, q);
+	pthread_mutex_unlock(&ep->a->lock);
+	return r;
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	request *q = *con_cls;
+	(void)cls, (void)conn, (void)toe;
+	if (q)
+		free(q->body);
+	free(q);
+	*con_cls = NULL;
+}
+
+/* ---- listeners ---- */
+
+static int unix_listener(const char *path, gid_t group)
+{
+	_cleanup_free_ char *dir = strdup(path);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	if (!dir || strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	if (mkdir(dirname(dir), 0750) < 0 && errno != EEXIST)
+		return -errno;
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path); /* a previous run's */
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chown(path, -1, group) < 0 || chmod(path, 0660) < 0 || listen(fd, 128) < 0)
+		return -errno;
+	return TAKE_FD(fd);
+}
+
+static int tcp_address(const char *listen, struct sockaddr_in *sa)
+{
+	_cleanup_free_ char *host = strdup(listen);
+	char *colon = host ? strrchr(host, ':') : NULL;
+	uint64_t port;
+	if (!colon || nf_parse_u64(colon + 1, NULL, &port) < 0 || port == 0 || port > 65535)
+		return -EINVAL;
+	*colon = '\0';
+	*sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(port)};
+	return inet_pton(AF_INET, *host ? host : "127.0.0.1", &sa->sin_addr) == 1 ? 0 : -EINVAL;
+}
+
+#define LIMITS                                                                                     \
+	MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,    \
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,  \
+	    completed, NULL
+
+static struct MHD_Daemon *daemon_start(endpoint *ep, int fd, const struct sockaddr_in *sa)
+{
+	if (fd >= 0) /* per-IP limits mean nothing on a unix socket */
+		return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, handle, ep,
+					MHD_OPTION_LISTEN_SOCKET, fd, LIMITS, MHD_OPTION_END);
+	return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, ntohs(sa->sin_port), NULL, NULL,
+				handle, ep, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16, LIMITS,
+				MHD_OPTION_END);
+}
+
+int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret)
+{
+	nf_api *api = calloc(1, sizeof(*api));
+	gid_t group = getegid();
+	int r;
+	if (!api)
+		return -ENOMEM;
+	if (cfg->socket_group) {
+		struct group *g = getgrnam(cfg->socket_group);
+		if (!g) {
+			nf_log(LOG_ERR, "socket group '%s': no such group", cfg->socket_group);
+			free(api);
+			return -EINVAL;
+		}
+		group = g->gr_gid;
+	}
+	api->unix_ep = (endpoint){.a = a, .group = group};
+	api->socket_path = strdup(cfg->socket_path);
+	int fd = unix_listener(cfg->socket_path, group);
+	if (fd < 0 || !(api->unix_d = daemon_start(&api->unix_ep, fd, NULL))) {
+		r = fd < 0 ? fd : -EIO;
+		nf_log(LOG_ERR, "API socket '%s': %s", cfg->socket_path, strerror(-r));
+		if (fd >= 0)
+			close(fd);
+		nf_api_stop(api);
+		return r;
+	}
+	if (cfg->listen) {
+		struct sockaddr_in sa;
+		if ((r = tcp_address(cfg->listen, &sa)) < 0) {
+			nf_log(LOG_ERR, "--listen '%s': not an IPv4 ADDR:PORT", cfg->listen);
+			nf_api_stop(api);
+			return r;
+		}
+		api->token = cfg->token ? strdup(cfg->token) : NULL;
+		api->tcp_ep = (endpoint){.a = a, .tcp = true, .token = api->token};
+		if (!(api->tcp_d = daemon_start(&api->tcp_ep, -1, &sa))) {
+			nf_log(LOG_ERR, "--listen '%s': cannot listen there", cfg->listen);
+			nf_api_stop(api);
+			return -EADDRINUSE;
+		}
+		nf_log(LOG_INFO, "API on tcp %s (%s)", cfg->listen,
+		       api->token ? "changes need the token" : "read-only");
+	}
+	nf_log(LOG_INFO, "API on unix socket '%s'", cfg->socket_path);
+	*ret = api;
+	return 0;
+}
+
+void nf_api_stop(nf_api *api)
+{
+	if (!api)
+		return;
+	if (api->tcp_d)
+		MHD_stop_daemon(api->tcp_d);
+	if (api->unix_d) {
+		MHD_stop_daemon(api->unix_d);
+		unlink(api->socket_path);
+	}
+	free(api->socket_path);
+	if (api->token)
+		explicit_bzero(api->token, strlen(api->token));
+	free(api->token);
+	free(api);
+}

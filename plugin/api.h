@@ -1,0 +1,27 @@
+/* numafollowd's HTTP/JSON API (libmicrohttpd): a unix socket, and optionally
+ * TCP that is read-only unless a bearer token is configured. */
+#ifndef NF_API_H
+#define NF_API_H
+
+#include "agent.h"
+
+#include <sys/types.h>
+
+#define NF_API_MAX_BODY (64 * 1024)
+
+typedef struct {
+	const char *socket_path;
+	const char *socket_group; /* may mutate, besides root; NULL: the agent's group */
+	const char *listen;	  /* "ADDR:PORT" or NULL */
+	const char *token;	  /* for mutations over TCP; NULL: TCP is read-only */
+} nf_api_config;
+
+typedef struct nf_api nf_api;
+
+int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret);
+void nf_api_stop(nf_api *api);
+
+/* The Prometheus text exposition of A (with the lock held). */
+char *nf_api_metrics(nf_agent *a);
+
+#endif

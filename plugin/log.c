@@ -1,0 +1,48 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The process's one log destination, set once in main and on SIGHUP. */
+static int log_max = LOG_INFO;
+static bool log_syslog;
+
+static const char *const names[] = {"emerg",   "alert",	 "crit", "err",
+				    "warning", "notice", "info", "debug"};
+
+void nf_log_setup(int max_level, bool use_syslog, const char *ident)
+{
+	if (use_syslog && !log_syslog)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	if (!use_syslog && log_syslog)
+		closelog();
+	log_max = max_level;
+	log_syslog = use_syslog;
+}
+
+int nf_log_level(const char *name)
+{
+	for (int i = LOG_ERR; i <= LOG_DEBUG; i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+void nf_log(int level, const char *fmt, ...)
+{
+	va_list ap;
+	if (level > log_max)
+		return;
+	va_start(ap, fmt);
+	if (log_syslog) {
+		vsyslog(level, fmt, ap);
+	} else {
+		/* One write per line, so lines from threads do not interleave. */
+		char buf[2048];
+		int n = snprintf(buf, sizeof(buf), "%s: ", names[level & 7]);
+		vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+		fprintf(stderr, "%s\n", buf);
+	}
+	va_end(ap);
+}

@@ -1,0 +1,13 @@
+/* numafollowd's log: stderr or syslog, with syslog's levels (LOG_ERR...). */
+#ifndef NF_LOG_H
+#define NF_LOG_H
+
+#include <stdbool.h>
+#include <syslog.h>
+
+void nf_log_setup(int max_level, bool use_syslog, const char *ident);
+/* The level's name ("err", "warning", "notice", "info", "debug") to LOG_*; -1 if unknown. */
+int nf_log_level(const char *name);
+void nf_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

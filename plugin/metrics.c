@@ -1,0 +1,119 @@
+/* GET /metrics: the Prometheus text exposition format, version 0.0.4. */
+#include "api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* A label value: backslash, double quote and newline escaped. */
+static void label(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f), fputc(*s, f);
+		else if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void series(FILE *f, const char *name, const nf_cg *c)
+{
+	fprintf(f, "%s{container=", name);
+	label(f, nf_cg_id(c));
+	fputs(",cgroup=", f);
+	label(f, c->rel);
+}
+
+static void per_container(FILE *f, const nf_agent *a, const nf_cg *c, int what)
+{
+	if (nf_cg_is_container(c)) {
+		uint64_t out = 0;
+		for (unsigned n = 0; c->anon && n < a->nnodes; n++) {
+			uint64_t b = c->anon[n] + c->file[n];
+			out += nf_nodeset_has(&c->eff, n) ? 0 : b;
+			if (what == 0 && b) {
+				series(f, "numafollow_container_memory_bytes", c);
+				fprintf(f, ",node=\"%u\"} %llu\n", n, (unsigned long long)b);
+			}
+		}
+		if (what == 1) {
+			series(f, "numafollow_container_residual_bytes", c);
+			fprintf(f, "} %llu\n", (unsigned long long)out);
+		} else if (what == 2) {
+			series(f, "numafollow_container_tasks", c);
+			fprintf(f, "} %zu\n", c->tasks);
+		}
+	}
+	for (const nf_cg *k = c->child; k; k = k->next)
+		per_container(f, a, k, what);
+}
+
+static void counter(FILE *f, const char *name, const char *help, uint64_t v)
+{
+	head(f, name, "counter", help);
+	fprintf(f, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void histogram(FILE *f, const nf_agent *a)
+{
+	uint64_t cum = 0;
+	const char *name = "numafollow_migration_duration_seconds";
+	head(f, name, "histogram", "Wall time of migrations, verification included.");
+	for (unsigned b = 0; b < NF_DURATION_BUCKETS; b++) {
+		cum += a->duration_bucket[b];
+		fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, nf_duration_bounds[b],
+			(unsigned long long)cum);
+	}
+	cum += a->duration_bucket[NF_DURATION_BUCKETS];
+	fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
+		(unsigned long long)cum, name, a->duration_sum, name, (unsigned long long)cum);
+}
+
+char *nf_api_metrics(nf_agent *a)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	head(f, "numafollow_info", "gauge", "Version and cgroup hierarchy of the agent.");
+	fprintf(f, "numafollow_info{version=\"%s\",hierarchy=\"%s\"} 1\n", NF_VERSION,
+		nf_hierarchy_name(&a->h));
+	head(f, "numafollow_cgroups_watched", "gauge", "Cgroup directories watched.");
+	fprintf(f, "numafollow_cgroups_watched %zu\n", a->n_cgs + 1);
+	head(f, "numafollow_container_memory_bytes", "gauge",
+	     "Memory of a container on a NUMA node at the last sample.");
+	per_container(f, a, a->top, 0);
+	head(f, "numafollow_container_residual_bytes", "gauge",
+	     "Memory of a container outside its effective mems at the last sample.");
+	per_container(f, a, a->top, 1);
+	head(f, "numafollow_container_tasks", "gauge", "Processes in a container's cgroup.");
+	per_container(f, a, a->top, 2);
+	head(f, "numafollow_migrations_total", "counter", "Finished migrations by result.");
+	for (int r = 0; r < NF_RES_COUNT; r++)
+		fprintf(f, "numafollow_migrations_total{result=\"%s\"} %llu\n", nf_result_name(r),
+			(unsigned long long)a->results[r]);
+	counter(f, "numafollow_moved_bytes_total", "Bytes the agent moved.", a->moved_total);
+	counter(f, "numafollow_kernel_moved_bytes_total",
+		"Bytes the kernel moved on cpuset.mems writes (cgroup v2), as the agent saw them.",
+		a->kernel_moved_total);
+	counter(f, "numafollow_residual_bytes_total",
+		"Bytes left outside the target at the end of migrations.", a->residual_total);
+	histogram(f, a);
+	counter(f, "numafollow_watch_events_total", "inotify events read.", a->events);
+	counter(f, "numafollow_watch_overflows_total", "inotify queue overflows.", a->overflows);
+	counter(f, "numafollow_reconciles_total", "Periodic reconciles run.", a->reconciles);
+	counter(f, "numafollow_drift_repairs_total",
+		"Migrations started because a reconcile found memory outside the mems.",
+		a->drift_repairs);
+	fclose(f);
+	return buf;
+}

@@ -1,0 +1,536 @@
+/* numafollowd: the node agent. Watches every container cgroup's cpuset.mems,
+ * migrates and verifies, and reports over HTTP/JSON (api.c). */
+#include "agent.h"
+#include "api.h"
+#include "log.h"
+#include "../cgroup/util.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <numa.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+
+#define DEFAULT_CONFIG "/etc/numafollow/numafollowd.conf"
+
+static const char usage_text[] =
+    "Usage: numafollowd [OPTIONS]\n"
+    "\n"
+    "The numafollow node agent: watches the cpuset.mems of every container cgroup,\n"
+    "moves each container's memory to its NUMA nodes when they change, verifies where\n"
+    "it is, and reports over HTTP/JSON and Prometheus metrics.\n"
+    "\n"
+    "Options (each also settable in the config file as 'name = value'):\n"
+    "  --config PATH            config file (default " DEFAULT_CONFIG ";\n"
+    "                           a missing default file is fine)\n"
+    "  --socket PATH            API unix socket (default /run/numafollow/numafollow.sock)\n"
+    "  --socket-group NAME      group that may change things over the socket, besides\n"
+    "                           root (default: the agent's group)\n"
+    "  --listen ADDR:PORT       also serve the API over TCP (IPv4): read-only unless\n"
+    "                           --token-file is given\n"
+    "  --token-file PATH        bearer token that TCP clients need for changes\n"
+    "  --state-dir DIR          migration history journal (default /var/lib/numafollow)\n"
+    "  --cgroup-root PATH       watch only this subtree of the cpuset hierarchy\n"
+    "  --workers N              migrations run at once (default 2)\n"
+    "  --reconcile-interval S   seconds between full re-reads (default 30)\n"
+    "  --retries N              extra sweeps of what a migration leaves (default 3)\n"
+    "  --history N              migration records kept in memory (default 1000)\n"
+    "  --journal-max-kib N      journal size bound in KiB (default 4096)\n"
+    "  --log-level LEVEL        err, warning, notice, info (default) or debug\n"
+    "  --log-target TARGET      stderr (default) or syslog\n"
+    "  -h, --help               this text\n"
+    "  -V, --version            the version\n"
+    "\n"
+    "Signals: SIGTERM/SIGINT let running migrations finish and exit; SIGHUP re-reads\n"
+    "the config file (log level, reconcile interval, retries; the rest needs a restart).\n"
+    "\n"
+    "Exit status: 0 after a clean stop, 2 bad usage or config, 3 cannot start.\n";
+
+enum { EXIT_USAGE = 2, EXIT_SYSTEM = 3 };
+
+typedef struct {
+	int log_level; /* first: an offset of 0 means "not a string" in defs */
+	char *config, *socket, *socket_group, *listen, *token_file, *state_dir, *cgroup_root;
+	char *log_target;
+	uint64_t workers, reconcile_s, retries, history, journal_kib;
+} options;
+
+typedef struct {
+	const char *name;
+	size_t str_off;	 /* offset of a char * in options, or 0 */
+	size_t num_off;	 /* offset of a uint64_t, or 0 */
+	uint64_t lo, hi; /* bounds of a number */
+} option_def;
+
+static const option_def defs[] = {
+    {"config", offsetof(options, config), 0, 0, 0},
+    {"socket", offsetof(options, socket), 0, 0, 0},
+    {"socket-group", offsetof(options, socket_group), 0, 0, 0},
+    {"listen", offsetof(options, listen), 0, 0, 0},
+    {"token-file", offsetof(options, token_file), 0, 0, 0},
+    {"state-dir", offsetof(options, state_dir), 0, 0, 0},
+    {"cgroup-root", offsetof(options, cgroup_root), 0, 0, 0},
+    {"workers", 0, offsetof(options, workers), 1, 64},
+    {"reconcile-interval", 0, offsetof(options, reconcile_s), 1, 86400},
+    {"retries", 0, offsetof(options, retries), 0, 100},
+    {"history", 0, offsetof(options, history), 1, 1000000},
+    {"journal-max-kib", 0, offsetof(options, journal_kib), 64, 1024 * 1024},
+    {"log-level", 0, 0, 0, 0},
+    {"log-target", offsetof(options, log_target), 0, 0, 0},
+};
+
+static void options_free(options *o)
+{
+	for (size_t i = 0; i < NF_ARRAY_SIZE(defs); i++)
+		if (defs[i].str_off)
+			free(*(char **)((char *)o + defs[i].str_off));
+}
+
+static int options_default(options *o)
+{
+	*o = (options){.workers = 2,
+		       .reconcile_s = 30,
+		       .retries = 3,
+		       .history = 1000,
+		       .journal_kib = 4096,
+		       .log_level = LOG_INFO};
+	o->socket = strdup("/run/numafollow/numafollow.sock");
+	o->state_dir = strdup("/var/lib/numafollow");
+	o->log_target = strdup("stderr");
+	return o->socket && o->state_dir && o->log_target ? 0 : -ENOMEM;
+}
+
+/* Sets option NAME; WHERE says where it came from, for the message. */
+static int set_option(options *o, const char *name, const char *value, const char *where)
+{
+	for (size_t i = 0; i < NF_ARRAY_SIZE(defs); i++) {
+		const option_def *d = &defs[i];
+		uint64_t v;
+		if (strcmp(d->name, name) != 0)
+			continue;
+		if (strcmp(name, "log-level") == 0) {
+			if ((o->log_level = nf_log_level(value)) < 0)
+				return fprintf(stderr,
+					       "numafollowd: %s: log-level '%s' is not one of err, "
+					       "warning, notice, info, debug\n",
+					       where, value),
+				       -EINVAL;
+		} else if (d->str_off) {
+			char **p = (char **)((char *)o + d->str_off);
+			free(*p);
+			if (!(*p = strdup(value)))
+				return -ENOMEM;
+		} else if (nf_parse_u64(value, NULL, &v) < 0 || v < d->lo || v > d->hi) {
+			return fprintf(
+				   stderr,
+				   "numafollowd: %s: %s '%s' is not a number from %llu to %llu\n",
+				   where, name, value, (unsigned long long)d->lo,
+				   (unsigned long long)d->hi),
+			       -EINVAL;
+		} else {
+			*(uint64_t *)((char *)o + d->num_off) = v;
+		}
+		return 0;
+	}
+	fprintf(stderr, "numafollowd: %s: unknown option '%s'; try 'numafollowd --help'\n", where,
+		name);
+	return -EINVAL;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+/* "name = value" lines; '#' starts a comment line. */
+static int read_config(options *o, const char *path, bool must_exist)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0;
+	unsigned lineno = 0;
+	if (!f) {
+		if (errno == ENOENT && !must_exist)
+			return 0;
+		fprintf(stderr, "numafollowd: config '%s': %m\n", path);
+		return -errno;
+	}
+	while (getline(&line, &cap, f) > 0) {
+		char *s = trim(line), *eq, where[PATH_MAX + 32];
+		lineno++;
+		if (!*s || *s == '#')
+			continue;
+		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		if (!(eq = strchr(s, '='))) {
+			fprintf(stderr, "numafollowd: %s: expected 'name = value'\n", where);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		char *name = trim(s);
+		if (strcmp(name, "config") == 0) {
+			fprintf(stderr,
+				"numafollowd: %s: 'config' cannot be set in a config file\n",
+				where);
+			return -EINVAL;
+		}
+		int r = set_option(o, name, trim(eq + 1), where);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Defaults, then the config file, then the command line (which wins). */
+static int load_options(int argc, char **argv, options *o)
+{
+	static const struct option longs[] = {
+	    {"config", required_argument, 0, 0},
+	    {"socket", required_argument, 0, 0},
+	    {"socket-group", required_argument, 0, 0},
+	    {"listen", required_argument, 0, 0},
+	    {"token-file", required_argument, 0, 0},
+	    {"state-dir", required_argument, 0, 0},
+	    {"cgroup-root", required_argument, 0, 0},
+	    {"workers", required_argument, 0, 0},
+	    {"reconcile-interval", required_argument, 0, 0},
+	    {"retries", required_argument, 0, 0},
+	    {"history", required_argument, 0, 0},
+	    {"journal-max-kib", required_argument, 0, 0},
+	    {"log-level", required_argument, 0, 0},
+	    {"log-target", required_argument, 0, 0},
+	    {"help", no_argument, 0, 'h'},
+	    {"version", no_argument, 0, 'V'},
+	    {0},
+	};
+	const char *config = NULL;
+	int c, idx, r;
+	if ((r = options_default(o)) < 0)
+		return r;
+	/* First pass: only --config, --help and --version and the syntax. */
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":hV", longs, &idx)) != -1) {
+		if (c == 'h')
+			fputs(usage_text, stdout), exit(0);
+		if (c == 'V')
+			puts("numafollowd " NF_VERSION), exit(0);
+		if (c == ':' || c == '?')
+			return fprintf(stderr, "numafollowd: %s '%s'; try 'numafollowd --help'\n",
+				       c == ':' ? "missing value for" : "unknown option",
+				       argv[optind - 1]),
+			       -EINVAL;
+		if (strcmp(longs[idx].name, "config") == 0)
+			config = optarg;
+	}
+	if (optind < argc)
+		return fprintf(stderr, "numafollowd: unexpected argument '%s'\n", argv[optind]),
+		       -EINVAL;
+	if ((r = read_config(o, config ? config : DEFAULT_CONFIG, config != NULL)) < 0)
+		return r;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":hV", longs, &idx)) != -1)
+		if ((r = set_option(o, longs[idx].name, optarg, "command line")) < 0)
+			return r;
+	if (strcmp(o->log_target, "stderr") && strcmp(o->log_target, "syslog"))
+		return fprintf(stderr, "numafollowd: log-target '%s' is not stderr or syslog\n",
+			       o->log_target),
+		       -EINVAL;
+	return 0;
+}
+
+/* ---- self-check ---- */
+
+static bool capability(const char *status, unsigned bit)
+{
+	const char *p = strstr(status, "\nCapEff:");
+	return p && (strtoull(p + 8, NULL, 16) >> bit) & 1;
+}
+
+static json_object *nodes_json(const nf_nodeset *online, const nf_nodeset *mem)
+{
+	json_object *arr = json_object_new_array();
+	for (int n = 0; n <= numa_max_node() && n < NF_MAX_NODES; n++) {
+		char path[80];
+		_cleanup_free_ char *cpus = NULL;
+		long long free_b, size = numa_node_size64(n, &free_b);
+		json_object *o = json_object_new_object();
+		snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", n);
+		nf_read_line(path, &cpus);
+		json_object_object_add(o, "node", json_object_new_int(n));
+		json_object_object_add(o, "online",
+				       json_object_new_boolean(nf_nodeset_has(online, n)));
+		json_object_object_add(o, "has_memory",
+				       json_object_new_boolean(nf_nodeset_has(mem, n)));
+		json_object_object_add(o, "memory_bytes",
+				       json_object_new_int64(size > 0 ? size : 0));
+		json_object_object_add(o, "cpus", json_object_new_string(cpus ? cpus : ""));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+static void warn(json_object *warnings, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(json_object *warnings, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	nf_log(LOG_WARNING, "self-check: %s", msg);
+	json_object_array_add(warnings, json_object_new_string(msg));
+}
+
+static json_object *self_check(const nf_agent *a)
+{
+	json_object *o = json_object_new_object(), *warnings = json_object_new_array();
+	nf_nodeset online = {0}, mem = {0}, self = {0}, missing;
+	_cleanup_free_ char *line = NULL, *status = NULL, *scope = NULL;
+	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN], b3[NF_NODESET_STRLEN];
+	if (nf_read_line("/sys/devices/system/node/online", &line) == 0)
+		nf_nodeset_parse(line, &online);
+	nf_memory_nodes(&mem);
+	nf_self_mems(&self);
+	nf_read_file("/proc/self/status", &status, NULL);
+	bool nice = status && capability(status, 23), ptrace = status && capability(status, 19);
+	nf_read_line("/proc/sys/kernel/yama/ptrace_scope", &scope);
+	nf_nodeset_minus(&mem, &self, &missing);
+
+	json_object_object_add(o, "cgroup_mode", json_object_new_string(nf_hierarchy_name(&a->h)));
+	json_object_object_add(o, "cgroup_mount", json_object_new_string(a->h.mount));
+	json_object_object_add(o, "nodes", nodes_json(&online, &mem));
+	json_object_object_add(o, "cap_sys_nice", json_object_new_boolean(nice));
+	json_object_object_add(o, "cap_sys_ptrace", json_object_new_boolean(ptrace));
+	json_object_object_add(o, "ptrace_scope", scope ? json_object_new_string(scope) : NULL);
+	json_object_object_add(o, "own_mems",
+			       json_object_new_string(nf_nodeset_format(&self, b1, sizeof(b1))));
+	json_object_object_add(o, "own_mems_cover_all",
+			       json_object_new_boolean(nf_nodeset_empty(&missing)));
+	nf_log(LOG_INFO,
+	       "self-check: cgroup %s at '%s'; nodes online %s, with memory %s; own mems %s; "
+	       "CAP_SYS_NICE %s, CAP_SYS_PTRACE %s",
+	       nf_hierarchy_name(&a->h), a->h.mount, nf_nodeset_format(&online, b1, sizeof(b1)),
+	       nf_nodeset_format(&mem, b2, sizeof(b2)), nf_nodeset_format(&self, b3, sizeof(b3)),
+	       nice ? "yes" : "no", ptrace ? "yes" : "no");
+	if (!nf_nodeset_empty(&missing))
+		warn(warnings,
+		     "the agent's own cpuset excludes node %s: the kernel silently drops "
+		     "migrations to it; run the agent in a cpuset that spans every node",
+		     nf_nodeset_format(&missing, b1, sizeof(b1)));
+	if (!nice)
+		warn(warnings, "no CAP_SYS_NICE: pages shared between processes will not move");
+	if (!ptrace)
+		warn(warnings, "no CAP_SYS_PTRACE: other users' processes cannot be migrated");
+	if (nf_nodeset_count(&mem) < 2)
+		warn(warnings, "only %u node with memory: there is nothing to move between",
+		     nf_nodeset_count(&mem));
+	json_object_object_add(o, "warnings", warnings);
+	return o;
+}
+
+/* ---- running ---- */
+
+/* systemd's readiness protocol, without libsystemd. */
+static void sd_notify(const char *msg)
+{
+	const char *p = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = p ? strlen(p) : 0;
+	if (!p || (p[0] != '/' && p[0] != '@') || n >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, p, n);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* abstract namespace */
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0)
+		sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		       offsetof(struct sockaddr_un, sun_path) + n);
+}
+
+static int read_token(const char *path, char **ret)
+{
+	struct stat st;
+	int r = nf_read_line(path, ret);
+	if (r < 0)
+		return nf_log(LOG_ERR, "token file '%s': %s", path, strerror(-r)), r;
+	if (!**ret)
+		return nf_log(LOG_ERR, "token file '%s' is empty", path), -EINVAL;
+	if (stat(path, &st) == 0 && (st.st_mode & 0077))
+		nf_log(LOG_WARNING, "token file '%s' is readable by others than its owner", path);
+	return 0;
+}
+
+static void arm(int tfd, uint64_t seconds)
+{
+	struct itimerspec its = {.it_value = {.tv_sec = seconds},
+				 .it_interval = {.tv_sec = seconds}};
+	timerfd_settime(tfd, 0, &its, NULL);
+}
+
+static void apply_logging(const options *o)
+{
+	nf_log_setup(o->log_level, strcmp(o->log_target, "syslog") == 0, "numafollowd");
+}
+
+/* SIGHUP: what can change without a restart changes; the rest is named. */
+static void reload(int argc, char **argv, options *o, nf_agent *a, int tfd)
+{
+	options n;
+	sd_notify("RELOADING=1");
+	if (load_options(argc, argv, &n) < 0) {
+		nf_log(LOG_ERR, "reload: the config has errors (above); keeping the old one");
+		options_free(&n);
+		sd_notify("READY=1");
+		return;
+	}
+	apply_logging(&n);
+	arm(tfd, n.reconcile_s);
+	pthread_mutex_lock(&a->lock);
+	a->retries = n.retries;
+	pthread_mutex_unlock(&a->lock);
+	static const char *const restart[] = {"socket",	    "socket-group", "listen",
+					      "token-file", "state-dir",    "cgroup-root"};
+	for (size_t i = 0; i < NF_ARRAY_SIZE(defs); i++)
+		for (size_t k = 0; k < NF_ARRAY_SIZE(restart); k++) {
+			if (strcmp(defs[i].name, restart[k]) != 0)
+				continue;
+			const char *x = *(char **)((char *)o + defs[i].str_off),
+				   *y = *(char **)((char *)&n + defs[i].str_off);
+			if ((x || y) && (!x || !y || strcmp(x, y) != 0))
+				nf_log(LOG_WARNING, "reload: %s changed; it takes a restart",
+				       restart[k]);
+		}
+	if (n.workers != o->workers)
+		nf_log(LOG_WARNING, "reload: workers changed; it takes a restart");
+	nf_log(LOG_INFO, "reloaded the config: log level, reconcile interval %llu s, retries %llu",
+	       (unsigned long long)n.reconcile_s, (unsigned long long)n.retries);
+	options_free(o);
+	*o = n;
+	sd_notify("READY=1");
+}
+
+static int loop(int argc, char **argv, options *o, nf_agent *a, int sfd, int tfd)
+{
+	_cleanup_close_ int ep = epoll_create1(EPOLL_CLOEXEC);
+	int fds[] = {a->inotify_fd, sfd, tfd};
+	for (size_t i = 0; i < NF_ARRAY_SIZE(fds); i++) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0)
+			return nf_log(LOG_ERR, "epoll: %m"), -errno;
+	}
+	for (;;) {
+		struct epoll_event evs[4];
+		int n = epoll_wait(ep, evs, NF_ARRAY_SIZE(evs), -1);
+		if (n < 0 && errno != EINTR)
+			return nf_log(LOG_ERR, "epoll_wait: %m"), -errno;
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+			if (fd == a->inotify_fd) {
+				nf_agent_read_events(a);
+			} else if (fd == tfd) {
+				uint64_t ticks;
+				if (read(tfd, &ticks, sizeof(ticks)) < 0)
+					continue;
+				pthread_mutex_lock(&a->lock);
+				nf_agent_reconcile(a);
+				pthread_mutex_unlock(&a->lock);
+			} else {
+				struct signalfd_siginfo si;
+				if (read(sfd, &si, sizeof(si)) != sizeof(si))
+					continue;
+				if (si.ssi_signo == SIGHUP) {
+					reload(argc, argv, o, a, tfd);
+					continue;
+				}
+				nf_log(LOG_INFO, "%s: stopping after running migrations finish",
+				       strsignal(si.ssi_signo));
+				return 0;
+			}
+		}
+	}
+}
+
+static int run(int argc, char **argv, options *o)
+{
+	nf_agent a = {0};
+	nf_api *api = NULL;
+	_cleanup_free_ char *token = NULL;
+	_cleanup_close_ int sfd = -1, tfd = -1;
+	sigset_t mask;
+	int code = EXIT_SYSTEM;
+
+	/* Before any thread starts, so that all of them inherit the mask. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (numa_available() < 0) {
+		nf_log(LOG_ERR, "this kernel has no NUMA support (numa_available)");
+		return EXIT_SYSTEM;
+	}
+	if (o->token_file && read_token(o->token_file, &token) < 0)
+		return EXIT_USAGE;
+	nf_agent_config ac = {.state_dir = o->state_dir,
+			      .cgroup_root = o->cgroup_root,
+			      .workers = o->workers,
+			      .retries = o->retries,
+			      .history = o->history,
+			      .journal_max = o->journal_kib * 1024};
+	nf_api_config pc = {.socket_path = o->socket,
+			    .socket_group = o->socket_group,
+			    .listen = o->listen,
+			    .token = token};
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	if (sfd < 0 || tfd < 0) {
+		nf_log(LOG_ERR, "signalfd/timerfd: %m");
+		return EXIT_SYSTEM;
+	}
+	if (nf_agent_start(&a, &ac) < 0)
+		goto out;
+	a.selfcheck = self_check(&a);
+	pthread_mutex_lock(&a.lock);
+	nf_agent_reconcile(&a); /* drift from before the agent started */
+	pthread_mutex_unlock(&a.lock);
+	if (nf_api_start(&a, &pc, &api) < 0)
+		goto out;
+	arm(tfd, o->reconcile_s);
+	sd_notify("READY=1");
+	nf_log(LOG_INFO, "ready: %u workers, reconcile every %llu s", a.n_threads,
+	       (unsigned long long)o->reconcile_s);
+	code = loop(argc, argv, o, &a, sfd, tfd) < 0 ? EXIT_SYSTEM : 0;
+	sd_notify("STOPPING=1");
+out:
+	nf_api_stop(api);
+	nf_agent_stop(&a);
+	if (code == 0)
+		nf_log(LOG_INFO, "stopped");
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	options o;
+	if (load_options(argc, argv, &o) < 0) {
+		options_free(&o);
+		return EXIT_USAGE;
+	}
+	apply_logging(&o);
+	int code = run(argc, argv, &o);
+	options_free(&o);
+	return code;
+}
