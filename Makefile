@@ -16,7 +16,7 @@ ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c cgroup/identity.c \
 	    plugin/engine.c plugin/journal.c
-CLI_SRC  := plugin/numafollow.c
+CLI_SRC  := plugin/numafollow.c plugin/client.c
 AGENT_SRC := plugin/agent.c plugin/api.c plugin/metrics.c plugin/log.c plugin/numafollowd.c
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 HELPERS  := $(B)/memhog
@@ -51,7 +51,7 @@ $(B)/libnf.a: $(LIB_SRC:%.c=$(B)/%.o)
 $(B)/asan/libnf.a: $(LIB_SRC:%.c=$(B)/asan/%.o)
 	$(AR) rcs $@ $^
 
-$(B)/numafollow: $(B)/plugin/numafollow.o $(B)/libnf.a
+$(B)/numafollow: $(CLI_SRC:%.c=$(B)/%.o) $(B)/libnf.a
 	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
 
 $(B)/numafollowd: $(AGENT_SRC:%.c=$(B)/%.o) $(B)/libnf.a

@@ -1,4 +1,5 @@
 /* numafollow: move a cgroup's memory to its NUMA nodes, verified, and report. */
+#include "client.h"
 #include "engine.h"
 #include "../cgroup/identity.h"
 #include "../cgroup/util.h"
@@ -11,12 +12,14 @@
 
 enum { EXIT_PARTIAL = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 3 };
 
+#define DEFAULT_SOCKET "/run/numafollow/numafollow.sock"
+
 static const char usage_text[] =
-    "Usage: numafollow COMMAND [OPTIONS] CGROUP\n"
+    "Usage: numafollow COMMAND [OPTIONS] [ARG]\n"
     "\n"
     "Makes a cgroup's memory follow its NUMA placement.\n"
     "\n"
-    "Commands:\n"
+    "Commands that work on the cgroup file system directly:\n"
     "  migrate [--to NODES] [--from NODES] [--dry-run] [--retries N] [--json] CGROUP\n"
     "        Move the memory of every task of CGROUP (and its descendants) to NODES\n"
     "        (default: the cgroup's effective mems), verify where it is afterwards and\n"
@@ -26,22 +29,33 @@ static const char usage_text[] =
     "  show [--json] CGROUP\n"
     "        mems, effective mems, tasks and per-node memory of CGROUP.\n"
     "\n"
+    "Commands that ask the agent (numafollowd):\n"
+    "  status [--json]          the agent's state and self-check\n"
+    "  ps [--json]              containers: mems, memory per node, state\n"
+    "  history [--json] [ID]    migrations, newest first (of container ID)\n"
+    "  migrate --via-agent [--json] ID\n"
+    "        ask the agent to migrate container ID now, and wait for the result\n"
+    "Agent options: --socket PATH (default " DEFAULT_SOCKET "),\n"
+    "  --url http://HOST:PORT (TCP instead), --token-file PATH (bearer token for TCP)\n"
+    "\n"
     "CGROUP is a path inside the cpuset hierarchy (\"/kubepods/pod1\", \"system.slice\")\n"
     "or an absolute path under its mount point (\"/sys/fs/cgroup/...\").\n"
     "NODES is a node list as in cpuset.mems: \"1\", \"0-1\", \"2,3\".\n"
     "\n"
     "Exit status: 0 moved and verified, 1 partial (a residue stayed: the report says\n"
-    "how much and why), 2 bad usage or input, 3 system error (privilege, no NUMA).\n"
+    "how much and why), 2 bad usage or input (an unknown container, say), 3 system\n"
+    "error (privilege, no NUMA, the agent unreachable).\n"
     "\n"
     "Needs CAP_SYS_NICE (to move shared pages and to targets outside a task's cpuset)\n"
     "and ptrace read access to the tasks (root, or CAP_SYS_PTRACE).\n";
 
 typedef struct {
 	const char *cmd;
-	const char *cgroup;
+	const char *cgroup; /* or the container id, for the agent's commands */
 	const char *to, *from;
-	bool dry_run, json;
+	bool dry_run, json, via_agent;
 	unsigned retries;
+	const char *socket, *url, *token_file;
 } args;
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -56,18 +70,40 @@ static int fail(int code, const char *fmt, ...)
 	return code;
 }
 
+/* Which options each command takes (by getopt value), and its arguments. */
+typedef struct {
+	const char *name, *opts;
+	int min_args, max_args;
+} command;
+
+static const command commands[] = {
+    {"migrate", "tfnjrASUK", 1, 1}, {"show", "j", 1, 1},    {"status", "jSUK", 0, 0},
+    {"ps", "jSUK", 0, 0},	    {"history", "jSUK", 0, 1},
+};
+
 static int parse_args(int argc, char **argv, args *a)
 {
 	static const struct option opts[] = {
-	    {"to", required_argument, NULL, 't'},      {"from", required_argument, NULL, 'f'},
-	    {"dry-run", no_argument, NULL, 'n'},       {"json", no_argument, NULL, 'j'},
-	    {"retries", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},       {0},
+	    {"to", required_argument, NULL, 't'},
+	    {"from", required_argument, NULL, 'f'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"retries", required_argument, NULL, 'r'},
+	    {"via-agent", no_argument, NULL, 'A'},
+	    {"socket", required_argument, NULL, 'S'},
+	    {"url", required_argument, NULL, 'U'},
+	    {"token-file", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
 	};
+	const command *cmd = NULL;
 	int c;
 	uint64_t v;
 
-	*a = (args){.retries = 3};
+	*a = (args){.retries = 3, .socket = getenv("NUMAFOLLOW_SOCKET")};
+	if (!a->socket)
+		a->socket = DEFAULT_SOCKET;
 	opterr = 0; /* our messages, not getopt's */
 	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1 && c != 1) {
 		switch (c) {
@@ -85,11 +121,13 @@ static int parse_args(int argc, char **argv, args *a)
 	if (optind >= argc)
 		return fail(EXIT_USAGE, "no command given; try 'numafollow --help'");
 	a->cmd = argv[optind];
-	if (strcmp(a->cmd, "migrate") != 0 && strcmp(a->cmd, "show") != 0)
+	for (size_t i = 0; i < NF_ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, a->cmd) == 0)
+			cmd = &commands[i];
+	if (!cmd)
 		return fail(EXIT_USAGE, "unknown command '%s'; try 'numafollow --help'", a->cmd);
-	bool mig = strcmp(a->cmd, "migrate") == 0;
-	/* Options of the command, in any order around CGROUP: rescan from the
-	 * command on, with getopt reset (optind 0) to permuting mode. */
+	/* Options of the command, in any order around its argument: rescan from
+	 * the command on, with getopt reset (optind 0) to permuting mode. */
 	argv += optind;
 	argc -= optind;
 	optind = 0;
@@ -99,36 +137,45 @@ static int parse_args(int argc, char **argv, args *a)
 		snprintf(opt, sizeof(opt), "%s%s", idx >= 0 ? "--" : "",
 			 idx >= 0 ? opts[idx].name : argv[optind - 1]);
 		idx = -1;
-		switch (c) {
-		case 'j':
-			a->json = true;
-			continue;
-		case 'h':
+		if (c == 'h') {
 			fputs(usage_text, stdout);
 			exit(0);
 		}
 		if (c == ':')
 			return fail(EXIT_USAGE, "'%s' needs a value", opt);
-		if (!mig || c == '?' || c == 'V')
+		if (c == '?' || !strchr(cmd->opts, c))
 			return fail(EXIT_USAGE,
 				    "'%s' takes no option '%s'; try 'numafollow --help'", a->cmd,
 				    opt);
-		if (c == 't')
-			a->to = optarg;
-		else if (c == 'f')
-			a->from = optarg;
-		else if (c == 'n')
-			a->dry_run = true;
-		else if (nf_parse_u64(optarg, NULL, &v) < 0 || v > 100)
-			return fail(EXIT_USAGE, "--retries: '%s' is not a number from 0 to 100",
-				    optarg);
-		else
+		switch (c) {
+		case 'j': a->json = true; break;
+		case 't': a->to = optarg; break;
+		case 'f': a->from = optarg; break;
+		case 'n': a->dry_run = true; break;
+		case 'A': a->via_agent = true; break;
+		case 'S': a->socket = optarg; break;
+		case 'U': a->url = optarg; break;
+		case 'K': a->token_file = optarg; break;
+		default:
+			if (nf_parse_u64(optarg, NULL, &v) < 0 || v > 100)
+				return fail(EXIT_USAGE,
+					    "--retries: '%s' is not a number from 0 to 100", optarg);
 			a->retries = v;
+		}
 	}
-	if (optind + 1 != argc)
-		return fail(EXIT_USAGE, "'%s' needs exactly one CGROUP; try 'numafollow --help'",
-			    a->cmd);
-	a->cgroup = argv[optind];
+	int n = argc - optind;
+	if (n < cmd->min_args || n > cmd->max_args)
+		return fail(EXIT_USAGE, "'%s' needs %s; try 'numafollow --help'", a->cmd,
+			    cmd->max_args == 0	 ? "no argument"
+			    : cmd->min_args == 0 ? "at most one ID"
+			    : a->via_agent	 ? "exactly one container ID"
+						 : "exactly one CGROUP");
+	if (a->via_agent && (a->to || a->from || a->dry_run))
+		return fail(EXIT_USAGE, "--via-agent migrates to the container's mems; it takes "
+					"no --to, --from or --dry-run");
+	if (!a->via_agent && strcmp(a->cmd, "migrate") == 0 && (a->url || a->token_file))
+		return fail(EXIT_USAGE, "--url and --token-file go with --via-agent");
+	a->cgroup = n ? argv[optind] : NULL;
 	return 0;
 }
 
@@ -493,6 +540,10 @@ out:
 
 static int run(const args *a)
 {
+	if (strcmp(a->cmd, "show") != 0 && (strcmp(a->cmd, "migrate") != 0 || a->via_agent))
+		return nf_client(&(nf_client_args){.cmd = a->cmd, .arg = a->cgroup,
+						    .socket = a->socket, .url = a->url,
+						    .token_file = a->token_file, .json = a->json});
 	if (numa_available() < 0)
 		return fail(EXIT_SYSTEM, "this kernel has no NUMA support (numa_available)");
 	return strcmp(a->cmd, "show") == 0 ? cmd_show(a) : cmd_migrate(a);
