@@ -398,34 +398,50 @@ static uint64_t res_outside(const nf_residency *r, unsigned nnodes, const nf_nod
 	return outside(r->anon, nnodes, s) + outside(r->file, nnodes, s);
 }
 
-/* pgmigrate_success + pgmigrate_fail from /proc/vmstat: the kernel's page
- * migrations so far, system-wide. */
-static uint64_t kernel_migrations(void)
+/* Whether the kernel migrates on a cpuset.mems write itself: always on v2,
+ * with cpuset.memory_migrate=1 on v1. */
+static bool kernel_migrates(const nf_cgroup *cg)
 {
-	_cleanup_free_ char *text = NULL;
-	uint64_t sum = 0;
-	if (nf_read_file("/proc/vmstat", &text, NULL) < 0)
-		return 0;
-	for (const char *p = text; (p = strstr(p, "pgmigrate_")); p++)
-		if (strncmp(p, "pgmigrate_success ", 18) == 0 ||
-		    strncmp(p, "pgmigrate_fail ", 15) == 0)
-			sum += strtoull(strchr(p, ' ') + 1, NULL, 10);
-	return sum;
+	_cleanup_free_ char *path = NULL, *v = NULL;
+	if (cg->h->version == NF_CG_V2)
+		return true;
+	return asprintf(&path, "%s/cpuset.memory_migrate", cg->path) > 0 &&
+	       nf_read_line(path, &v) == 0 && strcmp(v, "1") == 0;
 }
 
-/* On a v2 cpuset.mems write (v1 with memory_migrate=1) the kernel migrates in
- * the writer's context, and inotify can report the write before it returns:
- * the writer's O_TRUNC open raises IN_MODIFY already. Wait until the kernel
- * stops migrating (no pgmigrate progress in 100 ms), at most 60 s. */
-static void settle(const _Atomic bool *cancel)
+/* A fingerprint of where the cgroup's memory is: memory.numa_stat's text
+ * (it includes the LRU counts that page isolation changes), or the tasks'
+ * numa_maps bytes per node. */
+static uint32_t placement(const nf_cgroup *cg)
 {
-	uint64_t prev = kernel_migrations(), t0 = nf_now_ns();
-	for (;;) {
-		struct timespec ts = {.tv_nsec = 100 * 1000000};
-		nanosleep(&ts, NULL);
-		uint64_t cur = kernel_migrations();
-		if (cur == prev || *cancel || nf_now_ns() - t0 > 60 * UINT64_C(1000000000))
-			return;
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	_cleanup_free_ pid_t *pids = NULL;
+	nf_residency res = {0};
+	nf_residency_source src;
+	size_t n = 0;
+	if (asprintf(&path, "%s/memory.numa_stat", cg->path) > 0 && cg->h->version == NF_CG_V2 &&
+	    nf_read_file(path, &text, NULL) == 0)
+		return nf_crc32(text, strlen(text));
+	if (nf_cgroup_tasks(cg, false, &pids, &n) == 0)
+		nf_cgroup_residency(cg, pids, n, &res, &src);
+	return nf_crc32(&res, sizeof(res));
+}
+
+/* Where the kernel migrates in the writer's context, inotify can report the
+ * write before the kernel is done: the writer's O_TRUNC open (shells, runc)
+ * raises IN_MODIFY already. Wait until the placement has not changed for two
+ * 100 ms periods, at most 60 s; racing the kernel would only split the work
+ * and blur what each moved. */
+static void settle(const nf_cgroup *cg, const _Atomic bool *cancel)
+{
+	if (!kernel_migrates(cg))
+		return;
+	uint32_t prev = placement(cg);
+	uint64_t t0 = nf_now_ns();
+	for (unsigned quiet = 0; quiet < 2 && !*cancel && nf_now_ns() - t0 < 60 * UINT64_C(1000000000);) {
+		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000}, NULL);
+		uint32_t cur = placement(cg);
+		quiet = cur == prev ? quiet + 1 : 0;
 		prev = cur;
 	}
 }
@@ -454,9 +470,9 @@ static void run_job(nf_agent *a, nf_job *j)
 	pthread_mutex_unlock(&a->lock);
 
 	uint64_t t0 = nf_now_ns(), kernel = 0;
-	if (j->has_from)
-		settle(&j->cancel);
 	int r = rel ? nf_cgroup_open(&a->h, rel, &cg) : -ENOMEM;
+	if (r == 0 && j->has_from)
+		settle(&cg, &j->cancel);
 	bool v2 = r == 0 && numa_stat(&cg, &now);
 	if (r == 0)
 		r = nf_migrate(&cg, &o, &m);

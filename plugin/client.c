@@ -109,7 +109,8 @@ static int request(const nf_client_args *a, const char *method, const char *path
 static const char *str(json_object *o, const char *key)
 {
 	json_object *v;
-	return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "-";
+	const char *s = json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "";
+	return *s ? s : "-";
 }
 
 static int64_t num(json_object *o, const char *key)

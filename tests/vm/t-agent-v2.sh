@@ -2,7 +2,9 @@
 # vm: --cgroup v2
 # The agent on cgroup v2: a cpuset.mems write on a container cgroup (the kernel
 # moves the pages in the write) is seen through inotify, verified and recorded;
-# an ancestor's write is followed by its descendants; kubelet layouts are named.
+# an ancestor's write is followed by its descendants; kubelet layouts (systemd
+# and cgroupfs drivers) are named; cgroups come and go; the history survives a
+# SIGKILL; /metrics passes promtool.
 . tests/vm/lib.sh
 need_nodes 2
 
@@ -36,4 +38,67 @@ expect_eq mems_effective "$(jq -r .mems_effective "$T/c.json")" 1
 api "/v1/migrations?container=$cid" | jq -e '.migrations | length == 1' >/dev/null ||
 	fail "GET /v1/migrations?container= does not list exactly the one migration"
 
-cat "$T/agent.log"
+# An ancestor narrowed: the descendant's effective mems change without an event
+# of its own; the agent watches the ancestor too.
+uid=8d1b3e0a-5b1c-4a43-9d0e-2f4a1c9b7e21
+kid=fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210
+pod=kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid//-/_}.slice
+kcg=$(mkcg "$pod/cri-containerd-$kid.scope" "") # inherits
+set_mems "$(cg_root)/kubepods.slice" 0
+kpid=$(start_hog "$kcg" -m 64)
+api "/v1/containers/$kid" >"$T/k.json"
+expect_eq "kubelet systemd: pod uid" "$(jq -r .pod.uid "$T/k.json")" "$uid"
+expect_eq "kubelet systemd: runtime" "$(jq -r .runtime "$T/k.json")" containerd
+expect_on "$kpid" 0 "before the ancestor's write"
+set_mems "$(cg_root)/kubepods.slice" 1
+expect_on "$kpid" 1 "after the ancestor's write"
+kid_ok() { api "/v1/containers/$kid" | jq -e '.last_migration.result == "ok" and .mems_effective == "1"' >/dev/null; }
+wait_for "the descendant's migration record" 20 kid_ok
+api "/v1/containers/$kid" | jq -c .last_migration
+
+# The cgroupfs driver: /kubepods/besteffort/pod<uid>/<id>, created while the agent runs.
+uid2=11111111-2222-3333-4444-555555555555
+cid2=abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789
+ccg=$(mkcg "kubepods/besteffort/pod$uid2/$cid2" 0)
+cpid=$(start_hog "$ccg" -m 16)
+seen() { api /v1/containers | jq -e --arg id "$1" '.containers | any(.id == $id)' >/dev/null; }
+wait_for "the new cgroup in /v1/containers" 10 seen "$cid2"
+api "/v1/containers/$cid2" >"$T/c2.json"
+expect_eq "kubelet cgroupfs: pod uid" "$(jq -r .pod.uid "$T/c2.json")" "$uid2"
+expect_eq "kubelet cgroupfs: cgroup" "$(jq -r .cgroup "$T/c2.json")" "/kubepods/besteffort/pod$uid2/$cid2"
+"$NF" ps --socket "$SOCK"
+
+# Its tasks exit, then the cgroup goes: it leaves the list.
+kill "$cpid"
+gone() { ! seen "$1"; }
+wait_for "the emptied cgroup to leave /v1/containers" 10 gone "$cid2"
+rmdir "$ccg"
+api /v1/status | jq -e '.cgroups_watched > 0' >/dev/null
+[ "$(api_status "/v1/containers/$cid2")" = 404 ] || fail "a removed container is still found"
+say "created, emptied and removed cgroups tracked"
+
+# /metrics is valid Prometheus text and carries the container's bytes.
+api /metrics >"$T/metrics"
+promtool check metrics <"$T/metrics" || fail "promtool check metrics rejected /metrics"
+grep -q "^numafollow_container_memory_bytes{container=\"$cid\".*node=\"1\"} " "$T/metrics" ||
+	fail "/metrics has no node 1 bytes for $cid"
+grep -q '^numafollow_migrations_total{result="ok"} 2$' "$T/metrics" || fail "/metrics: not 2 ok migrations"
+say "promtool check metrics: ok"
+
+# SIGKILL: the journal keeps every finished migration; the restart rebuilds state.
+api /v1/migrations | jq -S '[.migrations[] | del(.duration_ms)]' >"$T/hist-before"
+kill -9 "$AGENT"
+wait "$AGENT" 2>/dev/null || true
+start_agent
+api /v1/migrations | jq -S '[.migrations[] | del(.duration_ms)]' >"$T/hist-after"
+diff "$T/hist-before" "$T/hist-after" || fail "the history changed across a SIGKILL"
+expect_eq "records after the restart" "$(jq length "$T/hist-after")" 2
+api "/v1/containers/$cid" >"$T/c.json"
+expect_eq "state after the restart" "$(jq -r .state "$T/c.json")" in_sync
+expect_eq "last migration after the restart" "$(jq -r .last_migration.id "$T/c.json")" 1
+expect_eq "effective mems after the restart" "$(jq -r .mems_effective "$T/c.json")" 1
+set_mems "$cg" 0
+expect_on "$pid" 0 "after a write to the restarted agent"
+next_ok() { api "/v1/containers/$cid" | jq -e '.last_migration.id == 3 and .last_migration.result == "ok"' >/dev/null; }
+wait_for "migration 3 after the restart" 20 next_ok
+say "history intact across SIGKILL; ids continue"
