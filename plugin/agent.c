@@ -438,7 +438,8 @@ static void settle(const nf_cgroup *cg, const _Atomic bool *cancel)
 		return;
 	uint32_t prev = placement(cg);
 	uint64_t t0 = nf_now_ns();
-	for (unsigned quiet = 0; quiet < 2 && !*cancel && nf_now_ns() - t0 < 60 * UINT64_C(1000000000);) {
+	for (unsigned quiet = 0;
+	     quiet < 2 && !*cancel && nf_now_ns() - t0 < 60 * UINT64_C(1000000000);) {
 		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000}, NULL);
 		uint32_t cur = placement(cg);
 		quiet = cur == prev ? quiet + 1 : 0;

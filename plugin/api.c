@@ -26,9 +26,12 @@ struct nf_api {
 
 typedef struct {
 	char *body;
-	size_t len;
-	bool too_big;
+	size_t len, seen;
 } request;
+
+/* Bodies over NF_API_MAX_BODY are read and dropped, to answer 413 on a
+ * connection the client still reads; past this they are not worth reading. */
+#define DISCARD_MAX (1024 * 1024)
 
 /* ---- replies ---- */
 
@@ -541,15 +544,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
 		uint64_t n;
-		if (cl && nf_parse_u64(cl, NULL, &n) == 0 && n > NF_API_MAX_BODY)
+		if (cl && nf_parse_u64(cl, NULL, &n) == 0 && n > DISCARD_MAX)
 			return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
 					  "the body is over %d bytes", NF_API_MAX_BODY);
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (q->len + *upload_size > NF_API_MAX_BODY) {
-			q->too_big = true;
-		} else if (!q->too_big) {
+		q->seen += *upload_size;
+		if (q->seen > DISCARD_MAX)
+			return MHD_NO;
+		if (q->seen <= NF_API_MAX_BODY) {
 			char *b = realloc(q->body, q->len + *upload_size + 1);
 			if (!b)
 				return MHD_NO;
@@ -561,7 +565,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (q->too_big)
+	if (q->seen > NF_API_MAX_BODY)
 		return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "the body is over %d bytes",
 				  NF_API_MAX_BODY);
 	pthread_mutex_lock(&ep->a->lock);

@@ -56,8 +56,7 @@ static int status_code(long status, json_object *body)
 }
 
 /* METHOD PATH on the agent; the parsed JSON body in *RET. Returns an exit code. */
-static int request(const nf_client_args *a, const char *method, const char *path,
-		   json_object **ret)
+static int request(const nf_client_args *a, const char *method, const char *path, json_object **ret)
 {
 	_cleanup_free_ char *url = NULL, *token = NULL, *auth = NULL;
 	buffer b = {0};
@@ -69,8 +68,8 @@ static int request(const nf_client_args *a, const char *method, const char *path
 	if (a->token_file) {
 		int r = nf_read_line(a->token_file, &token);
 		if (r < 0)
-			return curl_easy_cleanup(c),
-			       failf(EXIT_USAGE, "token file '%s': %s", a->token_file, strerror(-r));
+			return curl_easy_cleanup(c), failf(EXIT_USAGE, "token file '%s': %s",
+							   a->token_file, strerror(-r));
 		if (asprintf(&auth, "Authorization: Bearer %s", token) > 0)
 			hdr = curl_slist_append(hdr, auth);
 	}
@@ -92,7 +91,8 @@ static int request(const nf_client_args *a, const char *method, const char *path
 	curl_slist_free_all(hdr);
 	if (cr != CURLE_OK) {
 		free(b.data);
-		return failf(EXIT_SYSTEM, "cannot reach the agent at '%s': %s (is numafollowd running?)",
+		return failf(EXIT_SYSTEM,
+			     "cannot reach the agent at '%s': %s (is numafollowd running?)",
 			     a->url ? a->url : a->socket, curl_easy_strerror(cr));
 	}
 	json_object *o = b.data ? json_tokener_parse(b.data) : NULL;
@@ -141,25 +141,27 @@ static void print_status(json_object *o)
 	       (long long)num(o, "workers"), (long long)num(o, "queued"));
 	if (json_object_object_get_ex(o, "migrations", &m)) {
 		printf("migrations:");
-		json_object_object_foreach(m, k, v) printf(" %s %lld", k,
-							   (long long)json_object_get_int64(v));
+		json_object_object_foreach(m, k, v)
+		    printf(" %s %lld", k, (long long)json_object_get_int64(v));
 		printf("\n");
 	}
-	printf("history %s\n", json_object_get_boolean(json_object_object_get(o, "history_persistent"))
-				   ? "persistent"
-				   : "in memory only (the journal could not be opened)");
+	printf("history %s\n",
+	       json_object_get_boolean(json_object_object_get(o, "history_persistent"))
+		   ? "persistent"
+		   : "in memory only (the journal could not be opened)");
 	if (!json_object_object_get_ex(o, "self_check", &sc) || !sc)
 		return;
-	printf("self-check: own mems %s%s, CAP_SYS_NICE %s, CAP_SYS_PTRACE %s\n",
-	       str(sc, "own_mems"),
-	       json_object_get_boolean(json_object_object_get(sc, "own_mems_cover_all"))
-		   ? " (all nodes)"
-		   : " (NOT all nodes)",
-	       json_object_get_boolean(json_object_object_get(sc, "cap_sys_nice")) ? "yes" : "no",
-	       json_object_get_boolean(json_object_object_get(sc, "cap_sys_ptrace")) ? "yes" : "no");
+	printf(
+	    "self-check: own mems %s%s, CAP_SYS_NICE %s, CAP_SYS_PTRACE %s\n", str(sc, "own_mems"),
+	    json_object_get_boolean(json_object_object_get(sc, "own_mems_cover_all"))
+		? " (all nodes)"
+		: " (NOT all nodes)",
+	    json_object_get_boolean(json_object_object_get(sc, "cap_sys_nice")) ? "yes" : "no",
+	    json_object_get_boolean(json_object_object_get(sc, "cap_sys_ptrace")) ? "yes" : "no");
 	if (json_object_object_get_ex(sc, "warnings", &w))
 		for (size_t i = 0; i < json_object_array_length(w); i++)
-			printf("warning: %s\n", json_object_get_string(json_object_array_get_idx(w, i)));
+			printf("warning: %s\n",
+			       json_object_get_string(json_object_array_get_idx(w, i)));
 }
 
 /* "0:128.0 1:0.5" (MiB per node). */
@@ -194,9 +196,10 @@ static void print_ps(json_object *o)
 			snprintf(name, sizeof(name), "%s/%s", str(pod, "name"), str(c, "name"));
 		else
 			snprintf(name, sizeof(name), "%s", str(c, "name"));
-		printf("%-14s %-10s %-20s %-6s %-6s %5lld  %-24s %9.1f  %s\n", id, str(c, "runtime"),
-		       name, str(c, "mems"), str(c, "mems_effective"), (long long)num(c, "tasks"),
-		       mem, mib(num(c, "residual_bytes")), str(c, "state"));
+		printf("%-14s %-10s %-20s %-6s %-6s %5lld  %-24s %9.1f  %s\n", id,
+		       str(c, "runtime"), name, str(c, "mems"), str(c, "mems_effective"),
+		       (long long)num(c, "tasks"), mem, mib(num(c, "residual_bytes")),
+		       str(c, "state"));
 	}
 	if (json_object_array_length(arr) == 0)
 		printf("(no containers)\n");

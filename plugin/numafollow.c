@@ -77,25 +77,19 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"migrate", "tfnjrASUK", 1, 1}, {"show", "j", 1, 1},    {"status", "jSUK", 0, 0},
+    {"migrate", "tfnjrASUK", 1, 1}, {"show", "j", 1, 1},       {"status", "jSUK", 0, 0},
     {"ps", "jSUK", 0, 0},	    {"history", "jSUK", 0, 1},
 };
 
 static int parse_args(int argc, char **argv, args *a)
 {
 	static const struct option opts[] = {
-	    {"to", required_argument, NULL, 't'},
-	    {"from", required_argument, NULL, 'f'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"retries", required_argument, NULL, 'r'},
-	    {"via-agent", no_argument, NULL, 'A'},
-	    {"socket", required_argument, NULL, 'S'},
-	    {"url", required_argument, NULL, 'U'},
-	    {"token-file", required_argument, NULL, 'K'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {0},
+	    {"to", required_argument, NULL, 't'},	  {"from", required_argument, NULL, 'f'},
+	    {"dry-run", no_argument, NULL, 'n'},	  {"json", no_argument, NULL, 'j'},
+	    {"retries", required_argument, NULL, 'r'},	  {"via-agent", no_argument, NULL, 'A'},
+	    {"socket", required_argument, NULL, 'S'},	  {"url", required_argument, NULL, 'U'},
+	    {"token-file", required_argument, NULL, 'K'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},	  {0},
 	};
 	const command *cmd = NULL;
 	int c;
@@ -148,18 +142,35 @@ static int parse_args(int argc, char **argv, args *a)
 				    "'%s' takes no option '%s'; try 'numafollow --help'", a->cmd,
 				    opt);
 		switch (c) {
-		case 'j': a->json = true; break;
-		case 't': a->to = optarg; break;
-		case 'f': a->from = optarg; break;
-		case 'n': a->dry_run = true; break;
-		case 'A': a->via_agent = true; break;
-		case 'S': a->socket = optarg; break;
-		case 'U': a->url = optarg; break;
-		case 'K': a->token_file = optarg; break;
+		case 'j':
+			a->json = true;
+			break;
+		case 't':
+			a->to = optarg;
+			break;
+		case 'f':
+			a->from = optarg;
+			break;
+		case 'n':
+			a->dry_run = true;
+			break;
+		case 'A':
+			a->via_agent = true;
+			break;
+		case 'S':
+			a->socket = optarg;
+			break;
+		case 'U':
+			a->url = optarg;
+			break;
+		case 'K':
+			a->token_file = optarg;
+			break;
 		default:
 			if (nf_parse_u64(optarg, NULL, &v) < 0 || v > 100)
 				return fail(EXIT_USAGE,
-					    "--retries: '%s' is not a number from 0 to 100", optarg);
+					    "--retries: '%s' is not a number from 0 to 100",
+					    optarg);
 			a->retries = v;
 		}
 	}
@@ -541,9 +552,12 @@ out:
 static int run(const args *a)
 {
 	if (strcmp(a->cmd, "show") != 0 && (strcmp(a->cmd, "migrate") != 0 || a->via_agent))
-		return nf_client(&(nf_client_args){.cmd = a->cmd, .arg = a->cgroup,
-						    .socket = a->socket, .url = a->url,
-						    .token_file = a->token_file, .json = a->json});
+		return nf_client(&(nf_client_args){.cmd = a->cmd,
+						   .arg = a->cgroup,
+						   .socket = a->socket,
+						   .url = a->url,
+						   .token_file = a->token_file,
+						   .json = a->json});
 	if (numa_available() < 0)
 		return fail(EXIT_SYSTEM, "this kernel has no NUMA support (numa_available)");
 	return strcmp(a->cmd, "show") == 0 ? cmd_show(a) : cmd_migrate(a);

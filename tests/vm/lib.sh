@@ -10,7 +10,11 @@ T=$(mktemp -d)
 SOCK=$T/nf.sock
 
 skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
+fail() {
+	echo "FAIL: $*"
+	[ ! -s "$T/agent.log" ] || { echo "-- numafollowd's log:"; tail -n 40 "$T/agent.log"; }
+	exit 1
+}
 say() { echo "-- $*"; }
 
 [ "${NF_VM:-}" = 1 ] || skip "runs inside the NUMA VM (tests/vm/vm.sh)"

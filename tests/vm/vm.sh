@@ -131,6 +131,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
 ln -sf /proc/self/fd /dev/fd
+ip link set lo up 2>/dev/null || busybox ifconfig lo 127.0.0.1 up # TCP tests use loopback
 # /tmp stays the overlay's: the checkout under test may live in the host's /tmp.
 mount -t tmpfs tmpfs /run
 mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup

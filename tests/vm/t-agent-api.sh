@@ -1,0 +1,133 @@
+#!/bin/bash
+# vm: --cgroup v2
+# The agent's HTTP API, with curl as the client: every route, registration and
+# its names from annotations, bad JSON, wrong types, dead pids, a cgroup outside
+# --cgroup-root, unknown ids, an oversize body, wrong methods, a non-root peer
+# and read-only TCP refused on changes, the TCP token. Bad input changes nothing.
+. tests/vm/lib.sh
+need_nodes 2
+
+cg=$(mkcg nf-api/ctr1 0)
+pid=$(start_hog "$cg" -m 16)
+mkdir -p "$T/run" && chmod 0755 "$T" "$T/run"
+SOCK=$T/run/nf.sock
+start_agent --cgroup-root /nf-api --socket-group nogroup --listen 127.0.0.1:18080
+chmod 0666 "$SOCK" # let any user connect: SO_PEERCRED must still refuse changes
+
+# expect STATUS METHOD PATH [CURL ARGS...]: the status, and a JSON error body on >= 400.
+expect() {
+	local want=$1 method=$2 path=$3 got
+	shift 3
+	got=$(api_status "$path" -X "$method" "$@")
+	[ "$got" = "$want" ] || fail "$method $path: $got, want $want: $(cat "$T/body")"
+	if [ "$want" -ge 400 ]; then
+		jq -e '.error | type == "string"' "$T/body" >/dev/null || fail "$method $path: no JSON error: $(cat "$T/body")"
+	fi
+	say "$method $path -> $got $(head -c 150 "$T/body")"
+}
+
+expect 200 GET /healthz
+expect 200 GET /v1/status
+jq -e '.self_check.cgroup_mode == "v2" and .self_check.own_mems_cover_all and .cgroup_root == "/nf-api"' "$T/body" >/dev/null ||
+	fail "/v1/status lacks the self-check"
+expect 200 GET /v1/containers
+expect_eq "containers under --cgroup-root" "$(jq -r '[.containers[].cgroup] | join(" ")' "$T/body")" /nf-api/ctr1
+api /v1/containers >"$T/snapshot"
+
+# Bad registrations: 400 and nothing changes.
+expect 400 POST /v1/containers -d '{"id": "x", "pid": '
+expect 400 POST /v1/containers -d '{"id": "x", "pid": 1} trailing'
+expect 400 POST /v1/containers -d '[1, 2]'
+expect 400 POST /v1/containers -d '{"pid": 1}'
+expect 400 POST /v1/containers -d '{"id": "", "pid": 1}'
+expect 400 POST /v1/containers -d '{"id": "x", "pid": "1"}'
+expect 400 POST /v1/containers -d '{"id": "x", "pid": -4}'
+expect 400 POST /v1/containers -d "{\"id\": \"x\", \"pid\": $pid, \"annotations\": {\"a\": 1}}"
+expect 400 POST /v1/containers -d "{\"id\": \"x\", \"pid\": $pid, \"bundle\": 7}"
+dead=$(sh -c 'echo $$')
+expect 400 POST /v1/containers -d "{\"id\": \"x\", \"pid\": $dead}"
+expect 400 POST /v1/containers -d "{\"id\": \"x\", \"pid\": $$}" # outside --cgroup-root
+head -c 70000 /dev/zero | tr '\0' ' ' >"$T/big"
+expect 413 POST /v1/containers --data-binary @"$T/big"
+expect 413 POST /v1/containers -H 'Transfer-Encoding: chunked' --data-binary @"$T/big"
+api /v1/containers | diff "$T/snapshot" - || fail "bad registrations changed the containers"
+
+# Unknown ids and routes, wrong methods.
+expect 404 GET /v1/containers/nope
+expect 404 DELETE /v1/containers/nope
+expect 404 POST /v1/containers/nope/migrate
+expect 404 GET /v1/migrations/999
+expect 404 GET /v1/migrations/abc
+expect 400 GET '/v1/migrations?limit=0'
+expect 400 GET '/v1/migrations?limit=x'
+expect 404 GET /v2/anything
+expect 405 PUT /v1/containers
+expect 405 DELETE /healthz
+expect 405 POST /metrics
+expect 405 GET /v1/containers/x/migrate
+expect 405 POST /v1/migrations
+curl -sS -o /dev/null -D "$T/hdr" --unix-socket "$SOCK" -X PUT http://nf/v1/containers
+grep -qi '^Allow: GET, POST' "$T/hdr" || fail "405 without an Allow header"
+
+# A registration, as the hook sends it: names come from the annotations.
+reg=$(jq -n --argjson pid "$pid" '{id: "ctr-1", pid: $pid, bundle: "/run/b", status: "created",
+	annotations: {"io.kubernetes.cri.container-name": "web", "io.kubernetes.cri.sandbox-name": "shop-7f",
+	"io.kubernetes.cri.sandbox-namespace": "prod", "io.kubernetes.cri.sandbox-uid": "0c8e7d43-1111-2222-3333-444455556666"}}')
+expect 201 POST /v1/containers -d "$reg"
+expect 200 POST /v1/containers -d "$(jq '.status = "running"' <<<"$reg")"
+expect 200 GET /v1/containers/ctr-1
+jq -c '{id, name, pod, cgroup, status, registered}' "$T/body"
+jq -e '.name == "web" and .pod.name == "shop-7f" and .pod.namespace == "prod" and
+	.pod.uid == "0c8e7d43-1111-2222-3333-444455556666" and .cgroup == "/nf-api/ctr1" and
+	.status == "running" and .pid == '"$pid" "$T/body" >/dev/null || fail "registration not reflected"
+
+# A migration on request: 202 and its id, then its record.
+expect 202 POST /v1/containers/ctr-1/migrate
+mid=$(jq -r .id "$T/body")
+done_() { api "/v1/migrations/$mid" | jq -e '.result == "ok" and .trigger == "api"' >/dev/null; }
+wait_for "migration $mid" 20 done_
+expect 200 GET "/v1/migrations?container=ctr-1&limit=1"
+expect_eq "migrations of ctr-1" "$(jq -r '.migrations[0].id' "$T/body")" "$mid"
+
+# Who may change things: root, or the socket's group; any user may read.
+as() { setpriv --reuid "$1" --regid "$1" --clear-groups "${@:2}"; }
+got=$(as 12345 curl -sS -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -X DELETE http://nf/v1/containers/ctr-1)
+expect_eq "DELETE by uid 12345" "$got" 403
+got=$(as 12345 curl -sS -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" http://nf/v1/containers)
+expect_eq "GET by uid 12345" "$got" 200
+got=$(as 65534 curl -sS -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -X POST http://nf/v1/containers -d '{}')
+expect_eq "POST by the socket's group (nogroup)" "$got" 400
+
+# TCP without a token: reads only.
+got=$(curl -sS -o "$T/body" -w '%{http_code}' http://127.0.0.1:18080/v1/containers)
+expect_eq "TCP GET" "$got" 200
+got=$(curl -sS -o "$T/body" -w '%{http_code}' -X DELETE http://127.0.0.1:18080/v1/containers/ctr-1)
+expect_eq "TCP DELETE without a token" "$got" 403
+"$NF" ps --url http://127.0.0.1:18080 | grep -q ctr-1 || fail "numafollow ps --url does not list ctr-1"
+
+expect 200 DELETE /v1/containers/ctr-1
+expect 404 DELETE /v1/containers/ctr-1
+api /v1/containers | jq -e '.containers[0].registered == false' >/dev/null || fail "still registered"
+
+# TCP with a token.
+kill "$AGENT"; wait "$AGENT" || fail "numafollowd exited $? on SIGTERM"
+grep -q "stopped" "$T/agent.log" || fail "no clean stop in the log"
+echo s3cret-token >"$T/token" && chmod 600 "$T/token"
+start_agent --cgroup-root /nf-api --listen 127.0.0.1:18080 --token-file "$T/token"
+tcp() { curl -sS -o "$T/body" -w '%{http_code}' "$@"; }
+expect_eq "TCP POST, no token" "$(tcp -X POST http://127.0.0.1:18080/v1/containers -d "$reg")" 403
+expect_eq "TCP POST, wrong token" "$(tcp -H 'Authorization: Bearer nope' -X POST http://127.0.0.1:18080/v1/containers -d "$reg")" 403
+expect_eq "TCP POST, token" "$(tcp -H 'Authorization: Bearer s3cret-token' -X POST http://127.0.0.1:18080/v1/containers -d "$reg")" 201
+"$NF" migrate --via-agent --url http://127.0.0.1:18080 --token-file "$T/token" ctr-1 >/dev/null ||
+	fail "migrate --via-agent over TCP with the token exited $?"
+say "TCP: changes need the token"
+
+# SIGHUP reloads the config; a bad config keeps the old one.
+echo "log-level = bogus" >"$T/bad.conf"
+kill -HUP "$AGENT"; sleep 0.5
+api /healthz >/dev/null || fail "the agent died on SIGHUP"
+"$NFD" --config "$T/bad.conf" --socket "$T/x.sock" 2>"$T/err" && fail "a bad config file was accepted"
+grep -q "bad.conf:1: log-level 'bogus'" "$T/err" || fail "no line number in the config error: $(cat "$T/err")"
+"$NFD" --workers 0 2>"$T/err" && fail "--workers 0 accepted"
+cat "$T/err"
+"$NFD" --help | grep -q -- "--reconcile-interval" || fail "--help lacks the options"
