@@ -87,6 +87,11 @@ fmt:
 
 install: $(B)/numafollow $(B)/numafollowd
 	install -D -m 0755 $(B)/numafollow $(DESTDIR)$(PREFIX)/bin/numafollow
+	install -D -m 0755 $(B)/numafollowd $(DESTDIR)$(PREFIX)/sbin/numafollowd
+	install -D -m 0644 deploy/systemd/numafollowd.service \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/numafollowd.service
+	test -e $(DESTDIR)/etc/numafollow/numafollowd.conf || \
+		install -D -m 0644 deploy/numafollowd.conf $(DESTDIR)/etc/numafollow/numafollowd.conf
 
 clean:
 	rm -rf $(B)

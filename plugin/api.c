@@ -595,8 +595,13 @@ static int unix_listener(const char *path, gid_t group)
 	if (!dir || strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
-	if (mkdir(dirname(dir), 0750) < 0 && errno != EEXIST)
+	if (mkdir(dirname(dir), 0750) == 0) {
+		/* members of the socket's group must get through the directory */
+		if (chown(dir, -1, group) < 0)
+			return -errno;
+	} else if (errno != EEXIST) {
 		return -errno;
+	}
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path); /* a previous run's */
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
