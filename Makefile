@@ -77,6 +77,7 @@ check: $(DEPS) all $(UNITS) $(B)/fuzz-parsers $(HELPERS)
 	@tests/run.sh $(TESTS)
 
 demo: $(DEPS) all $(HELPERS)
+	@tests/vm/vm.sh --cgroup v2 -- tests/demo.sh
 	@tests/vm/vm.sh --cgroup v1 -- tests/demo.sh
 
 bench: $(DEPS) all $(HELPERS)

@@ -216,7 +216,7 @@ int nf_cgroup_read_mems(const nf_cgroup *cg, nf_nodeset *ret_mems, nf_nodeset *r
 	if (r < 0)
 		return r;
 	/* The v2 root cgroup has no cpuset.mems: everything is inherited. */
-	r = read_nodeset_at(cg->path, v1 ? "cpuset.mems" : "cpuset.mems", &mems);
+	r = ret_mems ? read_nodeset_at(cg->path, "cpuset.mems", &mems) : 0;
 	if (r < 0 && r != -ENOENT)
 		return r;
 	if (ret_mems)

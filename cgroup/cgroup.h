@@ -37,7 +37,8 @@ int nf_cgroup_normalize(const char *mount, const char *arg, char **ret_rel);
 int nf_cgroup_open(const nf_hierarchy *h, const char *arg, nf_cgroup *ret);
 void nf_cgroup_done(nf_cgroup *cg);
 
-/* mems as written (v2: empty means inherited) and as in effect. */
+/* mems as written (v2: empty means inherited; not read when RET_MEMS is NULL)
+ * and as in effect. */
 int nf_cgroup_read_mems(const nf_cgroup *cg, nf_nodeset *ret_mems, nf_nodeset *ret_effective);
 /* Thread-group ids of the cgroup and (with RECURSIVE) all its descendants,
  * sorted, unique. */

@@ -526,13 +526,15 @@ static void *worker(void *userdata)
 
 /* ---- discovery and events ---- */
 
-/* Reads C's mems; a change of the effective ones on a container asks for a migration. */
-static void check_mems(nf_agent *a, nf_cg *c, nf_trigger t)
+/* Reads C's mems; a change of the effective ones on a container asks for a
+ * migration. The reconcile reads only the effective ones: a write to
+ * cpuset.mems itself is an event. */
+static void check_mems(nf_agent *a, nf_cg *c, nf_trigger t, bool eff_only)
 {
 	char path[PATH_MAX];
 	nf_cgroup cg = as_cgroup(a, c, path);
 	nf_nodeset old = c->eff;
-	if (nf_cgroup_read_mems(&cg, &c->mems, &c->eff) < 0)
+	if (nf_cgroup_read_mems(&cg, eff_only && c->wd >= 0 ? NULL : &c->mems, &c->eff) < 0)
 		return;
 	if (nf_cg_is_container(c) && !nf_nodeset_equal(&old, &c->eff) && !nf_nodeset_empty(&old) &&
 	    !nf_nodeset_empty(&c->eff)) {
@@ -546,7 +548,7 @@ static void check_mems(nf_agent *a, nf_cg *c, nf_trigger t)
 
 static void check_subtree(nf_agent *a, nf_cg *c, nf_trigger t)
 {
-	check_mems(a, c, t);
+	check_mems(a, c, t, false);
 	for (nf_cg *k = c->child; k; k = k->next)
 		check_subtree(a, k, t);
 }
@@ -575,7 +577,7 @@ static void scan(nf_agent *a, nf_cg *c)
 {
 	char path[PATH_MAX];
 	watch(a, c);
-	check_mems(a, c, NF_TRIG_RECONCILE);
+	check_mems(a, c, NF_TRIG_RECONCILE, false);
 	sample(a, c);
 	cg_path(a, c, path);
 	_cleanup_closedir_ DIR *d = opendir(path);
@@ -619,6 +621,7 @@ static void handle_event(nf_agent *a, const struct inotify_event *ev)
 	a->events++;
 	if (ev->mask & IN_Q_OVERFLOW) {
 		a->overflows++;
+		a->rescan = true;
 		nf_log(LOG_WARNING, "inotify queue overflowed; reconciling everything");
 		nf_agent_reconcile(a);
 		return;
@@ -657,9 +660,13 @@ void nf_agent_read_events(nf_agent *a)
 
 /* ---- reconcile ---- */
 
+/* Containers only: a cgroup gains processes with a write to cgroup.procs or
+ * (v2) a change of cgroup.events, both watched, so the others can wait. */
 static void reconcile_cg(nf_agent *a, nf_cg *c)
 {
-	check_mems(a, c, NF_TRIG_RECONCILE);
+	if (!nf_cg_is_container(c))
+		return;
+	check_mems(a, c, NF_TRIG_RECONCILE, true);
 	sample(a, c);
 	if (!nf_cg_is_container(c) || c->running || c->pending || !c->anon)
 		return;
@@ -707,7 +714,11 @@ static void rescan_children(nf_agent *a, nf_cg *c)
 void nf_agent_reconcile(nf_agent *a)
 {
 	a->reconciles++;
-	rescan_children(a, a->top);
+	/* Directory listings only when events were lost: an overflow, or a
+	 * watch that could not be added (then on every reconcile). */
+	if (a->rescan || a->scan_errors)
+		rescan_children(a, a->top);
+	a->rescan = false;
 	reconcile_subtree(a, a->top);
 }
 

@@ -79,6 +79,7 @@ typedef struct {
 	int inotify_fd;
 	unsigned nnodes; /* node ids below this */
 	unsigned retries;
+	bool rescan; /* events were lost: the next reconcile lists directories again */
 
 	pthread_t *threads;
 	unsigned n_threads;
