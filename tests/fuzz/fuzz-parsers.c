@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nf_identity id;
 	char buf[NF_NODESET_STRLEN];
 
-	switch (data[0] % 6) {
+	switch (data[0] % 7) {
 	case 0:
 		if (nf_nodeset_parse(s, &set) == 0)
 			nf_nodeset_format(&set, buf, sizeof(buf));
@@ -56,6 +56,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 5:
 		nf_identify(s, &id);
 		break;
+	case 6: {
+		char *rel = NULL;
+		if (nf_proc_cgroup_parse(s, data[0] & 8 ? NF_CG_V1 : NF_CG_V2, &rel) == 0 &&
+		    rel[0] != '/')
+			__builtin_trap(); /* a path, always absolute */
+		free(rel);
+		break;
+	}
 	}
 	return 0;
 }

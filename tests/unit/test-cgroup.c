@@ -189,13 +189,49 @@ static void open_and_tasks(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* /proc/PID/cgroup: the cpuset line, as each layout writes it. */
+static void proc_cgroup(void **state)
+{
+	static const struct {
+		const char *text;
+		nf_cgroup_version v;
+		const char *want; /* NULL: -ENOENT */
+	} cases[] = {
+	    {"0::/system.slice/docker-ab.scope\n", NF_CG_V2, "/system.slice/docker-ab.scope"},
+	    /* crun on v2: the process sits in a "container" sub-cgroup */
+	    {"0::/machine.slice/libpod-ab.scope/container\n", NF_CG_V2,
+	     "/machine.slice/libpod-ab.scope/container"},
+	    {"12:memory:/docker/ab\n5:cpuset,cpu:/docker/ab\n0::/\n", NF_CG_V1, "/docker/ab"},
+	    {"12:memory:/docker/ab\n5:cpuset:/docker/ab\n0::/init.scope\n", NF_CG_V2,
+	     "/init.scope"},
+	    {"5:cpusetx:/a\n4:xcpuset:/b\n", NF_CG_V1, NULL},
+	    {"1:name=systemd:/a\n", NF_CG_V2, NULL},
+	    {"0::relative\n", NF_CG_V2, NULL},
+	    {"0::/no-newline", NF_CG_V2, "/no-newline"},
+	    {"", NF_CG_V2, NULL},
+	    {"garbage", NF_CG_V1, NULL},
+	};
+	(void)state;
+	for (size_t i = 0; i < NF_ARRAY_SIZE(cases); i++) {
+		char *rel = NULL;
+		int r = nf_proc_cgroup_parse(cases[i].text, cases[i].v, &rel);
+		if (!cases[i].want) {
+			assert_int_equal(r, -ENOENT);
+			continue;
+		}
+		assert_int_equal(r, 0);
+		assert_string_equal(rel, cases[i].want);
+		free(rel);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(mountinfo_v2),	      cmocka_unit_test(mountinfo_hybrid),
-	    cmocka_unit_test(mountinfo_v1_shared),    cmocka_unit_test(mountinfo_none),
-	    cmocka_unit_test(mountinfo_empty_source), cmocka_unit_test(normalize),
-	    cmocka_unit_test(open_and_tasks),
+	    cmocka_unit_test(proc_cgroup),	cmocka_unit_test(mountinfo_v2),
+	    cmocka_unit_test(mountinfo_hybrid), cmocka_unit_test(mountinfo_v1_shared),
+	    cmocka_unit_test(mountinfo_none),	cmocka_unit_test(mountinfo_empty_source),
+	    cmocka_unit_test(normalize),	cmocka_unit_test(open_and_tasks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
