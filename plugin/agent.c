@@ -1,4 +1,5 @@
 #include "agent.h"
+#include "json.h"
 #include "log.h"
 #include "../cgroup/util.h"
 
@@ -150,10 +151,6 @@ static void watch(nf_agent *a, nf_cg *c)
 			       path);
 		return;
 	}
-	/* A directory removed and re-created can come back with a wd we still hold. */
-	nf_cg *old = wd_find(a, c->wd);
-	if (old)
-		wd_unlink(a, old), old->wd = -1;
 	wd_link(a, c);
 }
 
@@ -168,12 +165,12 @@ static nf_cg *child_named(nf_cg *parent, const char *name)
 
 /* ---- samples ---- */
 
-static uint64_t outside(const uint64_t *bytes, unsigned nnodes, const nf_nodeset *set)
+uint64_t nf_cg_outside(const nf_agent *a, const nf_cg *c, const nf_nodeset *set, bool anon_only)
 {
 	uint64_t sum = 0;
-	for (unsigned n = 0; bytes && n < nnodes; n++)
+	for (unsigned n = 0; c->anon && n < a->nnodes; n++)
 		if (!nf_nodeset_has(set, n))
-			sum += bytes[n];
+			sum += c->anon[n] + (anon_only ? 0 : c->file[n]);
 	return sum;
 }
 
@@ -223,12 +220,6 @@ static void rfc3339(char *buf, size_t len)
 	snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-static json_object *json_nodeset_str(const nf_nodeset *s)
-{
-	char buf[NF_NODESET_STRLEN];
-	return json_object_new_string(nf_nodeset_format(s, buf, sizeof(buf)));
-}
-
 static void hist_push(nf_agent *a, json_object *rec)
 {
 	if (a->hist_len == a->hist_cap) {
@@ -251,8 +242,8 @@ static json_object *record_new(nf_agent *a, nf_cg *c, const nf_job *j)
 	json_object_object_add(o, "container", json_object_new_string(nf_cg_id(c)));
 	json_object_object_add(o, "cgroup", json_object_new_string(c->rel));
 	json_object_object_add(o, "trigger", json_object_new_string(nf_trigger_name(j->trigger)));
-	json_object_object_add(o, "from", json_nodeset_str(&from));
-	json_object_object_add(o, "to", json_nodeset_str(&j->to));
+	json_object_object_add(o, "from", nf_json_nodeset(&from));
+	json_object_object_add(o, "to", nf_json_nodeset(&j->to));
 	json_object_object_add(o, "result", json_object_new_string("queued"));
 	return o;
 }
@@ -275,7 +266,7 @@ static json_object *request(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodese
 {
 	if (c->pending) { /* not started yet: retarget it */
 		c->pending->to = c->eff;
-		json_object_object_add(c->pending->record, "to", json_nodeset_str(&c->eff));
+		json_object_object_add(c->pending->record, "to", nf_json_nodeset(&c->eff));
 		return c->pending->record;
 	}
 	nf_job *j = calloc(1, sizeof(*j));
@@ -395,7 +386,11 @@ static bool numa_stat(const nf_cgroup *cg, nf_residency *ret)
 
 static uint64_t res_outside(const nf_residency *r, unsigned nnodes, const nf_nodeset *s)
 {
-	return outside(r->anon, nnodes, s) + outside(r->file, nnodes, s);
+	uint64_t sum = 0;
+	for (unsigned n = 0; n < nnodes; n++)
+		if (!nf_nodeset_has(s, n))
+			sum += r->anon[n] + r->file[n];
+	return sum;
 }
 
 /* Whether the kernel migrates on a cpuset.mems write itself: always on v2,
@@ -454,7 +449,7 @@ static void run_job(nf_agent *a, nf_job *j)
 {
 	nf_cg *c = j->cg;
 	char started[40], *rel = strdup(c->rel);
-	uint64_t before = outside(c->anon, a->nnodes, &j->to) + outside(c->file, a->nnodes, &j->to);
+	uint64_t before = nf_cg_outside(a, c, &j->to, false);
 	nf_migrate_opts o = {.to = j->to,
 			     .from = j->from,
 			     .has_from = j->has_from,
@@ -493,7 +488,7 @@ static void run_job(nf_agent *a, nf_job *j)
 	nf_migration_done(&m);
 }
 
-static void cg_release(nf_agent *a, nf_cg *c);
+static void cg_release(nf_cg *c);
 
 static void *worker(void *userdata)
 {
@@ -518,7 +513,7 @@ static void *worker(void *userdata)
 		if (c->pending && !c->pending->queued)
 			enqueue(a, c->pending);
 		if (c->gone)
-			cg_release(a, c);
+			cg_release(c);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
@@ -587,9 +582,8 @@ static void scan(nf_agent *a, nf_cg *c)
 			add_child(a, c, e->d_name);
 }
 
-static void cg_release(nf_agent *a, nf_cg *c)
+static void cg_release(nf_cg *c)
 {
-	(void)a;
 	if (!c->running && !c->pending)
 		cg_free(c);
 }
@@ -613,7 +607,7 @@ static void remove_subtree(nf_agent *a, nf_cg *c)
 		c->pending->cancel = true;
 	if (c->running)
 		c->running->cancel = true;
-	cg_release(a, c);
+	cg_release(c);
 }
 
 static void handle_event(nf_agent *a, const struct inotify_event *ev)
@@ -660,20 +654,14 @@ void nf_agent_read_events(nf_agent *a)
 
 /* ---- reconcile ---- */
 
-/* Containers only: a cgroup gains processes with a write to cgroup.procs or
- * (v2) a change of cgroup.events, both watched, so the others can wait. */
-static void reconcile_cg(nf_agent *a, nf_cg *c)
+/* Anonymous memory outside the mems that was not there after the last
+ * migration: drift. Page cache is left alone (migrate_pages skips what is not
+ * mapped). Decided on the last sample. */
+static void repair_drift(nf_agent *a, nf_cg *c)
 {
-	if (!nf_cg_is_container(c))
-		return;
-	check_mems(a, c, NF_TRIG_RECONCILE, true);
-	sample(a, c);
 	if (!nf_cg_is_container(c) || c->running || c->pending || !c->anon)
 		return;
-	/* Anonymous memory outside the mems that was not there after the last
-	 * migration: drift. Page cache is left alone (migrate_pages skips what is
-	 * not mapped). */
-	uint64_t out = outside(c->anon, a->nnodes, &c->eff);
+	uint64_t out = nf_cg_outside(a, c, &c->eff, true);
 	if (out > c->residual && !nf_nodeset_empty(&c->eff)) {
 		c->drifted = true;
 		a->drift_repairs++;
@@ -683,11 +671,19 @@ static void reconcile_cg(nf_agent *a, nf_cg *c)
 	}
 }
 
-static void reconcile_subtree(nf_agent *a, nf_cg *c)
+/* Containers only: a cgroup gains processes with a write to cgroup.procs or
+ * (v2) a change of cgroup.events, both watched, so the others can wait. With
+ * REREAD false (at start, just after the scan read everything) it only
+ * decides on drift. */
+static void reconcile_subtree(nf_agent *a, nf_cg *c, bool reread)
 {
-	reconcile_cg(a, c);
+	if (reread && nf_cg_is_container(c)) {
+		check_mems(a, c, NF_TRIG_RECONCILE, true);
+		sample(a, c);
+	}
+	repair_drift(a, c);
 	for (nf_cg *k = c->child; k; k = k->next)
-		reconcile_subtree(a, k);
+		reconcile_subtree(a, k, reread);
 }
 
 /* Directories the events missed (an overflow, a watch that failed). */
@@ -719,7 +715,7 @@ void nf_agent_reconcile(nf_agent *a)
 	if (a->rescan || a->scan_errors)
 		rescan_children(a, a->top);
 	a->rescan = false;
-	reconcile_subtree(a, a->top);
+	reconcile_subtree(a, a->top, true);
 }
 
 /* ---- lookups for the API ---- */
@@ -811,13 +807,16 @@ static void replay(const char *record, void *userdata)
 static void link_history(nf_agent *a)
 {
 	for (size_t i = 0; i < a->hist_len; i++) {
-		json_object *o = a->hist[(a->hist_first + i) % a->hist_cap], *cg;
+		json_object *o = a->hist[(a->hist_first + i) % a->hist_cap], *cg, *left;
 		if (!json_object_object_get_ex(o, "cgroup", &cg))
 			continue;
 		nf_cg *c = find_path(a, json_object_get_string(cg), false);
 		if (c) {
 			json_object_put(c->last);
 			c->last = json_object_get(o);
+			c->residual = json_object_object_get_ex(o, "residual_bytes", &left)
+					  ? json_object_get_int64(left)
+					  : 0;
 		}
 	}
 }
@@ -875,6 +874,7 @@ int nf_agent_start(nf_agent *a, const nf_agent_config *cfg)
 	uint64_t t0 = nf_now_ns();
 	scan(a, a->top);
 	link_history(a);
+	reconcile_subtree(a, a->top, false); /* drift from before the agent started */
 	nf_log(LOG_INFO, "watching %zu cgroups under '%s%s' (%s), scanned in %llu ms", a->n_cgs + 1,
 	       a->h.mount, strcmp(a->top->rel, "/") ? a->top->rel : "", nf_hierarchy_name(&a->h),
 	       (unsigned long long)((nf_now_ns() - t0) / 1000000));

@@ -108,7 +108,8 @@ extern const double nf_duration_bounds[NF_DURATION_BUCKETS];
 const char *nf_trigger_name(nf_trigger t);
 const char *nf_result_name(nf_result r);
 
-/* Finds the hierarchy, opens the journal, scans and watches, starts workers. */
+/* Finds the hierarchy, opens the journal, scans and watches, queues the
+ * repair of drift found, starts workers. */
 int nf_agent_start(nf_agent *a, const nf_agent_config *cfg);
 /* Drains the workers (running migrations finish, queued ones are dropped). */
 void nf_agent_stop(nf_agent *a);
@@ -121,6 +122,8 @@ void nf_agent_reconcile(nf_agent *a);
 bool nf_cg_is_container(const nf_cg *c);
 const char *nf_cg_id(const nf_cg *c);
 const char *nf_cg_state(const nf_cg *c);
+/* Bytes of the last sample on nodes outside SET (anonymous only, or all). */
+uint64_t nf_cg_outside(const nf_agent *a, const nf_cg *c, const nf_nodeset *set, bool anon_only);
 nf_cg *nf_agent_find(nf_agent *a, const char *id);
 /* The cgroup of PID in the cpuset hierarchy (tracked on the way if new). */
 int nf_agent_cg_of_pid(nf_agent *a, pid_t pid, nf_cg **ret);

@@ -1,4 +1,5 @@
 #include "api.h"
+#include "json.h"
 #include "log.h"
 #include "../cgroup/util.h"
 
@@ -35,30 +36,45 @@ typedef struct {
 
 /* ---- replies ---- */
 
+/* Sends TEXT (and frees it); ALLOW, if any, goes into an Allow header. */
 static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, const char *type,
-				 char *text)
+				 char *text, const char *allow)
 {
+	if (!text)
+		return MHD_NO;
 	struct MHD_Response *r =
 	    MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
 	enum MHD_Result ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
-/* Sends O (and drops the reference). */
+/* Sends O (and drops the reference), with a newline for curl users. */
+static enum MHD_Result send_json_allow(struct MHD_Connection *conn, unsigned status, json_object *o,
+				       const char *allow)
+{
+	char *s = NULL;
+	if (asprintf(&s, "%s\n",
+		     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							   JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
+		s = NULL;
+	json_object_put(o);
+	return send_text(conn, status, "application/json", s, allow);
+}
+
 static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_object *o)
 {
-	char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							       JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
-	if (!s)
-		return MHD_NO;
-	/* a newline for curl users, as every JSON API does */
-	char *nl = realloc(s, strlen(s) + 2);
-	if (nl)
-		strcat(s = nl, "\n");
-	return send_text(conn, status, "application/json", s);
+	return send_json_allow(conn, status, o, NULL);
+}
+
+static json_object *error_json(const char *msg)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	return o;
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
@@ -71,24 +87,14 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "error", json_object_new_string(msg));
-	return send_json(conn, status, o);
+	return send_json(conn, status, error_json(msg));
 }
 
 static enum MHD_Result send_405(struct MHD_Connection *conn, const char *allow, const char *method)
 {
-	char *s = NULL;
-	if (asprintf(&s, "{\"error\":\"method %s not allowed here (allowed: %s)\"}\n", method,
-		     allow) < 0)
-		return MHD_NO;
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
-	MHD_destroy_response(r);
-	return ret;
+	char msg[512];
+	snprintf(msg, sizeof(msg), "method %s not allowed here (allowed: %s)", method, allow);
+	return send_json_allow(conn, MHD_HTTP_METHOD_NOT_ALLOWED, error_json(msg), allow);
 }
 
 /* ---- JSON views ---- */
@@ -98,16 +104,9 @@ static json_object *str_or_null(const char *s)
 	return s && *s ? json_object_new_string(s) : NULL;
 }
 
-static json_object *nodeset_json(const nf_nodeset *s)
-{
-	char buf[NF_NODESET_STRLEN];
-	return json_object_new_string(nf_nodeset_format(s, buf, sizeof(buf)));
-}
-
-static json_object *memory_json(const nf_agent *a, const nf_cg *c, uint64_t *ret_outside)
+static json_object *memory_json(const nf_agent *a, const nf_cg *c)
 {
 	json_object *o = json_object_new_object();
-	*ret_outside = 0;
 	for (unsigned n = 0; c->anon && n < a->nnodes; n++) {
 		uint64_t b = c->anon[n] + c->file[n];
 		if (!b)
@@ -115,8 +114,6 @@ static json_object *memory_json(const nf_agent *a, const nf_cg *c, uint64_t *ret
 		char key[16];
 		snprintf(key, sizeof(key), "%u", n);
 		json_object_object_add(o, key, json_object_new_int64(b));
-		if (!nf_nodeset_has(&c->eff, n))
-			*ret_outside += b;
 	}
 	return o;
 }
@@ -137,17 +134,17 @@ static json_object *pod_json(const nf_cg *c)
 static json_object *container_json(const nf_agent *a, const nf_cg *c)
 {
 	json_object *o = json_object_new_object();
-	uint64_t out;
 	json_object_object_add(o, "id", json_object_new_string(nf_cg_id(c)));
 	json_object_object_add(o, "runtime", str_or_null(c->ident.runtime));
 	json_object_object_add(o, "name", str_or_null(c->reg ? c->reg->name : NULL));
 	json_object_object_add(o, "pod", pod_json(c));
 	json_object_object_add(o, "cgroup", json_object_new_string(c->rel));
-	json_object_object_add(o, "mems", nodeset_json(&c->mems));
-	json_object_object_add(o, "mems_effective", nodeset_json(&c->eff));
+	json_object_object_add(o, "mems", nf_json_nodeset(&c->mems));
+	json_object_object_add(o, "mems_effective", nf_json_nodeset(&c->eff));
 	json_object_object_add(o, "tasks", json_object_new_int64(c->tasks));
-	json_object_object_add(o, "memory", memory_json(a, c, &out));
-	json_object_object_add(o, "residual_bytes", json_object_new_int64(out));
+	json_object_object_add(o, "memory", memory_json(a, c));
+	json_object_object_add(o, "residual_bytes",
+			       json_object_new_int64(nf_cg_outside(a, c, &c->eff, false)));
 	json_object_object_add(o, "state", json_object_new_string(nf_cg_state(c)));
 	json_object_object_add(o, "last_migration", json_object_get(c->last));
 	json_object_object_add(o, "registered", json_object_new_boolean(c->reg != NULL));
@@ -402,10 +399,7 @@ static enum MHD_Result do_register(nf_agent *a, struct MHD_Connection *conn, con
 	nf_registration_free(c->reg);
 	c->reg = r;
 	nf_agent_refresh(a, c);
-	uint64_t out = 0;
-	for (unsigned n = 0; c->anon && n < a->nnodes; n++)
-		out += nf_nodeset_has(&c->eff, n) ? 0 : c->anon[n];
-	if (out > c->residual)
+	if (nf_cg_outside(a, c, &c->eff, true) > c->residual)
 		nf_agent_request(a, c, NF_TRIG_HOOK);
 	nf_log(LOG_INFO, "container %s: registered (pid %d, cgroup '%s', %s)", r->id, r->pid,
 	       c->rel, r->status ? r->status : "no status");
@@ -488,15 +482,13 @@ static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, co
 		if (!get)
 			return send_405(conn, "GET", method);
 		return send_text(conn, MHD_HTTP_OK, "application/json",
-				 strdup("{\"status\":\"ok\"}\n"));
+				 strdup("{\"status\":\"ok\"}\n"), NULL);
 	}
 	if (strcmp(url, "/metrics") == 0) {
 		if (!get)
 			return send_405(conn, "GET", method);
-		char *m = nf_api_metrics(a);
-		return m ? send_text(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-				     m)
-			 : MHD_NO;
+		return send_text(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+				 nf_api_metrics(a), NULL);
 	}
 	if (strcmp(url, "/v1/status") == 0)
 		return get ? send_json(conn, MHD_HTTP_OK, status_json(a))

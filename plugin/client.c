@@ -7,8 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-enum { EXIT_PARTIAL = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 3 };
-
 typedef struct {
 	char *data;
 	size_t len;
@@ -30,8 +28,7 @@ static size_t collect(char *p, size_t size, size_t n, void *userdata)
 	return add;
 }
 
-static int failf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int failf(int code, const char *fmt, ...)
+int nf_cli_fail(int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -40,6 +37,12 @@ static int failf(int code, const char *fmt, ...)
 	fputc('\n', stderr);
 	va_end(ap);
 	return code;
+}
+
+void nf_cli_print_json(json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						   JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 /* The HTTP status as an exit code, with the agent's error message. */
@@ -51,8 +54,8 @@ static int status_code(long status, json_object *body)
 	const char *msg = body && json_object_object_get_ex(body, "error", &e)
 			      ? json_object_get_string(e)
 			      : "no message";
-	return failf(status == 403 || status >= 500 ? EXIT_SYSTEM : EXIT_USAGE,
-		     "the agent answered %ld: %s", status, msg);
+	return nf_cli_fail(status == 403 || status >= 500 ? EXIT_SYSTEM : EXIT_USAGE,
+			   "the agent answered %ld: %s", status, msg);
 }
 
 /* METHOD PATH on the agent; the parsed JSON body in *RET. Returns an exit code. */
@@ -64,12 +67,12 @@ static int request(const nf_client_args *a, const char *method, const char *path
 	long status = 0;
 	CURL *c = curl_easy_init();
 	if (!c || asprintf(&url, "%s%s", a->url ? a->url : "http://localhost", path) < 0)
-		return failf(EXIT_SYSTEM, "out of memory");
+		return nf_cli_fail(EXIT_SYSTEM, "out of memory");
 	if (a->token_file) {
 		int r = nf_read_line(a->token_file, &token);
 		if (r < 0)
-			return curl_easy_cleanup(c), failf(EXIT_USAGE, "token file '%s': %s",
-							   a->token_file, strerror(-r));
+			return curl_easy_cleanup(c), nf_cli_fail(EXIT_USAGE, "token file '%s': %s",
+								 a->token_file, strerror(-r));
 		if (asprintf(&auth, "Authorization: Bearer %s", token) > 0)
 			hdr = curl_slist_append(hdr, auth);
 	}
@@ -91,16 +94,16 @@ static int request(const nf_client_args *a, const char *method, const char *path
 	curl_slist_free_all(hdr);
 	if (cr != CURLE_OK) {
 		free(b.data);
-		return failf(EXIT_SYSTEM,
-			     "cannot reach the agent at '%s': %s (is numafollowd running?)",
-			     a->url ? a->url : a->socket, curl_easy_strerror(cr));
+		return nf_cli_fail(EXIT_SYSTEM,
+				   "cannot reach the agent at '%s': %s (is numafollowd running?)",
+				   a->url ? a->url : a->socket, curl_easy_strerror(cr));
 	}
 	json_object *o = b.data ? json_tokener_parse(b.data) : NULL;
 	free(b.data);
 	int code = status_code(status, o);
 	if (code || !o) {
 		json_object_put(o);
-		return code ? code : failf(EXIT_SYSTEM, "the agent's answer is not JSON");
+		return code ? code : nf_cli_fail(EXIT_SYSTEM, "the agent's answer is not JSON");
 	}
 	*ret = o;
 	return 0;
@@ -117,17 +120,6 @@ static int64_t num(json_object *o, const char *key)
 {
 	json_object *v;
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
-}
-
-static double mib(int64_t b)
-{
-	return b / 1048576.0;
-}
-
-static void print_json(json_object *o)
-{
-	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-						   JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 static void print_status(json_object *o)
@@ -172,7 +164,7 @@ static void memory_cell(json_object *mem, char *buf, size_t len)
 	json_object_object_foreach(mem, node, v)
 	{
 		int n = snprintf(buf + off, len - off, "%s%s:%.1f", off ? " " : "", node,
-				 mib(json_object_get_int64(v)));
+				 nf_mib(json_object_get_int64(v)));
 		if (n < 0 || (size_t)n >= len - off)
 			break;
 		off += n;
@@ -198,7 +190,7 @@ static void print_ps(json_object *o)
 			snprintf(name, sizeof(name), "%s", str(c, "name"));
 		printf("%-14s %-10s %-20s %-6s %-6s %5lld  %-24s %9.1f  %s\n", id,
 		       str(c, "runtime"), name, str(c, "mems"), str(c, "mems_effective"),
-		       (long long)num(c, "tasks"), mem, mib(num(c, "residual_bytes")),
+		       (long long)num(c, "tasks"), mem, nf_mib(num(c, "residual_bytes")),
 		       str(c, "state"));
 	}
 	if (json_object_array_length(arr) == 0)
@@ -217,9 +209,9 @@ static void print_history(json_object *o)
 		snprintf(id, sizeof(id), "%s", str(m, "container"));
 		printf("%5lld %-24s %-14s %-9s %-5s %-5s %-10s %10.1f %10.1f %9.1f %8lld\n",
 		       (long long)num(m, "id"), str(m, "started_at"), id, str(m, "trigger"),
-		       str(m, "from"), str(m, "to"), str(m, "result"), mib(num(m, "moved_bytes")),
-		       mib(num(m, "kernel_moved_bytes")), mib(num(m, "residual_bytes")),
-		       (long long)num(m, "duration_ms"));
+		       str(m, "from"), str(m, "to"), str(m, "result"),
+		       nf_mib(num(m, "moved_bytes")), nf_mib(num(m, "kernel_moved_bytes")),
+		       nf_mib(num(m, "residual_bytes")), (long long)num(m, "duration_ms"));
 	}
 	if (json_object_array_length(arr) == 0)
 		printf("(no migrations)\n");
@@ -241,7 +233,7 @@ static int migrate(const nf_client_args *a, json_object **ret)
 	json_object *o = NULL;
 	int code;
 	if (!id || asprintf(&path, "/v1/containers/%s/migrate", id) < 0)
-		return failf(EXIT_SYSTEM, "out of memory");
+		return nf_cli_fail(EXIT_SYSTEM, "out of memory");
 	if ((code = request(a, "POST", path, &o)))
 		return code;
 	long long mid = num(o, "id");
@@ -256,7 +248,7 @@ static int migrate(const nf_client_args *a, json_object **ret)
 		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000}, NULL);
 		free(path);
 		if (asprintf(&path, "/v1/migrations/%lld", mid) < 0)
-			return failf(EXIT_SYSTEM, "out of memory");
+			return nf_cli_fail(EXIT_SYSTEM, "out of memory");
 		if ((code = request(a, "GET", path, &o)))
 			return code;
 	}
@@ -281,10 +273,11 @@ int nf_client(const nf_client_args *a)
 			path = strdup("/v1/migrations?limit=50");
 		else if ((id = escape(a->arg)))
 			asprintf(&path, "/v1/migrations?limit=50&container=%s", id);
-		code = path ? request(a, "GET", path, &o) : failf(EXIT_SYSTEM, "out of memory");
+		code =
+		    path ? request(a, "GET", path, &o) : nf_cli_fail(EXIT_SYSTEM, "out of memory");
 	}
 	if (o && a->json)
-		print_json(o);
+		nf_cli_print_json(o);
 	else if (o && strcmp(a->cmd, "status") == 0)
 		print_status(o);
 	else if (o && strcmp(a->cmd, "ps") == 0)

@@ -1,8 +1,21 @@
-/* The CLI's agent commands: status, ps, history, migrate --via-agent (libcurl). */
+/* The CLI's agent commands: status, ps, history, migrate --via-agent (libcurl),
+ * and what the CLI's two halves share: exit codes, messages, output. */
 #ifndef NF_CLIENT_H
 #define NF_CLIENT_H
 
+#include <json.h>
 #include <stdbool.h>
+#include <stdint.h>
+
+enum { EXIT_PARTIAL = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 3 };
+
+/* "numafollow: <message>" on stderr; returns CODE. */
+int nf_cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void nf_cli_print_json(json_object *o);
+static inline double nf_mib(uint64_t bytes)
+{
+	return bytes / 1048576.0;
+}
 
 typedef struct {
 	const char *cmd; /* status, ps, history or migrate */

@@ -35,18 +35,17 @@ static void series(FILE *f, const char *name, const nf_cg *c)
 static void per_container(FILE *f, const nf_agent *a, const nf_cg *c, int what)
 {
 	if (nf_cg_is_container(c)) {
-		uint64_t out = 0;
-		for (unsigned n = 0; c->anon && n < a->nnodes; n++) {
+		for (unsigned n = 0; what == 0 && c->anon && n < a->nnodes; n++) {
 			uint64_t b = c->anon[n] + c->file[n];
-			out += nf_nodeset_has(&c->eff, n) ? 0 : b;
-			if (what == 0 && b) {
+			if (b) {
 				series(f, "numafollow_container_memory_bytes", c);
 				fprintf(f, ",node=\"%u\"} %llu\n", n, (unsigned long long)b);
 			}
 		}
 		if (what == 1) {
 			series(f, "numafollow_container_residual_bytes", c);
-			fprintf(f, "} %llu\n", (unsigned long long)out);
+			fprintf(f, "} %llu\n",
+				(unsigned long long)nf_cg_outside(a, c, &c->eff, false));
 		} else if (what == 2) {
 			series(f, "numafollow_container_tasks", c);
 			fprintf(f, "} %zu\n", c->tasks);

@@ -1,16 +1,14 @@
 /* numafollow: move a cgroup's memory to its NUMA nodes, verified, and report. */
 #include "client.h"
 #include "engine.h"
+#include "json.h"
 #include "../cgroup/identity.h"
 #include "../cgroup/util.h"
 
 #include <getopt.h>
-#include <stdarg.h>
 #include <json.h>
 #include <numa.h>
 #include <string.h>
-
-enum { EXIT_PARTIAL = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 3 };
 
 #define DEFAULT_SOCKET "/run/numafollow/numafollow.sock"
 
@@ -58,18 +56,6 @@ typedef struct {
 	const char *socket, *url, *token_file;
 } args;
 
-static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("numafollow: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return code;
-}
-
 /* Which options each command takes (by getopt value), and its arguments. */
 typedef struct {
 	const char *name, *opts;
@@ -108,18 +94,20 @@ static int parse_args(int argc, char **argv, args *a)
 			puts("numafollow " NF_VERSION);
 			exit(0);
 		default:
-			return fail(EXIT_USAGE, "unknown option '%s'; try 'numafollow --help'",
-				    argv[optind - 1]);
+			return nf_cli_fail(EXIT_USAGE,
+					   "unknown option '%s'; try 'numafollow --help'",
+					   argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
-		return fail(EXIT_USAGE, "no command given; try 'numafollow --help'");
+		return nf_cli_fail(EXIT_USAGE, "no command given; try 'numafollow --help'");
 	a->cmd = argv[optind];
 	for (size_t i = 0; i < NF_ARRAY_SIZE(commands); i++)
 		if (strcmp(commands[i].name, a->cmd) == 0)
 			cmd = &commands[i];
 	if (!cmd)
-		return fail(EXIT_USAGE, "unknown command '%s'; try 'numafollow --help'", a->cmd);
+		return nf_cli_fail(EXIT_USAGE, "unknown command '%s'; try 'numafollow --help'",
+				   a->cmd);
 	/* Options of the command, in any order around its argument: rescan from
 	 * the command on, with getopt reset (optind 0) to permuting mode. */
 	argv += optind;
@@ -136,11 +124,11 @@ static int parse_args(int argc, char **argv, args *a)
 			exit(0);
 		}
 		if (c == ':')
-			return fail(EXIT_USAGE, "'%s' needs a value", opt);
+			return nf_cli_fail(EXIT_USAGE, "'%s' needs a value", opt);
 		if (c == '?' || !strchr(cmd->opts, c))
-			return fail(EXIT_USAGE,
-				    "'%s' takes no option '%s'; try 'numafollow --help'", a->cmd,
-				    opt);
+			return nf_cli_fail(EXIT_USAGE,
+					   "'%s' takes no option '%s'; try 'numafollow --help'",
+					   a->cmd, opt);
 		switch (c) {
 		case 'j':
 			a->json = true;
@@ -168,24 +156,25 @@ static int parse_args(int argc, char **argv, args *a)
 			break;
 		default:
 			if (nf_parse_u64(optarg, NULL, &v) < 0 || v > 100)
-				return fail(EXIT_USAGE,
-					    "--retries: '%s' is not a number from 0 to 100",
-					    optarg);
+				return nf_cli_fail(EXIT_USAGE,
+						   "--retries: '%s' is not a number from 0 to 100",
+						   optarg);
 			a->retries = v;
 		}
 	}
 	int n = argc - optind;
 	if (n < cmd->min_args || n > cmd->max_args)
-		return fail(EXIT_USAGE, "'%s' needs %s; try 'numafollow --help'", a->cmd,
-			    cmd->max_args == 0	 ? "no argument"
-			    : cmd->min_args == 0 ? "at most one ID"
-			    : a->via_agent	 ? "exactly one container ID"
-						 : "exactly one CGROUP");
+		return nf_cli_fail(EXIT_USAGE, "'%s' needs %s; try 'numafollow --help'", a->cmd,
+				   cmd->max_args == 0	? "no argument"
+				   : cmd->min_args == 0 ? "at most one ID"
+				   : a->via_agent	? "exactly one container ID"
+							: "exactly one CGROUP");
 	if (a->via_agent && (a->to || a->from || a->dry_run))
-		return fail(EXIT_USAGE, "--via-agent migrates to the container's mems; it takes "
-					"no --to, --from or --dry-run");
+		return nf_cli_fail(EXIT_USAGE,
+				   "--via-agent migrates to the container's mems; it takes "
+				   "no --to, --from or --dry-run");
 	if (!a->via_agent && strcmp(a->cmd, "migrate") == 0 && (a->url || a->token_file))
-		return fail(EXIT_USAGE, "--url and --token-file go with --via-agent");
+		return nf_cli_fail(EXIT_USAGE, "--url and --token-file go with --via-agent");
 	a->cgroup = n ? argv[optind] : NULL;
 	return 0;
 }
@@ -197,14 +186,15 @@ static int parse_nodes(const char *opt, const char *s, nf_nodeset *ret)
 	char buf[NF_NODESET_STRLEN];
 	int r = nf_nodeset_parse(s, ret);
 	if (r < 0 || nf_nodeset_empty(ret))
-		return fail(EXIT_USAGE, "%s: '%s' is not a node list (like 1, 0-1 or 2,3)", opt, s);
+		return nf_cli_fail(EXIT_USAGE, "%s: '%s' is not a node list (like 1, 0-1 or 2,3)",
+				   opt, s);
 	r = nf_memory_nodes(&mem);
 	if (r < 0)
-		return fail(EXIT_SYSTEM, "reading /sys/devices/system/node/has_memory: %s",
-			    strerror(-r));
+		return nf_cli_fail(EXIT_SYSTEM, "reading /sys/devices/system/node/has_memory: %s",
+				   strerror(-r));
 	nf_nodeset_minus(ret, &mem, &bad);
 	if (!nf_nodeset_empty(&bad))
-		return fail(
+		return nf_cli_fail(
 		    EXIT_USAGE, "%s: node %s is offline or has no memory (nodes with memory: %s)",
 		    opt, nf_nodeset_format(&bad, buf, sizeof(buf)),
 		    nf_nodeset_format(&mem, (char[NF_NODESET_STRLEN]){0}, NF_NODESET_STRLEN));
@@ -215,16 +205,19 @@ static int open_cgroup(const char *arg, nf_hierarchy *h, nf_cgroup *cg)
 {
 	int r = nf_hierarchy_detect(h);
 	if (r < 0)
-		return fail(EXIT_SYSTEM, "no cpuset controller found in /proc/self/mountinfo: %s",
-			    strerror(-r));
+		return nf_cli_fail(EXIT_SYSTEM,
+				   "no cpuset controller found in /proc/self/mountinfo: %s",
+				   strerror(-r));
 	r = nf_cgroup_open(h, arg, cg);
 	if (r == -EXDEV)
-		return fail(EXIT_USAGE, "cgroup '%s' is outside the cpuset hierarchy at '%s'", arg,
-			    h->mount);
+		return nf_cli_fail(EXIT_USAGE,
+				   "cgroup '%s' is outside the cpuset hierarchy at '%s'", arg,
+				   h->mount);
 	if (r == -ENOENT || r == -ENOTDIR)
-		return fail(EXIT_USAGE, "cgroup '%s': no such cgroup under '%s'", arg, h->mount);
+		return nf_cli_fail(EXIT_USAGE, "cgroup '%s': no such cgroup under '%s'", arg,
+				   h->mount);
 	if (r < 0)
-		return fail(EXIT_SYSTEM, "cgroup '%s': %s", arg, strerror(-r));
+		return nf_cli_fail(EXIT_SYSTEM, "cgroup '%s': %s", arg, strerror(-r));
 	return 0;
 }
 
@@ -242,23 +235,6 @@ static json_object *json_nodes_bytes(const nf_residency *r, bool anon, bool file
 		json_object_object_add(o, key, json_object_new_int64(b));
 	}
 	return o;
-}
-
-static json_object *json_nodeset(const nf_nodeset *s)
-{
-	char buf[NF_NODESET_STRLEN];
-	return json_object_new_string(nf_nodeset_format(s, buf, sizeof(buf)));
-}
-
-static void print_json(json_object *o)
-{
-	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-						   JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
-static double mib(uint64_t b)
-{
-	return b / 1048576.0;
 }
 
 /* A numastat-like table: one column per node that has memory or any bytes. */
@@ -291,9 +267,9 @@ static void print_table(const char *const *labels, const nf_residency *const *ro
 							 : nf_residency_node(rows[i], c);
 				total += b;
 				if (nf_nodeset_has(&cols, c))
-					printf(" %12.2f", mib(b));
+					printf(" %12.2f", nf_mib(b));
 			}
-			printf(" %12.2f\n", mib(total));
+			printf(" %12.2f\n", nf_mib(total));
 		}
 	}
 }
@@ -332,7 +308,7 @@ static int cmd_show(const args *a)
 	    (r = nf_cgroup_tasks(&cg, true, &tasks, &n)) < 0 ||
 	    (r = nf_cgroup_residency(&cg, tasks, n, &res, &src)) < 0 ||
 	    (r = nf_identify(cg.rel, &id)) < 0) {
-		code = fail(EXIT_SYSTEM, "cgroup '%s': %s", cg.path, strerror(-r));
+		code = nf_cli_fail(EXIT_SYSTEM, "cgroup '%s': %s", cg.path, strerror(-r));
 		goto out;
 	}
 	if (a->json) {
@@ -340,15 +316,15 @@ static int cmd_show(const args *a)
 		json_object_object_add(o, "cgroup", json_object_new_string(cg.path));
 		json_object_object_add(o, "hierarchy",
 				       json_object_new_string(nf_hierarchy_name(&h)));
-		json_object_object_add(o, "mems", json_nodeset(&mems));
-		json_object_object_add(o, "mems_effective", json_nodeset(&eff));
+		json_object_object_add(o, "mems", nf_json_nodeset(&mems));
+		json_object_object_add(o, "mems_effective", nf_json_nodeset(&eff));
 		json_object_object_add(o, "tasks", json_object_new_int64(n));
 		json_object_object_add(o, "memory", json_nodes_bytes(&res, true, true));
 		json_object_object_add(o, "memory_anon", json_nodes_bytes(&res, true, false));
 		json_object_object_add(o, "memory_file", json_nodes_bytes(&res, false, true));
 		json_object_object_add(o, "source", json_object_new_string(source_name(src)));
 		json_object_object_add(o, "container", identity_json(&id));
-		print_json(o);
+		nf_cli_print_json(o);
 		json_object_put(o);
 		goto out;
 	}
@@ -390,9 +366,9 @@ static json_object *migration_json(const nf_cgroup *cg, const nf_migrate_opts *o
 	json_object *j = json_object_new_object(), *a;
 	json_object_object_add(j, "cgroup", json_object_new_string(cg->path));
 	json_object_object_add(j, "hierarchy", json_object_new_string(nf_hierarchy_name(cg->h)));
-	json_object_object_add(j, "to", json_nodeset(&o->to));
+	json_object_object_add(j, "to", nf_json_nodeset(&o->to));
 	if (o->has_from)
-		json_object_object_add(j, "from", json_nodeset(&o->from));
+		json_object_object_add(j, "from", nf_json_nodeset(&o->from));
 	json_object_object_add(j, "dry_run", json_object_new_boolean(o->dry_run));
 	json_object_object_add(j, "tasks", json_object_new_int64(m->tasks));
 	json_object_object_add(j, "tasks_migrated", json_object_new_int64(m->tasks_migrated));
@@ -447,7 +423,7 @@ static void print_migration(const nf_cgroup *cg, const nf_migrate_opts *o, const
 		printf("\n");
 		for (size_t i = 0; i < m->n_plan; i++)
 			printf("would move  node %u -> node %u  %10.2f MiB\n", m->plan[i].from,
-			       m->plan[i].to, mib(m->plan[i].bytes));
+			       m->plan[i].to, nf_mib(m->plan[i].bytes));
 		if (m->n_plan == 0)
 			printf("nothing to move: all memory is on node %s\n", to);
 		printf("(dry run: nothing moved)\n");
@@ -457,14 +433,14 @@ static void print_migration(const nf_cgroup *cg, const nf_migrate_opts *o, const
 		    (const nf_residency *const[]){&m->before, &m->after}, 2, false);
 	printf("\nmoved %.2f MiB in %llu ms (%.0f MiB/s, %u sweep%s); tasks: %zu migrated, %zu "
 	       "exited, %zu failed\n",
-	       mib(m->moved_bytes), (unsigned long long)(m->duration_ns / 1000000),
-	       mib(m->moved_bytes) / (m->duration_ns ? m->duration_ns / 1e9 : 1), m->sweeps,
+	       nf_mib(m->moved_bytes), (unsigned long long)(m->duration_ns / 1000000),
+	       nf_mib(m->moved_bytes) / (m->duration_ns ? m->duration_ns / 1e9 : 1), m->sweeps,
 	       m->sweeps == 1 ? "" : "s", m->tasks_migrated, m->tasks_exited, m->tasks_failed);
 	if (m->residual_bytes)
-		printf("left outside node %s: %.2f MiB\n", to, mib(m->residual_bytes));
+		printf("left outside node %s: %.2f MiB\n", to, nf_mib(m->residual_bytes));
 	for (int c = 0; c < NF_STAY_COUNT; c++)
 		if (m->residual[c])
-			printf("  %10.2f MiB  %s\n", mib(m->residual[c]), stay_reason[c]);
+			printf("  %10.2f MiB  %s\n", nf_mib(m->residual[c]), stay_reason[c]);
 	for (size_t i = 0; i < m->n_errors; i++)
 		printf("pid %d: %s: %s\n", m->errors[i].pid, m->errors[i].what,
 		       strerror(m->errors[i].err));
@@ -488,14 +464,15 @@ static int check_self(const nf_nodeset *to)
 	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
 	int r = nf_self_mems(&self);
 	if (r < 0)
-		return fail(EXIT_SYSTEM, "reading /proc/self/status: %s", strerror(-r));
+		return nf_cli_fail(EXIT_SYSTEM, "reading /proc/self/status: %s", strerror(-r));
 	nf_nodeset_minus(to, &self, &bad);
 	if (!nf_nodeset_empty(&bad))
-		return fail(EXIT_SYSTEM,
-			    "numafollow itself may only use nodes %s (its cpuset): the kernel "
-			    "would silently drop target node %s; run it outside that cpuset",
-			    nf_nodeset_format(&self, b1, sizeof(b1)),
-			    nf_nodeset_format(&bad, b2, sizeof(b2)));
+		return nf_cli_fail(
+		    EXIT_SYSTEM,
+		    "numafollow itself may only use nodes %s (its cpuset): the kernel "
+		    "would silently drop target node %s; run it outside that cpuset",
+		    nf_nodeset_format(&self, b1, sizeof(b1)),
+		    nf_nodeset_format(&bad, b2, sizeof(b2)));
 	return 0;
 }
 
@@ -504,8 +481,8 @@ static int prepare_opts(const args *a, const nf_cgroup *cg, nf_migrate_opts *o)
 	nf_nodeset eff;
 	int r = nf_cgroup_read_mems(cg, NULL, &eff);
 	if (r < 0)
-		return fail(EXIT_SYSTEM, "cgroup '%s': reading its mems: %s", cg->path,
-			    strerror(-r));
+		return nf_cli_fail(EXIT_SYSTEM, "cgroup '%s': reading its mems: %s", cg->path,
+				   strerror(-r));
 	*o = (nf_migrate_opts){
 	    .to = eff, .dry_run = a->dry_run, .retries = a->retries, .backoff_ms = 20};
 	if (a->to && (r = parse_nodes("--to", a->to, &o->to)))
@@ -516,7 +493,8 @@ static int prepare_opts(const args *a, const nf_cgroup *cg, nf_migrate_opts *o)
 		o->has_from = true;
 	}
 	if (nf_nodeset_empty(&o->to))
-		return fail(EXIT_USAGE, "cgroup '%s' has no effective mems; give --to", cg->path);
+		return nf_cli_fail(EXIT_USAGE, "cgroup '%s' has no effective mems; give --to",
+				   cg->path);
 	return check_self(&o->to);
 }
 
@@ -531,12 +509,12 @@ static int cmd_migrate(const args *a)
 		goto out;
 	r = nf_migrate(&cg, &o, &m);
 	if (r < 0) {
-		code = fail(EXIT_SYSTEM, "migrating cgroup '%s': %s", cg.path, strerror(-r));
+		code = nf_cli_fail(EXIT_SYSTEM, "migrating cgroup '%s': %s", cg.path, strerror(-r));
 		goto out;
 	}
 	if (a->json) {
 		json_object *j = migration_json(&cg, &o, &m);
-		print_json(j);
+		nf_cli_print_json(j);
 		json_object_put(j);
 	} else {
 		print_migration(&cg, &o, &m);
@@ -559,7 +537,7 @@ static int run(const args *a)
 						   .token_file = a->token_file,
 						   .json = a->json});
 	if (numa_available() < 0)
-		return fail(EXIT_SYSTEM, "this kernel has no NUMA support (numa_available)");
+		return nf_cli_fail(EXIT_SYSTEM, "this kernel has no NUMA support (numa_available)");
 	return strcmp(a->cmd, "show") == 0 ? cmd_show(a) : cmd_migrate(a);
 }
 

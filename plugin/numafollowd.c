@@ -67,23 +67,24 @@ typedef struct {
 	size_t str_off;	 /* offset of a char * in options, or 0 */
 	size_t num_off;	 /* offset of a uint64_t, or 0 */
 	uint64_t lo, hi; /* bounds of a number */
+	bool live;	 /* a reload applies it; the others take a restart */
 } option_def;
 
 static const option_def defs[] = {
-    {"config", offsetof(options, config), 0, 0, 0},
-    {"socket", offsetof(options, socket), 0, 0, 0},
-    {"socket-group", offsetof(options, socket_group), 0, 0, 0},
-    {"listen", offsetof(options, listen), 0, 0, 0},
-    {"token-file", offsetof(options, token_file), 0, 0, 0},
-    {"state-dir", offsetof(options, state_dir), 0, 0, 0},
-    {"cgroup-root", offsetof(options, cgroup_root), 0, 0, 0},
-    {"workers", 0, offsetof(options, workers), 1, 64},
-    {"reconcile-interval", 0, offsetof(options, reconcile_s), 1, 86400},
-    {"retries", 0, offsetof(options, retries), 0, 100},
-    {"history", 0, offsetof(options, history), 1, 1000000},
-    {"journal-max-kib", 0, offsetof(options, journal_kib), 64, 1024 * 1024},
-    {"log-level", 0, 0, 0, 0},
-    {"log-target", offsetof(options, log_target), 0, 0, 0},
+    {"config", offsetof(options, config), 0, 0, 0, true},
+    {"socket", offsetof(options, socket), 0, 0, 0, false},
+    {"socket-group", offsetof(options, socket_group), 0, 0, 0, false},
+    {"listen", offsetof(options, listen), 0, 0, 0, false},
+    {"token-file", offsetof(options, token_file), 0, 0, 0, false},
+    {"state-dir", offsetof(options, state_dir), 0, 0, 0, false},
+    {"cgroup-root", offsetof(options, cgroup_root), 0, 0, 0, false},
+    {"workers", 0, offsetof(options, workers), 1, 64, false},
+    {"reconcile-interval", 0, offsetof(options, reconcile_s), 1, 86400, true},
+    {"retries", 0, offsetof(options, retries), 0, 100, true},
+    {"history", 0, offsetof(options, history), 1, 1000000, false},
+    {"journal-max-kib", 0, offsetof(options, journal_kib), 64, 1024 * 1024, false},
+    {"log-level", 0, 0, 0, 0, true},
+    {"log-target", offsetof(options, log_target), 0, 0, 0, true},
 };
 
 static void options_free(options *o)
@@ -195,25 +196,12 @@ static int read_config(options *o, const char *path, bool must_exist)
 /* Defaults, then the config file, then the command line (which wins). */
 static int load_options(int argc, char **argv, options *o)
 {
-	static const struct option longs[] = {
-	    {"config", required_argument, 0, 0},
-	    {"socket", required_argument, 0, 0},
-	    {"socket-group", required_argument, 0, 0},
-	    {"listen", required_argument, 0, 0},
-	    {"token-file", required_argument, 0, 0},
-	    {"state-dir", required_argument, 0, 0},
-	    {"cgroup-root", required_argument, 0, 0},
-	    {"workers", required_argument, 0, 0},
-	    {"reconcile-interval", required_argument, 0, 0},
-	    {"retries", required_argument, 0, 0},
-	    {"history", required_argument, 0, 0},
-	    {"journal-max-kib", required_argument, 0, 0},
-	    {"log-level", required_argument, 0, 0},
-	    {"log-target", required_argument, 0, 0},
-	    {"help", no_argument, 0, 'h'},
-	    {"version", no_argument, 0, 'V'},
-	    {0},
-	};
+	/* --NAME VALUE for every setting, then --help and --version */
+	struct option longs[NF_ARRAY_SIZE(defs) + 3] = {{0}};
+	for (size_t i = 0; i < NF_ARRAY_SIZE(defs); i++)
+		longs[i] = (struct option){defs[i].name, required_argument, NULL, 0};
+	longs[NF_ARRAY_SIZE(defs)] = (struct option){"help", no_argument, NULL, 'h'};
+	longs[NF_ARRAY_SIZE(defs) + 1] = (struct option){"version", no_argument, NULL, 'V'};
 	const char *config = NULL;
 	int c, idx, r;
 	if ((r = options_default(o)) < 0)
@@ -384,6 +372,16 @@ static void apply_logging(const options *o)
 	nf_log_setup(o->log_level, strcmp(o->log_target, "syslog") == 0, "numafollowd");
 }
 
+static bool same_option(const options *x, const options *y, const option_def *d)
+{
+	if (!d->str_off)
+		return *(const uint64_t *)((const char *)x + d->num_off) ==
+		       *(const uint64_t *)((const char *)y + d->num_off);
+	const char *a = *(char *const *)((const char *)x + d->str_off),
+		   *b = *(char *const *)((const char *)y + d->str_off);
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 /* SIGHUP: what can change without a restart changes; the rest is named. */
 static void reload(int argc, char **argv, options *o, nf_agent *a, int tfd)
 {
@@ -400,20 +398,9 @@ static void reload(int argc, char **argv, options *o, nf_agent *a, int tfd)
 	pthread_mutex_lock(&a->lock);
 	a->retries = n.retries;
 	pthread_mutex_unlock(&a->lock);
-	static const char *const restart[] = {"socket",	    "socket-group", "listen",
-					      "token-file", "state-dir",    "cgroup-root"};
 	for (size_t i = 0; i < NF_ARRAY_SIZE(defs); i++)
-		for (size_t k = 0; k < NF_ARRAY_SIZE(restart); k++) {
-			if (strcmp(defs[i].name, restart[k]) != 0)
-				continue;
-			const char *x = *(char **)((char *)o + defs[i].str_off),
-				   *y = *(char **)((char *)&n + defs[i].str_off);
-			if ((x || y) && (!x || !y || strcmp(x, y) != 0))
-				nf_log(LOG_WARNING, "reload: %s changed; it takes a restart",
-				       restart[k]);
-		}
-	if (n.workers != o->workers)
-		nf_log(LOG_WARNING, "reload: workers changed; it takes a restart");
+		if (!defs[i].live && !same_option(o, &n, &defs[i]))
+			nf_log(LOG_WARNING, "reload: %s changed; it takes a restart", defs[i].name);
 	nf_log(LOG_INFO, "reloaded the config: log level, reconcile interval %llu s, retries %llu",
 	       (unsigned long long)n.reconcile_s, (unsigned long long)n.retries);
 	options_free(o);
@@ -503,9 +490,6 @@ static int run(int argc, char **argv, options *o)
 	if (nf_agent_start(&a, &ac) < 0)
 		goto out;
 	a.selfcheck = self_check(&a);
-	pthread_mutex_lock(&a.lock);
-	nf_agent_reconcile(&a); /* drift from before the agent started */
-	pthread_mutex_unlock(&a.lock);
 	if (nf_api_start(&a, &pc, &api) < 0)
 		goto out;
 	arm(tfd, o->reconcile_s);
