@@ -406,37 +406,50 @@ static bool kernel_migrates(const nf_cgroup *cg)
 
 /* A fingerprint of where the cgroup's memory is: memory.numa_stat's text
  * (it includes the LRU counts that page isolation changes), or the tasks'
- * numa_maps bytes per node. */
-static uint32_t placement(const nf_cgroup *cg)
+ * numa_maps bytes per node. Also the anonymous bytes outside TO. */
+static uint32_t placement(const nf_cgroup *cg, const nf_nodeset *to, unsigned nnodes,
+			  uint64_t *ret_outside)
 {
 	_cleanup_free_ char *path = NULL, *text = NULL;
 	_cleanup_free_ pid_t *pids = NULL;
 	nf_residency res = {0};
 	nf_residency_source src;
 	size_t n = 0;
-	if (asprintf(&path, "%s/memory.numa_stat", cg->path) > 0 && cg->h->version == NF_CG_V2 &&
-	    nf_read_file(path, &text, NULL) == 0)
-		return nf_crc32(text, strlen(text));
-	if (nf_cgroup_tasks(cg, false, &pids, &n) == 0)
-		nf_cgroup_residency(cg, pids, n, &res, &src);
-	return nf_crc32(&res, sizeof(res));
+	uint32_t crc;
+	if (cg->h->version == NF_CG_V2 && asprintf(&path, "%s/memory.numa_stat", cg->path) > 0 &&
+	    nf_read_file(path, &text, NULL) == 0 && nf_numa_stat_parse(text, &res) == 0) {
+		crc = nf_crc32(text, strlen(text));
+	} else {
+		if (nf_cgroup_tasks(cg, false, &pids, &n) == 0)
+			nf_cgroup_residency(cg, pids, n, &res, &src);
+		crc = nf_crc32(&res, sizeof(res));
+	}
+	*ret_outside = 0;
+	for (unsigned k = 0; k < nnodes; k++)
+		*ret_outside += nf_nodeset_has(to, k) ? 0 : res.anon[k];
+	return crc;
 }
 
 /* Where the kernel migrates in the writer's context, inotify can report the
  * write before the kernel is done: the writer's O_TRUNC open (shells, runc)
- * raises IN_MODIFY already. Wait until the placement has not changed for two
- * 100 ms periods, at most 60 s; racing the kernel would only split the work
- * and blur what each moved. */
-static void settle(const nf_cgroup *cg, const _Atomic bool *cancel)
+ * raises IN_MODIFY already. Racing the kernel would only split the work and
+ * blur what each moved, so wait until no anonymous memory is outside TO, or
+ * until the placement has not changed for 1 s: the kernel left something.
+ * Shorter is not enough: in the VM a quiet 200 ms ended before the kernel had
+ * moved anything (it first isolates the pages and drains every CPU's LRU
+ * cache). At most 60 s. */
+static void settle(const nf_cgroup *cg, const nf_nodeset *to, unsigned nnodes,
+		   const _Atomic bool *cancel)
 {
+	uint64_t out;
 	if (!kernel_migrates(cg))
 		return;
-	uint32_t prev = placement(cg);
+	uint32_t prev = placement(cg, to, nnodes, &out);
 	uint64_t t0 = nf_now_ns();
 	for (unsigned quiet = 0;
-	     quiet < 2 && !*cancel && nf_now_ns() - t0 < 60 * UINT64_C(1000000000);) {
+	     out && quiet < 10 && !*cancel && nf_now_ns() - t0 < 60 * UINT64_C(1000000000);) {
 		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000}, NULL);
-		uint32_t cur = placement(cg);
+		uint32_t cur = placement(cg, to, nnodes, &out);
 		quiet = cur == prev ? quiet + 1 : 0;
 		prev = cur;
 	}
@@ -468,7 +481,7 @@ static void run_job(nf_agent *a, nf_job *j)
 	uint64_t t0 = nf_now_ns(), kernel = 0;
 	int r = rel ? nf_cgroup_open(&a->h, rel, &cg) : -ENOMEM;
 	if (r == 0 && j->has_from)
-		settle(&cg, &j->cancel);
+		settle(&cg, &j->to, a->nnodes, &j->cancel);
 	bool v2 = r == 0 && numa_stat(&cg, &now);
 	if (r == 0)
 		r = nf_migrate(&cg, &o, &m);
