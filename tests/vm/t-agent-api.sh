@@ -122,10 +122,38 @@ expect_eq "TCP POST, token" "$(tcp -H 'Authorization: Bearer s3cret-token' -X PO
 	fail "migrate --via-agent over TCP with the token exited $?"
 say "TCP: changes need the token"
 
-# SIGHUP reloads the config; a bad config keeps the old one.
+# sd_notify (a datagram listener as systemd's) and SIGHUP: live settings change,
+# the others are named, a bad config keeps the old one.
+kill "$AGENT"; wait "$AGENT" || fail "numafollowd exited $? on SIGTERM"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); s.settimeout(60)
+while True:
+    m = s.recv(4096).decode(); print(m, flush=True)
+    if m == "STOPPING=1": break' "$T/notify.sock" >"$T/notify.out" &
+listener=$!
+bound() { [ -S "$T/notify.sock" ]; }
+wait_for "the notify listener" 10 bound
+echo "retries = 3" >"$T/live.conf"
+NOTIFY_SOCKET=$T/notify.sock start_agent --config "$T/live.conf"
+printf 'retries = 5\nreconcile-interval = 7\nworkers = 3\n' >"$T/live.conf"
+kill -HUP "$AGENT"
+reloaded() { grep -q "reloaded the config: log level, reconcile interval 7 s, retries 5" "$T/agent.log"; }
+wait_for "the reload" 10 reloaded
+grep -q "reload: workers changed; it takes a restart" "$T/agent.log" || fail "a restart-only change was not named"
+echo "log-level = bogus" >"$T/live.conf"
+kill -HUP "$AGENT"
+refused() { grep -q "reload: the config has errors (above); keeping the old one" "$T/agent.log"; }
+wait_for "the refused reload" 10 refused
+api /healthz >/dev/null || fail "the agent died on a bad reload"
+kill "$AGENT"; wait "$AGENT" || fail "numafollowd exited $? on SIGTERM"
+wait "$listener"
+expect_eq "sd_notify messages" "$(paste -sd' ' "$T/notify.out")" \
+	"READY=1 RELOADING=1 READY=1 RELOADING=1 READY=1 STOPPING=1"
+AGENT=
+
 echo "log-level = bogus" >"$T/bad.conf"
-kill -HUP "$AGENT"; sleep 0.5
-api /healthz >/dev/null || fail "the agent died on SIGHUP"
 "$NFD" --config "$T/bad.conf" --socket "$T/x.sock" 2>"$T/err" && fail "a bad config file was accepted"
 grep -q "bad.conf:1: log-level 'bogus'" "$T/err" || fail "no line number in the config error: $(cat "$T/err")"
 "$NFD" --workers 0 2>"$T/err" && fail "--workers 0 accepted"

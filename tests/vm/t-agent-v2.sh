@@ -72,8 +72,10 @@ expect_eq "kubelet cgroupfs: cgroup" "$(jq -r .cgroup "$T/c2.json")" "/kubepods/
 kill "$cpid"
 gone() { ! seen "$1"; }
 wait_for "the emptied cgroup to leave /v1/containers" 10 gone "$cid2"
+watched=$(api /v1/status | jq .cgroups_watched)
 rmdir "$ccg"
-api /v1/status | jq -e '.cgroups_watched > 0' >/dev/null
+fewer() { [ "$(api /v1/status | jq .cgroups_watched)" = $((watched - 1)) ]; }
+wait_for "the removed cgroup to leave the watched ones" 10 fewer
 [ "$(api_status "/v1/containers/$cid2")" = 404 ] || fail "a removed container is still found"
 say "created, emptied and removed cgroups tracked"
 
