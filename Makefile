@@ -15,14 +15,15 @@ NF_LIBS   = $(call pc,libs,numa json-c) -pthread
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c cgroup/identity.c \
-	    plugin/engine.c plugin/journal.c
-CLI_SRC  := plugin/numafollow.c plugin/client.c
+	    plugin/engine.c plugin/journal.c oci-hook/oci.c
+CLI_SRC  := plugin/numafollow.c plugin/client.c plugin/http.c
+HOOK_SRC := oci-hook/hook.c plugin/http.c
 AGENT_SRC := plugin/agent.c plugin/api.c plugin/metrics.c plugin/log.c plugin/numafollowd.c
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 HELPERS  := $(B)/memhog
 UNITS    := $(UNIT_SRC:tests/unit/test-%.c=$(B)/tests/unit-%) \
 	    $(UNIT_SRC:tests/unit/test-%.c=$(B)/asan/unit-%)
-SOURCES  := $(LIB_SRC) $(CLI_SRC) $(AGENT_SRC) $(UNIT_SRC) tests/helpers/memhog.c tests/fuzz/fuzz-parsers.c \
+SOURCES  := $(LIB_SRC) $(CLI_SRC) $(HOOK_SRC) $(AGENT_SRC) $(UNIT_SRC) tests/helpers/memhog.c tests/fuzz/fuzz-parsers.c \
 	    $(wildcard */*.h)
 
 # Only the goals that promise a fresh machine may install packages.
@@ -32,7 +33,7 @@ endif
 
 .PHONY: all check demo bench fmt install clean deps
 .SECONDARY: # keep the unit tests' objects: no rebuild on the next make check
-all: $(B)/numafollow $(B)/numafollowd
+all: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook
 
 deps:
 	@deploy/install-deps.sh
@@ -52,6 +53,9 @@ $(B)/asan/libnf.a: $(LIB_SRC:%.c=$(B)/asan/%.o)
 	$(AR) rcs $@ $^
 
 $(B)/numafollow: $(CLI_SRC:%.c=$(B)/%.o) $(B)/libnf.a
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
+
+$(B)/numafollow-hook: $(HOOK_SRC:%.c=$(B)/%.o) $(B)/libnf.a
 	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
 
 $(B)/numafollowd: $(AGENT_SRC:%.c=$(B)/%.o) $(B)/libnf.a
@@ -86,7 +90,7 @@ bench: $(DEPS) all $(HELPERS)
 fmt:
 	clang-format -i $(SOURCES)
 
-install: $(B)/numafollow $(B)/numafollowd
+install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook
 	install -D -m 0755 $(B)/numafollow $(DESTDIR)$(PREFIX)/bin/numafollow
 	install -D -m 0755 $(B)/numafollowd $(DESTDIR)$(PREFIX)/sbin/numafollowd
 	install -D -m 0644 deploy/systemd/numafollowd.service \
@@ -102,7 +106,7 @@ clean:
 # libFuzzer over every parser (clang). FUZZ_SECONDS per run; `make check` runs a short one.
 FUZZ_SECONDS ?= 60
 $(B)/fuzz-parsers: tests/fuzz/fuzz-parsers.c $(LIB_SRC) | $(DEPS)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE $(call pc,cflags,json-c) \
 		-Wall -Wextra -Werror -o $@ $^ $(NF_LIBS)
 
 .PHONY: fuzz

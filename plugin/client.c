@@ -1,32 +1,13 @@
 #include "client.h"
+#include "http.h"
 #include "../cgroup/util.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <json.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
-
-typedef struct {
-	char *data;
-	size_t len;
-} buffer;
-
-static size_t collect(char *p, size_t size, size_t n, void *userdata)
-{
-	buffer *b = userdata;
-	size_t add = size * n;
-	if (b->len + add > 64 * 1024 * 1024)
-		return 0; /* no agent answers with that much */
-	char *d = realloc(b->data, b->len + add + 1);
-	if (!d)
-		return 0;
-	memcpy(d + b->len, p, add);
-	b->len += add;
-	d[b->len] = '\0';
-	b->data = d;
-	return add;
-}
 
 int nf_cli_fail(int code, const char *fmt, ...)
 {
@@ -61,46 +42,29 @@ static int status_code(long status, json_object *body)
 /* METHOD PATH on the agent; the parsed JSON body in *RET. Returns an exit code. */
 static int request(const nf_client_args *a, const char *method, const char *path, json_object **ret)
 {
-	_cleanup_free_ char *url = NULL, *token = NULL, *auth = NULL;
-	buffer b = {0};
-	struct curl_slist *hdr = NULL;
-	long status = 0;
-	CURL *c = curl_easy_init();
-	if (!c || asprintf(&url, "%s%s", a->url ? a->url : "http://localhost", path) < 0)
-		return nf_cli_fail(EXIT_SYSTEM, "out of memory");
+	_cleanup_free_ char *token = NULL;
+	nf_http_reply r;
 	if (a->token_file) {
-		int r = nf_read_line(a->token_file, &token);
-		if (r < 0)
-			return curl_easy_cleanup(c), nf_cli_fail(EXIT_USAGE, "token file '%s': %s",
-								 a->token_file, strerror(-r));
-		if (asprintf(&auth, "Authorization: Bearer %s", token) > 0)
-			hdr = curl_slist_append(hdr, auth);
+		int e = nf_read_line(a->token_file, &token);
+		if (e < 0)
+			return nf_cli_fail(EXIT_USAGE, "token file '%s': %s", a->token_file,
+					   strerror(-e));
 	}
-	if (!a->url)
-		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, a->socket);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	if (strcmp(method, "POST") == 0)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	CURLcode cr = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(c);
-	curl_slist_free_all(hdr);
-	if (cr != CURLE_OK) {
-		free(b.data);
+	nf_http_peer p = {.socket = a->socket,
+			  .url = a->url,
+			  .token = token,
+			  .connect_ms = 2000,
+			  .total_ms = 30000};
+	int e = nf_http(&p, method, path, NULL, &r);
+	if (e == -ENOMEM)
+		return nf_cli_fail(EXIT_SYSTEM, "out of memory");
+	if (e < 0)
 		return nf_cli_fail(EXIT_SYSTEM,
 				   "cannot reach the agent at '%s': %s (is numafollowd running?)",
-				   a->url ? a->url : a->socket, curl_easy_strerror(cr));
-	}
-	json_object *o = b.data ? json_tokener_parse(b.data) : NULL;
-	free(b.data);
-	int code = status_code(status, o);
+				   a->url ? a->url : a->socket, r.error);
+	json_object *o = r.body ? json_tokener_parse(r.body) : NULL;
+	nf_http_reply_done(&r);
+	int code = status_code(r.status, o);
 	if (code || !o) {
 		json_object_put(o);
 		return code ? code : nf_cli_fail(EXIT_SYSTEM, "the agent's answer is not JSON");
@@ -217,19 +181,10 @@ static void print_history(json_object *o)
 		printf("(no migrations)\n");
 }
 
-static char *escape(const char *s)
-{
-	CURL *c = curl_easy_init();
-	char *e = c ? curl_easy_escape(c, s, 0) : NULL, *r = e ? strdup(e) : NULL;
-	curl_free(e);
-	curl_easy_cleanup(c);
-	return r;
-}
-
 /* POST .../migrate, then poll the record until it has a result. */
 static int migrate(const nf_client_args *a, json_object **ret)
 {
-	_cleanup_free_ char *id = escape(a->arg), *path = NULL;
+	_cleanup_free_ char *id = nf_http_escape(a->arg), *path = NULL;
 	json_object *o = NULL;
 	int code;
 	if (!id || asprintf(&path, "/v1/containers/%s/migrate", id) < 0)
@@ -271,7 +226,7 @@ int nf_client(const nf_client_args *a)
 			path = strdup("/v1/containers");
 		else if (!a->arg)
 			path = strdup("/v1/migrations?limit=50");
-		else if ((id = escape(a->arg)))
+		else if ((id = nf_http_escape(a->arg)))
 			asprintf(&path, "/v1/migrations?limit=50&container=%s", id);
 		code =
 		    path ? request(a, "GET", path, &o) : nf_cli_fail(EXIT_SYSTEM, "out of memory");

@@ -4,6 +4,7 @@
 #include "../../cgroup/identity.h"
 #include "../../cgroup/residency.h"
 #include "../../cgroup/util.h"
+#include "../../oci-hook/oci.h"
 
 #include <string.h>
 
@@ -20,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nf_identity id;
 	char buf[NF_NODESET_STRLEN];
 
-	switch (data[0] % 7) {
+	switch (data[0] % 9) {
 	case 0:
 		if (nf_nodeset_parse(s, &set) == 0)
 			nf_nodeset_format(&set, buf, sizeof(buf));
@@ -62,6 +63,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    rel[0] != '/')
 			__builtin_trap(); /* a path, always absolute */
 		free(rel);
+		break;
+	}
+	case 7: { /* the raw bytes: a NUL inside must not confuse the length */
+		nf_oci_state st;
+		if (!nf_oci_state_parse((const char *)data + 1, size - 1, data[0] & 16, &st))
+			nf_oci_state_done(&st);
+		break;
+	}
+	case 8: {
+		nf_oci_config c;
+		if (!nf_oci_config_parse((const char *)data + 1, size - 1, &c))
+			nf_oci_config_done(&c);
 		break;
 	}
 	}

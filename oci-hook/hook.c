@@ -1,0 +1,465 @@
+/* numafollow-hook: the OCI hook. At create it registers the container with
+ * numafollowd (or, when no agent listens, moves the container's memory to its
+ * effective mems itself); at poststart it updates the registration; at
+ * poststop it removes it. A runtime kills the container when a hook fails or
+ * times out, so the hook fails open: exit 0 whatever happens, within a time
+ * budget, unless strict mode asks for failures to count. */
+#include "oci.h"
+#include "../cgroup/cgroup.h"
+#include "../cgroup/util.h"
+#include "../plugin/engine.h"
+#include "../plugin/http.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/time.h>
+#include <syslog.h>
+
+#define DEFAULT_CONFIG "/etc/numafollow/hook.conf"
+#define EXIT_STRICT    2
+
+static const char usage[] =
+    "Usage: numafollow-hook [OPTIONS] [STAGE] < STATE\n"
+    "\n"
+    "The numafollow OCI hook. A runtime runs it with the container's state JSON on\n"
+    "stdin. STAGE is prestart, createRuntime, createContainer, startContainer,\n"
+    "poststart or poststop (default: the 'stage' environment variable).\n"
+    "\n"
+    "  createRuntime, prestart, createContainer, startContainer\n"
+    "      find the container's cgroup (/proc/PID/cgroup), read BUNDLE/config.json\n"
+    "      and register the container with numafollowd; when no agent listens,\n"
+    "      move the container's memory to its effective mems here (standalone)\n"
+    "  poststart   tell the agent the container runs\n"
+    "  poststop    unregister the container\n"
+    "\n"
+    "Options:\n"
+    "  --config PATH     settings file (default " DEFAULT_CONFIG ")\n"
+    "  --socket PATH     the agent's socket (default /run/numafollow/numafollow.sock)\n"
+    "  --budget-ms N     finish within N ms, migration included (default 2000)\n"
+    "  --strict          exit 2 when the hook could not do its job\n"
+    "  --verbose         log to stderr too (the log goes to syslog)\n"
+    "  -h, --help        this text\n"
+    "  -V, --version     the version\n"
+    "\n"
+    "Settings file lines are 'name = value': enabled, strict, standalone, budget-ms,\n"
+    "socket. Annotations: numafollow.io/migrate=false opts a container out (it is\n"
+    "registered but its memory is not moved); numafollow.io/strict=true makes its\n"
+    "failures exit 2.\n"
+    "\n"
+    "Exit status: 0, even when something failed (a failing hook kills the\n"
+    "container); 2 in strict mode when something failed. Nothing is written to\n"
+    "stdout.\n";
+
+typedef struct {
+	nf_stage stage;
+	bool verbose, strict_arg;
+	const char *config_path, *socket_arg, *budget_arg;
+	nf_hook_conf conf;
+	nf_oci_state st;
+	nf_oci_config cfg;
+	json_object *ann; /* the state's annotations, else config.json's */
+	uint64_t deadline_ns;
+} hook;
+
+/* The watchdog's state lives at file scope because a signal handler reaches
+ * it: the first SIGALRM (at 90% of the budget) stops the engine between
+ * tasks; the second (at 100%) ends the process whatever it is doing. */
+static _Atomic bool budget_spent;
+static volatile sig_atomic_t alarms, exit_on_timeout;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	budget_spent = true;
+	if (++alarms >= 2)
+		_exit(exit_on_timeout);
+}
+
+static void arm_watchdog(unsigned budget_ms)
+{
+	struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART: a blocked read returns */
+	sigaction(SIGALRM, &sa, NULL);
+	unsigned first = budget_ms * 9 / 10, rest = budget_ms - first;
+	struct itimerval it = {
+	    .it_value = {.tv_sec = first / 1000, .tv_usec = first % 1000 * 1000},
+	    .it_interval = {.tv_sec = rest / 1000, .tv_usec = rest % 1000 * 1000 + !rest},
+	};
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void hlog(const hook *h, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void hlog(const hook *h, int level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	syslog(level, "container %s: %s: %s", h->st.id ? h->st.id : "(unknown)",
+	       nf_stage_name(h->stage), msg);
+}
+
+static bool strict(const hook *h)
+{
+	const char *a =
+	    nf_oci_annotation(h->ann ? h->ann : h->st.annotations, "numafollow.io/strict");
+	return h->conf.strict || h->strict_arg || (a && strcmp(a, "true") == 0);
+}
+
+/* Logs a failure; the exit status it deserves. */
+static int fail(const hook *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(const hook *h, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	bool s = strict(h);
+	hlog(h, LOG_ERR, "%s%s", msg, s ? " (strict: failing the container)" : "");
+	return s ? EXIT_STRICT : 0;
+}
+
+static unsigned remaining_ms(const hook *h)
+{
+	uint64_t now = nf_now_ns();
+	return now < h->deadline_ns ? (h->deadline_ns - now) / 1000000 : 0;
+}
+
+/* stdin, up to one byte more than a state may have. */
+static int read_state(char **ret, size_t *ret_len)
+{
+	size_t cap = NF_OCI_STATE_MAX + 1, len = 0;
+	_cleanup_free_ char *buf = malloc(cap + 1);
+	if (!buf)
+		return -ENOMEM;
+	while (len < cap) {
+		ssize_t n = read(STDIN_FILENO, buf + len, cap - len);
+		if (n == 0)
+			break;
+		if (n < 0 && (errno != EINTR || budget_spent))
+			return -errno;
+		len += n > 0 ? n : 0;
+	}
+	buf[len] = '\0';
+	*ret_len = len;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+/* The settings file, then the command line. NULL or why. */
+static const char *load_conf(hook *h, char *why, size_t why_len)
+{
+	_cleanup_free_ char *text = NULL;
+	const char *path = h->config_path ? h->config_path : DEFAULT_CONFIG;
+	if (nf_hook_conf_default(&h->conf) < 0)
+		return "out of memory";
+	int r = nf_read_file(path, &text, NULL);
+	if (r < 0 && (r != -ENOENT || h->config_path)) {
+		snprintf(why, why_len, "'%s': %s", path, strerror(-r));
+		return why;
+	}
+	char line_why[256];
+	if (text && nf_hook_conf_parse(text, &h->conf, line_why, sizeof(line_why))) {
+		snprintf(why, why_len, "'%s' %s", path, line_why);
+		return why;
+	}
+	const char *err;
+	if (h->socket_arg && (err = nf_hook_conf_set(&h->conf, "socket", h->socket_arg)))
+		return snprintf(why, why_len, "--socket: %s", err), why;
+	if (h->budget_arg && (err = nf_hook_conf_set(&h->conf, "budget-ms", h->budget_arg)))
+		return snprintf(why, why_len, "--budget-ms: %s", err), why;
+	return NULL;
+}
+
+/* BUNDLE/config.json; the state's annotations win over the config's (they
+ * are the same when both are there). */
+static int load_bundle(hook *h)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	size_t len;
+	if (asprintf(&path, "%s/config.json", h->st.bundle) < 0)
+		return fail(h, "out of memory");
+	int r = nf_read_file(path, &text, &len);
+	if (r < 0)
+		return fail(h, "cannot read '%s': %s", path, strerror(-r));
+	const char *why = nf_oci_config_parse(text, len, &h->cfg);
+	if (why)
+		return fail(h, "'%s': %s", path, why);
+	h->ann =
+	    json_object_object_length(h->st.annotations) ? h->st.annotations : h->cfg.annotations;
+	return 0;
+}
+
+/* The container's cpuset cgroup, as the kernel says (/proc/PID/cgroup). NULL or why. */
+static const char *find_cgroup(const hook *h, nf_hierarchy *hier, nf_cgroup *ret, char *why,
+			       size_t why_len)
+{
+	char path[64];
+	_cleanup_free_ char *text = NULL, *rel = NULL;
+	pid_t pid = h->st.pid;
+	int r = nf_hierarchy_detect(hier);
+	if (r < 0)
+		return snprintf(why, why_len, "no cpuset controller is mounted: %s", strerror(-r)),
+		       why;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	if ((r = nf_read_file(path, &text, NULL)) < 0)
+		return snprintf(why, why_len, "pid %d: %s", pid,
+				r == -ENOENT ? "no such process" : strerror(-r)),
+		       why;
+	if ((r = nf_proc_cgroup_parse(text, hier->version, &rel)) < 0)
+		return snprintf(why, why_len, "pid %d has no cpuset cgroup in '%s'", pid, path),
+		       why;
+	if ((r = nf_cgroup_open(hier, rel, ret)) < 0)
+		return snprintf(why, why_len, "pid %d's cgroup '%s' %s", pid, rel,
+				r == -EXDEV ? "is outside the cgroup hierarchy (another cgroup "
+					      "namespace?)"
+					    : strerror(-r)),
+		       why;
+	if (strcmp(ret->rel, "/") == 0) {
+		nf_cgroup_done(ret);
+		return snprintf(why, why_len,
+				"pid %d is in the root cgroup: refusing to treat the whole "
+				"machine as one container",
+				pid),
+		       why;
+	}
+	return NULL;
+}
+
+static nf_http_peer peer(const hook *h)
+{
+	long total = remaining_ms(h) * 3 / 4;
+	return (nf_http_peer){.socket = h->conf.socket,
+			      .connect_ms = total < 200 ? total : 200,
+			      .total_ms = total > 1 ? total : 1};
+}
+
+/* The agent's "error" member, or a placeholder. */
+static const char *agent_error(const nf_http_reply *r, json_object **keep)
+{
+	json_object *e;
+	*keep = r->body ? json_tokener_parse(r->body) : NULL;
+	return *keep && json_object_object_get_ex(*keep, "error", &e) ? json_object_get_string(e)
+								      : "no message";
+}
+
+/* Moves the cgroup's memory to its effective mems here, within the budget. */
+static int standalone(hook *h, const nf_cgroup *cg, const char *why_alone)
+{
+	nf_nodeset eff;
+	char to[NF_NODESET_STRLEN];
+	nf_migration m;
+	int r = nf_cgroup_read_mems(cg, NULL, &eff);
+	if (r < 0 || nf_nodeset_empty(&eff))
+		return fail(h, "agent unreachable (%s); cgroup '%s' has no effective mems: %s",
+			    why_alone, cg->rel, r < 0 ? strerror(-r) : "empty");
+	nf_migrate_opts o = {.to = eff, .retries = 1, .backoff_ms = 10, .cancel = &budget_spent};
+	if ((r = nf_migrate(cg, &o, &m)) < 0)
+		return fail(h, "agent unreachable (%s); standalone migration of '%s' failed: %s",
+			    why_alone, cg->rel, strerror(-r));
+	nf_nodeset_format(&eff, to, sizeof(to));
+	hlog(h, m.residual_bytes || m.tasks_failed ? LOG_WARNING : LOG_INFO,
+	     "agent unreachable (%s); standalone: cgroup '%s', %zu task(s) to nodes %s: moved "
+	     "%.1f MiB, %.1f MiB left, %zu task(s) failed, %llu ms%s",
+	     why_alone, cg->rel, m.tasks, to, m.moved_bytes / 1048576.0,
+	     m.residual_bytes / 1048576.0, m.tasks_failed,
+	     (unsigned long long)(m.duration_ns / 1000000),
+	     m.cancelled ? "; stopped: the time budget is spent" : "");
+	nf_migration_done(&m);
+	return 0;
+}
+
+static json_object *registration(const hook *h)
+{
+	json_object *o = json_object_new_object();
+	const char *status = h->stage == NF_STAGE_POSTSTART ? "running" : h->st.status;
+	json_object_object_add(o, "id", json_object_new_string(h->st.id));
+	json_object_object_add(o, "pid", json_object_new_int(h->st.pid));
+	json_object_object_add(o, "bundle", json_object_new_string(h->st.bundle));
+	if (status)
+		json_object_object_add(o, "status", json_object_new_string(status));
+	json_object_object_add(o, "annotations", json_object_get(h->ann));
+	return o;
+}
+
+/* Every stage but poststop: register (or update), else place the memory here. */
+static int place(hook *h)
+{
+	nf_hierarchy hier = {0};
+	nf_cgroup cg = {0};
+	nf_http_reply rep;
+	char why[512];
+	int code = load_bundle(h);
+	if (code)
+		return code;
+	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
+	const char *optout = nf_oci_annotation(h->ann, "numafollow.io/migrate");
+	bool moves = !optout || strcmp(optout, "false") != 0;
+	if (find_cgroup(h, &hier, &cg, why, sizeof(why))) {
+		nf_hierarchy_done(&hier);
+		return fail(h, "%s", why);
+	}
+	json_object *body = registration(h);
+	nf_http_peer p = peer(h);
+	int r = nf_http(&p, "POST", "/v1/containers", json_object_to_json_string(body), &rep);
+	json_object_put(body);
+	if (r == 0 && (rep.status == 200 || rep.status == 201)) {
+		hlog(h, LOG_INFO, "%s with the agent: cgroup '%s'%s",
+		     rep.status == 201 ? "registered" : "registration updated", cg.rel,
+		     moves ? "" : " (numafollow.io/migrate=false: the agent will not move it)");
+	} else if (r == 0) {
+		json_object *keep;
+		code = fail(h, "the agent refused the registration (HTTP %ld): %s", rep.status,
+			    agent_error(&rep, &keep));
+		json_object_put(keep);
+	} else if (r == -ECONNREFUSED && h->conf.standalone && moves) {
+		snprintf(why, sizeof(why), "'%s': %s", h->conf.socket, rep.error);
+		code = standalone(h, &cg, why);
+	} else if (r == -ECONNREFUSED) {
+		hlog(h, LOG_INFO, "agent unreachable at '%s' (%s); %s", h->conf.socket, rep.error,
+		     moves ? "standalone mode is off" : "numafollow.io/migrate=false");
+	} else {
+		code = fail(h, "the agent at '%s' did not answer: %s", h->conf.socket, rep.error);
+	}
+	nf_http_reply_done(&rep);
+	nf_cgroup_done(&cg);
+	nf_hierarchy_done(&hier);
+	return code;
+}
+
+/* Never fails the stop: a runtime only warns about it, and nothing is left to save. */
+static int poststop(hook *h)
+{
+	_cleanup_free_ char *id = nf_http_escape(h->st.id), *path = NULL;
+	nf_http_reply rep;
+	if (!id || asprintf(&path, "/v1/containers/%s", id) < 0)
+		return hlog(h, LOG_ERR, "out of memory"), 0;
+	nf_http_peer p = peer(h);
+	int r = nf_http(&p, "DELETE", path, NULL, &rep);
+	if (r == 0 && rep.status == 200)
+		hlog(h, LOG_INFO, "unregistered from the agent");
+	else if (r == 0 && rep.status == 404)
+		hlog(h, LOG_DEBUG, "the agent no longer knew it (its cgroup is gone)");
+	else if (r == 0)
+		hlog(h, LOG_WARNING, "the agent answered %ld to the unregistration", rep.status);
+	else
+		hlog(h, r == -ECONNREFUSED ? LOG_DEBUG : LOG_WARNING,
+		     "agent unreachable at '%s': %s", h->conf.socket, rep.error);
+	nf_http_reply_done(&rep);
+	return 0;
+}
+
+static int run(hook *h)
+{
+	_cleanup_free_ char *text = NULL;
+	char why[512];
+	size_t len = 0;
+	const char *conf_bad = load_conf(h, why, sizeof(why));
+	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
+	arm_watchdog(h->conf.budget_ms);
+	h->deadline_ns = nf_now_ns() + h->conf.budget_ms * UINT64_C(1000000);
+	/* Read the state even when doing nothing: a runtime writing it must not see EPIPE. */
+	int r = read_state(&text, &len);
+	if (conf_bad)
+		return fail(h, "settings %s; doing nothing", conf_bad);
+	if (!h->conf.enabled)
+		return 0;
+	if (r < 0)
+		return fail(h, "cannot read the state on stdin: %s", strerror(-r));
+	const char *bad = nf_oci_state_parse(text, len, h->stage != NF_STAGE_POSTSTOP, &h->st);
+	if (bad)
+		return fail(h, "malformed state on stdin: %s", bad);
+	if (h->stage == NF_STAGE_POSTSTOP)
+		return poststop(h);
+	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
+	return place(h);
+}
+
+/* Bad usage fails open too: a typo in a hook's args must not stop every container. */
+static int usage_error(const hook *h, const char *fmt, const char *arg)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), fmt, arg);
+	fprintf(stderr, "numafollow-hook: %s; try 'numafollow-hook --help'\n", msg);
+	syslog(LOG_ERR, "bad usage: %s", msg);
+	return h->strict_arg ? EXIT_STRICT : 0;
+}
+
+static int parse_args(int argc, char **argv, hook *h)
+{
+	static const struct option longs[] = {
+	    {"config", required_argument, NULL, 'c'},	 {"socket", required_argument, NULL, 's'},
+	    {"budget-ms", required_argument, NULL, 'b'}, {"strict", no_argument, NULL, 'S'},
+	    {"verbose", no_argument, NULL, 'v'},	 {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},	 {0},
+	};
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+hV", longs, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			h->config_path = optarg;
+			break;
+		case 's':
+			h->socket_arg = optarg;
+			break;
+		case 'b':
+			h->budget_arg = optarg;
+			break;
+		case 'S':
+			h->strict_arg = true;
+			break;
+		case 'v':
+			h->verbose = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return -1;
+		case 'V':
+			puts("numafollow-hook " NF_VERSION);
+			return -1;
+		default:
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	hook h = {0};
+	int r = parse_args(argc, argv, &h);
+	if (r == -1)
+		return 0;
+	openlog("numafollow-hook", LOG_PID | (h.verbose ? LOG_PERROR : 0), LOG_DAEMON);
+	setlogmask(LOG_UPTO(h.verbose ? LOG_DEBUG : LOG_INFO));
+	if (r < 0)
+		return usage_error(&h, "unknown option or missing value: '%s'", argv[optind - 1]);
+	const char *stage = optind < argc ? argv[optind] : getenv("stage");
+	if (!stage)
+		return usage_error(&h, "%s", "no STAGE argument and no 'stage' in the environment");
+	if (optind + 1 < argc)
+		return usage_error(&h, "unexpected argument '%s'", argv[optind + 1]);
+	if (nf_stage_parse(stage, &h.stage) < 0)
+		return usage_error(&h, "unknown stage '%s'", stage);
+	/* Nothing may reach a runtime's stdout; fd 1 stays open (on /dev/null). */
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDOUT_FILENO);
+		close(null);
+	}
+	curl_global_init(CURL_GLOBAL_NOTHING);
+	r = run(&h);
+	nf_oci_state_done(&h.st);
+	nf_oci_config_done(&h.cfg);
+	nf_hook_conf_done(&h.conf);
+	curl_global_cleanup();
+	return r;
+}

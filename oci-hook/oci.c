@@ -1,0 +1,290 @@
+#include "oci.h"
+#include "../cgroup/util.h"
+
+#include <limits.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const stages[] = {
+    [NF_STAGE_PRESTART] = "prestart",
+    [NF_STAGE_CREATE_RUNTIME] = "createRuntime",
+    [NF_STAGE_CREATE_CONTAINER] = "createContainer",
+    [NF_STAGE_START_CONTAINER] = "startContainer",
+    [NF_STAGE_POSTSTART] = "poststart",
+    [NF_STAGE_POSTSTOP] = "poststop",
+};
+
+int nf_stage_parse(const char *name, nf_stage *ret)
+{
+	for (size_t i = 0; i < NF_ARRAY_SIZE(stages); i++)
+		if (strcmp(name, stages[i]) == 0) {
+			*ret = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *nf_stage_name(nf_stage s)
+{
+	return stages[s];
+}
+
+/* TEXT as one complete JSON object (no trailing bytes), or NULL. */
+static json_object *parse_object(const char *text, size_t len)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *o = tok ? json_tokener_parse_ex(tok, text, len) : NULL;
+	bool complete = tok && json_tokener_get_error(tok) == json_tokener_success &&
+			(size_t)json_tokener_get_parse_end(tok) == len;
+	json_tokener_free(tok);
+	if (!complete || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* PARENT's "annotations": an object of strings, or a new empty object when
+ * absent or null. */
+static const char *annotations_of(json_object *parent, json_object **ret)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(parent, "annotations", &v) ||
+	    json_object_is_type(v, json_type_null)) {
+		*ret = json_object_new_object();
+		return *ret ? NULL : "out of memory";
+	}
+	if (!json_object_is_type(v, json_type_object))
+		return "'annotations' must be an object of strings";
+	json_object_object_foreach(v, key, val)
+	{
+		(void)key;
+		if (!json_object_is_type(val, json_type_string))
+			return "'annotations' must be an object of strings";
+	}
+	*ret = json_object_get(v);
+	return NULL;
+}
+
+/* An optional string member; NULL when absent or null. */
+static const char *opt_string(json_object *o, const char *key, const char **ret)
+{
+	json_object *v;
+	*ret = NULL;
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return NULL;
+	if (!json_object_is_type(v, json_type_string))
+		return "must be a string";
+	*ret = json_object_get_string(v);
+	return NULL;
+}
+
+static const char *state_fields(json_object *o, bool need_pid, nf_oci_state *s)
+{
+	const char *id, *status, *bundle;
+	json_object *v;
+	if (opt_string(o, "id", &id) || !id || !*id || strlen(id) > 255)
+		return "'id' must be a string of 1 to 255 characters";
+	if (!(s->id = strdup(id)))
+		return "out of memory";
+	if (json_object_object_get_ex(o, "pid", &v) && !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+		    json_object_get_int64(v) > INT_MAX)
+			return "'pid' must be a non-negative integer";
+		s->pid = json_object_get_int64(v);
+	}
+	if (need_pid && s->pid == 0)
+		return "'pid' is missing or 0 (the runtime gives it at every stage but poststop)";
+	if (opt_string(o, "status", &status))
+		return "'status' must be a string";
+	if (opt_string(o, "bundle", &bundle) || (!bundle && opt_string(o, "bundlePath", &bundle)))
+		return "'bundle' must be a string";
+	if (need_pid && (!bundle || bundle[0] != '/'))
+		return "'bundle' (or 'bundlePath') must be an absolute path";
+	if ((status && !(s->status = strdup(status))) || (bundle && !(s->bundle = strdup(bundle))))
+		return "out of memory";
+	return annotations_of(o, &s->annotations);
+}
+
+const char *nf_oci_state_parse(const char *text, size_t len, bool need_pid, nf_oci_state *ret)
+{
+	if (len > NF_OCI_STATE_MAX)
+		return "the state is larger than 1 MiB";
+	json_object *o = parse_object(text, len);
+	if (!o)
+		return "the state is not a JSON object";
+	nf_oci_state s = {0};
+	const char *why = state_fields(o, need_pid, &s);
+	json_object_put(o);
+	if (why) {
+		nf_oci_state_done(&s);
+		return why;
+	}
+	*ret = s;
+	return NULL;
+}
+
+void nf_oci_state_done(nf_oci_state *s)
+{
+	free(s->id);
+	free(s->status);
+	free(s->bundle);
+	json_object_put(s->annotations);
+	*s = (nf_oci_state){0};
+}
+
+/* O's member KEY as an object (NULL when absent); false when it is something else. */
+static bool member_object(json_object *o, const char *key, json_object **ret)
+{
+	json_object *v = NULL;
+	*ret = NULL;
+	if (!o || !json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return true;
+	*ret = v;
+	return json_object_is_type(v, json_type_object);
+}
+
+static const char *config_fields(json_object *o, nf_oci_config *c)
+{
+	json_object *linux_, *res, *cpu;
+	const char *mems;
+	if (!member_object(o, "linux", &linux_) || !member_object(linux_, "resources", &res) ||
+	    !member_object(res, "cpu", &cpu))
+		return "'linux', 'linux.resources' and 'linux.resources.cpu' must be objects";
+	if (cpu && opt_string(cpu, "mems", &mems))
+		return "'linux.resources.cpu.mems' must be a string";
+	if (cpu && mems && *mems) {
+		if (nf_nodeset_parse(mems, &c->mems) < 0)
+			return "'linux.resources.cpu.mems' is not a node list like \"0-1,3\"";
+		c->has_mems = true;
+	}
+	return annotations_of(o, &c->annotations);
+}
+
+const char *nf_oci_config_parse(const char *text, size_t len, nf_oci_config *ret)
+{
+	json_object *o = parse_object(text, len);
+	if (!o)
+		return "config.json is not a JSON object";
+	nf_oci_config c = {0};
+	const char *why = config_fields(o, &c);
+	json_object_put(o);
+	if (why) {
+		nf_oci_config_done(&c);
+		return why;
+	}
+	*ret = c;
+	return NULL;
+}
+
+void nf_oci_config_done(nf_oci_config *c)
+{
+	json_object_put(c->annotations);
+	*c = (nf_oci_config){0};
+}
+
+const char *nf_oci_annotation(json_object *annotations, const char *key)
+{
+	json_object *v;
+	return annotations && json_object_object_get_ex(annotations, key, &v) &&
+		       json_object_is_type(v, json_type_string)
+		   ? json_object_get_string(v)
+		   : NULL;
+}
+
+int nf_hook_conf_default(nf_hook_conf *ret)
+{
+	*ret = (nf_hook_conf){.enabled = true, .standalone = true, .budget_ms = 2000};
+	ret->socket = strdup("/run/numafollow/numafollow.sock");
+	return ret->socket ? 0 : -ENOMEM;
+}
+
+static int parse_bool(const char *s, bool *ret)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+										    "off", "0"};
+	for (size_t i = 0; i < NF_ARRAY_SIZE(yes); i++)
+		if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
+			*ret = strcasecmp(s, yes[i]) == 0;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *value)
+{
+	bool *flag = strcmp(name, "enabled") == 0      ? &c->enabled
+		     : strcmp(name, "strict") == 0     ? &c->strict
+		     : strcmp(name, "standalone") == 0 ? &c->standalone
+						       : NULL;
+	uint64_t v;
+	if (flag)
+		return parse_bool(value, flag) < 0 ? "expected true or false" : NULL;
+	if (strcmp(name, "budget-ms") == 0) {
+		if (nf_parse_u64(value, NULL, &v) < 0 || v < 10 || v > 60000)
+			return "expected a number of milliseconds from 10 to 60000";
+		c->budget_ms = v;
+		return NULL;
+	}
+	if (strcmp(name, "socket") == 0) {
+		if (value[0] != '/')
+			return "expected an absolute path";
+		char *s = strdup(value);
+		if (!s)
+			return "out of memory";
+		free(c->socket);
+		c->socket = s;
+		return NULL;
+	}
+	return "unknown setting (enabled, strict, standalone, budget-ms, socket)";
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+/* One "name = value" line (already trimmed); NULL or why. */
+static const char *conf_line(nf_hook_conf *c, char *s, char *why, size_t why_len, unsigned n)
+{
+	char *eq = strchr(s, '=');
+	if (!eq) {
+		snprintf(why, why_len, "line %u: expected 'name = value'", n);
+		return why;
+	}
+	*eq = '\0';
+	char *name = trim(s);
+	const char *err = nf_hook_conf_set(c, name, trim(eq + 1));
+	if (!err)
+		return NULL;
+	snprintf(why, why_len, "line %u: %s: %s", n, name, err);
+	return why;
+}
+
+const char *nf_hook_conf_parse(const char *text, nf_hook_conf *c, char *why, size_t why_len)
+{
+	unsigned n = 0;
+	for (const char *line = text; *line;) {
+		const char *nl = strchrnul(line, '\n');
+		_cleanup_free_ char *copy = strndup(line, nl - line);
+		if (!copy)
+			return "out of memory";
+		char *s = trim(copy);
+		n++;
+		if (*s && *s != '#' && conf_line(c, s, why, why_len, n))
+			return why;
+		line = *nl ? nl + 1 : nl;
+	}
+	return NULL;
+}
+
+void nf_hook_conf_done(nf_hook_conf *c)
+{
+	free(c->socket);
+	c->socket = NULL;
+}

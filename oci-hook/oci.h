@@ -1,0 +1,73 @@
+/* What an OCI hook is given: the stage, the runtime's state on stdin, the
+ * bundle's config.json, and the hook's own config file. Pure parsers (no I/O)
+ * so that unit tests and the fuzzer can reach every malformed input. */
+#ifndef NF_OCI_H
+#define NF_OCI_H
+
+#include "../cgroup/nodeset.h"
+
+#include <json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Runtimes send a few hundred bytes; a larger state is refused unparsed. */
+#define NF_OCI_STATE_MAX (1024 * 1024)
+
+typedef enum {
+	NF_STAGE_PRESTART,
+	NF_STAGE_CREATE_RUNTIME,
+	NF_STAGE_CREATE_CONTAINER,
+	NF_STAGE_START_CONTAINER,
+	NF_STAGE_POSTSTART,
+	NF_STAGE_POSTSTOP,
+} nf_stage;
+
+/* "createRuntime" to NF_STAGE_CREATE_RUNTIME; -EINVAL for an unknown name. */
+int nf_stage_parse(const char *name, nf_stage *ret);
+const char *nf_stage_name(nf_stage s);
+
+typedef struct {
+	char *id;
+	pid_t pid; /* 0 when absent (poststop) */
+	char *status, *bundle;
+	json_object *annotations; /* an object, empty when the state had none */
+} nf_oci_state;
+
+/* Parses the state JSON (runc's or crun's shape; "bundle" or "bundlePath").
+ * NEED_PID: a positive pid is required (every stage but poststop). Returns
+ * NULL, or why the state is refused. */
+const char *nf_oci_state_parse(const char *text, size_t len, bool need_pid, nf_oci_state *ret);
+void nf_oci_state_done(nf_oci_state *s);
+
+typedef struct {
+	bool has_mems; /* linux.resources.cpu.mems was set */
+	nf_nodeset mems;
+	json_object *annotations; /* an object, empty when the config had none */
+} nf_oci_config;
+
+/* The parts of a bundle's config.json the hook uses. NULL or why refused. */
+const char *nf_oci_config_parse(const char *text, size_t len, nf_oci_config *ret);
+void nf_oci_config_done(nf_oci_config *c);
+
+/* A string annotation's value, or NULL. */
+const char *nf_oci_annotation(json_object *annotations, const char *key);
+
+/* /etc/numafollow/hook.conf: "name = value" lines, '#' comments. */
+typedef struct {
+	bool enabled;	 /* false: the hook does nothing */
+	bool strict;	 /* failures exit 2, which fails the container's start */
+	bool standalone; /* migrate in the hook when the agent is unreachable */
+	unsigned budget_ms;
+	char *socket;
+} nf_hook_conf;
+
+int nf_hook_conf_default(nf_hook_conf *ret);
+/* Sets one setting (as in the file) from a string. NULL or why. */
+const char *nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *value);
+/* Applies TEXT over C's values. Returns NULL, or why (with the line number) in
+ * WHY. */
+const char *nf_hook_conf_parse(const char *text, nf_hook_conf *c, char *why, size_t why_len);
+void nf_hook_conf_done(nf_hook_conf *c);
+
+#endif

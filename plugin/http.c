@@ -1,0 +1,99 @@
+#include "http.h"
+#include "../cgroup/util.h"
+
+#include <curl/curl.h>
+#include <string.h>
+
+static size_t collect(char *p, size_t size, size_t n, void *userdata)
+{
+	nf_http_reply *r = userdata;
+	size_t add = size * n;
+	if (r->len + add > 64 * 1024 * 1024)
+		return 0; /* no agent answers with that much */
+	char *d = realloc(r->body, r->len + add + 1);
+	if (!d)
+		return 0;
+	memcpy(d + r->len, p, add);
+	r->len += add;
+	d[r->len] = '\0';
+	r->body = d;
+	return add;
+}
+
+static int translate(CURLcode c)
+{
+	switch (c) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+int nf_http(const nf_http_peer *p, const char *method, const char *path, const char *body,
+	    nf_http_reply *ret)
+{
+	_cleanup_free_ char *url = NULL, *auth = NULL;
+	struct curl_slist *hdr = NULL;
+	nf_http_reply r = {0};
+	CURL *c = curl_easy_init();
+	if (!c || asprintf(&url, "%s%s", p->url ? p->url : "http://localhost", path) < 0 ||
+	    (p->token && asprintf(&auth, "Authorization: Bearer %s", p->token) < 0)) {
+		curl_easy_cleanup(c);
+		return -ENOMEM;
+	}
+	if (auth)
+		hdr = curl_slist_append(hdr, auth);
+	if (body)
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+	if (!p->url)
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->socket);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body || strcmp(method, "POST") == 0)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, p->connect_ms);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, p->total_ms);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r.error);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	CURLcode cr = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+	long oserr = 0;
+	/* curl says "localhost port 80" even for a unix socket: say what connect(2) said */
+	if (cr == CURLE_COULDNT_CONNECT && !p->url &&
+	    curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr) == CURLE_OK && oserr)
+		snprintf(r.error, sizeof(r.error), "%s", strerror(oserr));
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdr);
+	if (cr != CURLE_OK && !r.error[0])
+		snprintf(r.error, sizeof(r.error), "%s", curl_easy_strerror(cr));
+	*ret = r;
+	if (cr != CURLE_OK) {
+		free(TAKE_PTR(ret->body));
+		ret->len = 0;
+	}
+	return translate(cr);
+}
+
+void nf_http_reply_done(nf_http_reply *r)
+{
+	free(TAKE_PTR(r->body));
+}
+
+char *nf_http_escape(const char *s)
+{
+	CURL *c = curl_easy_init();
+	char *e = c ? curl_easy_escape(c, s, 0) : NULL, *r = e ? strdup(e) : NULL;
+	curl_free(e);
+	curl_easy_cleanup(c);
+	return r;
+}

@@ -1,0 +1,31 @@
+/* One HTTP request to the agent (libcurl), over its unix socket or TCP: the
+ * transport that the CLI and the OCI hook share. */
+#ifndef NF_HTTP_H
+#define NF_HTTP_H
+
+#include <stddef.h>
+
+typedef struct {
+	const char *socket; /* the agent's unix socket, used when url is NULL */
+	const char *url;    /* "http://host:port" instead of the socket */
+	const char *token;  /* a bearer token, or NULL */
+	long connect_ms, total_ms;
+} nf_http_peer;
+
+typedef struct {
+	long status;
+	char *body; /* NUL-terminated, or NULL when the answer had none */
+	size_t len;
+	char error[256]; /* curl's words when the request failed */
+} nf_http_reply;
+
+/* METHOD PATH with BODY (JSON, or NULL). Returns 0 when an answer came, whatever
+ * its status; -ECONNREFUSED when nobody listens (no socket, refused),
+ * -ETIMEDOUT, -ENOMEM or -EIO, with curl's message in ret->error. */
+int nf_http(const nf_http_peer *p, const char *method, const char *path, const char *body,
+	    nf_http_reply *ret);
+void nf_http_reply_done(nf_http_reply *r);
+/* S escaped for a URL path segment; NULL when out of memory. */
+char *nf_http_escape(const char *s);
+
+#endif
