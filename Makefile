@@ -20,7 +20,7 @@ CLI_SRC  := plugin/numafollow.c plugin/client.c plugin/http.c
 HOOK_SRC := oci-hook/hook.c plugin/http.c
 AGENT_SRC := plugin/agent.c plugin/api.c plugin/metrics.c plugin/log.c plugin/numafollowd.c
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
-HELPERS  := $(B)/memhog
+HELPERS  := $(B)/memhog $(B)/memhog-static
 UNITS    := $(UNIT_SRC:tests/unit/test-%.c=$(B)/tests/unit-%) \
 	    $(UNIT_SRC:tests/unit/test-%.c=$(B)/asan/unit-%)
 SOURCES  := $(LIB_SRC) $(CLI_SRC) $(HOOK_SRC) $(AGENT_SRC) $(UNIT_SRC) tests/helpers/memhog.c tests/fuzz/fuzz-parsers.c \
@@ -63,6 +63,10 @@ $(B)/numafollowd: $(AGENT_SRC:%.c=$(B)/%.o) $(B)/libnf.a
 
 $(B)/memhog: tests/helpers/memhog.c | $(DEPS)
 	$(CC) $(CFLAGS) $(NF_CFLAGS) -pthread -o $@ $< $(NF_LIBS)
+
+# For containers whose rootfs is busybox and nothing else.
+$(B)/memhog-static: tests/helpers/memhog.c | $(DEPS)
+	$(CC) $(CFLAGS) -static -pthread -o $@ $<
 
 $(B)/tests/unit-%: $(B)/tests/unit/test-%.o $(B)/libnf.a
 	@mkdir -p $(@D)

@@ -15,9 +15,9 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <syslog.h>
 
 #define DEFAULT_CONFIG "/etc/numafollow/hook.conf"
@@ -28,7 +28,9 @@ static const char usage[] =
     "\n"
     "The numafollow OCI hook. A runtime runs it with the container's state JSON on\n"
     "stdin. STAGE is prestart, createRuntime, createContainer, startContainer,\n"
-    "poststart or poststop (default: the 'stage' environment variable).\n"
+    "poststart or poststop; without it, the 'stage' environment variable, else the\n"
+    "state's status (creating/created: createRuntime, running: poststart, stopped:\n"
+    "poststop), which is how one hooks.d file serves three stages.\n"
     "\n"
     "  createRuntime, prestart, createContainer, startContainer\n"
     "      find the container's cgroup (/proc/PID/cgroup), read BUNDLE/config.json\n"
@@ -57,6 +59,7 @@ static const char usage[] =
 
 typedef struct {
 	nf_stage stage;
+	bool stage_known; /* else inferred from the state's status (hooks.d files) */
 	bool verbose, strict_arg;
 	const char *config_path, *socket_arg, *budget_arg;
 	nf_hook_conf conf;
@@ -67,10 +70,9 @@ typedef struct {
 } hook;
 
 /* The watchdog's state lives at file scope because a signal handler reaches
- * it: the first SIGALRM (at 90% of the budget) stops the engine between
- * tasks; the second (at 100%) ends the process whatever it is doing. */
-static _Atomic bool budget_spent;
-static volatile sig_atomic_t alarms, exit_on_timeout;
+ * it: the first SIGALRM (at 90% of the budget) ends the wait for a standalone
+ * migration; the second (at 100%) ends the process whatever it is doing. */
+static volatile sig_atomic_t budget_spent, alarms, exit_on_timeout;
 
 static void on_alarm(int sig)
 {
@@ -102,7 +104,7 @@ static void hlog(const hook *h, int level, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	syslog(level, "container %s: %s: %s", h->st.id ? h->st.id : "(unknown)",
-	       nf_stage_name(h->stage), msg);
+	       h->stage_known ? nf_stage_name(h->stage) : "(stage unknown)", msg);
 }
 
 static bool strict(const hook *h)
@@ -179,22 +181,22 @@ static const char *load_conf(hook *h, char *why, size_t why_len)
 }
 
 /* BUNDLE/config.json; the state's annotations win over the config's (they
- * are the same when both are there). */
-static int load_bundle(hook *h)
+ * are the same when both are there). NULL or why. */
+static const char *load_bundle(hook *h, char *why, size_t why_len)
 {
 	_cleanup_free_ char *path = NULL, *text = NULL;
 	size_t len;
 	if (asprintf(&path, "%s/config.json", h->st.bundle) < 0)
-		return fail(h, "out of memory");
+		return "out of memory";
 	int r = nf_read_file(path, &text, &len);
 	if (r < 0)
-		return fail(h, "cannot read '%s': %s", path, strerror(-r));
-	const char *why = nf_oci_config_parse(text, len, &h->cfg);
-	if (why)
-		return fail(h, "'%s': %s", path, why);
+		return snprintf(why, why_len, "cannot read '%s': %s", path, strerror(-r)), why;
+	const char *bad = nf_oci_config_parse(text, len, &h->cfg);
+	if (bad)
+		return snprintf(why, why_len, "'%s': %s", path, bad), why;
 	h->ann =
 	    json_object_object_length(h->st.annotations) ? h->st.annotations : h->cfg.annotations;
-	return 0;
+	return NULL;
 }
 
 /* The container's cpuset cgroup, as the kernel says (/proc/PID/cgroup). NULL or why. */
@@ -206,7 +208,10 @@ static const char *find_cgroup(const hook *h, nf_hierarchy *hier, nf_cgroup *ret
 	pid_t pid = h->st.pid;
 	int r = nf_hierarchy_detect(hier);
 	if (r < 0)
-		return snprintf(why, why_len, "no cpuset controller is mounted: %s", strerror(-r)),
+		return snprintf(why, why_len,
+				"no cpuset cgroup hierarchy is mounted whole where the hook runs "
+				"(%s)",
+				strerror(-r)),
 		       why;
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
 	if ((r = nf_read_file(path, &text, NULL)) < 0)
@@ -233,12 +238,13 @@ static const char *find_cgroup(const hook *h, nf_hierarchy *hier, nf_cgroup *ret
 	return NULL;
 }
 
+/* A unix socket's connect(2) fails at once when nobody listens; one that
+ * waits means a busy agent, so it shares the request's timeout. */
 static nf_http_peer peer(const hook *h)
 {
 	long total = remaining_ms(h) * 3 / 4;
-	return (nf_http_peer){.socket = h->conf.socket,
-			      .connect_ms = total < 200 ? total : 200,
-			      .total_ms = total > 1 ? total : 1};
+	total = total > 1 ? total : 1;
+	return (nf_http_peer){.socket = h->conf.socket, .connect_ms = total, .total_ms = total};
 }
 
 /* The agent's "error" member, or a placeholder. */
@@ -250,30 +256,63 @@ static const char *agent_error(const nf_http_reply *r, json_object **keep)
 								      : "no message";
 }
 
-/* Moves the cgroup's memory to its effective mems here, within the budget. */
+/* The child's half of standalone(): migrate, log, exit with the hook's code. */
+static int migrate_here(const hook *h, const nf_cgroup *cg, const nf_nodeset *to,
+			const char *why_alone)
+{
+	char nodes[NF_NODESET_STRLEN];
+	nf_migration m;
+	nf_migrate_opts o = {.to = *to, .retries = 1, .backoff_ms = 10};
+	int r = nf_migrate(cg, &o, &m);
+	if (r < 0)
+		return fail(h, "agent unreachable (%s); standalone migration of '%s' failed: %s",
+			    why_alone, cg->rel, strerror(-r));
+	hlog(h, m.residual_bytes || m.tasks_failed ? LOG_WARNING : LOG_INFO,
+	     "agent unreachable (%s); standalone: cgroup '%s', %zu task(s) to nodes %s: moved "
+	     "%.1f MiB, %.1f MiB left, %zu task(s) failed, %u sweep(s), %llu ms",
+	     why_alone, cg->rel, m.tasks, nf_nodeset_format(to, nodes, sizeof(nodes)),
+	     m.moved_bytes / 1048576.0, m.residual_bytes / 1048576.0, m.tasks_failed, m.sweeps,
+	     (unsigned long long)(m.duration_ns / 1000000));
+	nf_migration_done(&m);
+	return 0;
+}
+
+/* Moves the cgroup's memory to its effective mems, in a child: one
+ * migrate_pages(2) call cannot be interrupted, and a large or slow one must
+ * not hold up the container's start. The hook waits for the child until 90%
+ * of its budget, then leaves it to finish in the background and log its own
+ * result. The child lets go of the runtime's pipes (runc waits for them to
+ * close), keeping stderr only with --verbose. */
 static int standalone(hook *h, const nf_cgroup *cg, const char *why_alone)
 {
 	nf_nodeset eff;
-	char to[NF_NODESET_STRLEN];
-	nf_migration m;
-	int r = nf_cgroup_read_mems(cg, NULL, &eff);
+	int st, r = nf_cgroup_read_mems(cg, NULL, &eff);
 	if (r < 0 || nf_nodeset_empty(&eff))
 		return fail(h, "agent unreachable (%s); cgroup '%s' has no effective mems: %s",
 			    why_alone, cg->rel, r < 0 ? strerror(-r) : "empty");
-	nf_migrate_opts o = {.to = eff, .retries = 1, .backoff_ms = 10, .cancel = &budget_spent};
-	if ((r = nf_migrate(cg, &o, &m)) < 0)
-		return fail(h, "agent unreachable (%s); standalone migration of '%s' failed: %s",
-			    why_alone, cg->rel, strerror(-r));
-	nf_nodeset_format(&eff, to, sizeof(to));
-	hlog(h, m.residual_bytes || m.tasks_failed ? LOG_WARNING : LOG_INFO,
-	     "agent unreachable (%s); standalone: cgroup '%s', %zu task(s) to nodes %s: moved "
-	     "%.1f MiB, %.1f MiB left, %zu task(s) failed, %llu ms%s",
-	     why_alone, cg->rel, m.tasks, to, m.moved_bytes / 1048576.0,
-	     m.residual_bytes / 1048576.0, m.tasks_failed,
-	     (unsigned long long)(m.duration_ns / 1000000),
-	     m.cancelled ? "; stopped: the time budget is spent" : "");
-	nf_migration_done(&m);
-	return 0;
+	pid_t child = fork();
+	if (child < 0)
+		return fail(h, "agent unreachable (%s); cannot fork the standalone migration: %m",
+			    why_alone);
+	if (child == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		for (int fd = 0; null >= 0 && fd <= (h->verbose ? 1 : 2); fd++)
+			dup2(null, fd);
+		_exit(migrate_here(h, cg, &eff, why_alone));
+	}
+	while (waitpid(child, &st, 0) < 0) {
+		if (errno != EINTR)
+			return fail(h, "waiting for the standalone migration (pid %d): %m", child);
+		if (budget_spent) {
+			hlog(h, LOG_WARNING,
+			     "agent unreachable (%s); the standalone migration of '%s' outlasts "
+			     "90%% "
+			     "of the %u ms budget: it goes on in the background as pid %d",
+			     why_alone, cg->rel, h->conf.budget_ms, child);
+			return 0;
+		}
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : fail(h, "the standalone migration crashed");
 }
 
 static json_object *registration(const hook *h)
@@ -296,9 +335,9 @@ static int place(hook *h)
 	nf_cgroup cg = {0};
 	nf_http_reply rep;
 	char why[512];
-	int code = load_bundle(h);
-	if (code)
-		return code;
+	int code = 0;
+	if (load_bundle(h, why, sizeof(why)))
+		return fail(h, "%s", why);
 	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
 	const char *optout = nf_oci_annotation(h->ann, "numafollow.io/migrate");
 	bool moves = !optout || strcmp(optout, "false") != 0;
@@ -346,11 +385,11 @@ static int poststop(hook *h)
 	if (r == 0 && rep.status == 200)
 		hlog(h, LOG_INFO, "unregistered from the agent");
 	else if (r == 0 && rep.status == 404)
-		hlog(h, LOG_DEBUG, "the agent no longer knew it (its cgroup is gone)");
+		hlog(h, LOG_INFO, "the agent no longer knew it (its cgroup is gone)");
 	else if (r == 0)
 		hlog(h, LOG_WARNING, "the agent answered %ld to the unregistration", rep.status);
 	else
-		hlog(h, r == -ECONNREFUSED ? LOG_DEBUG : LOG_WARNING,
+		hlog(h, r == -ECONNREFUSED ? LOG_INFO : LOG_WARNING,
 		     "agent unreachable at '%s': %s", h->conf.socket, rep.error);
 	nf_http_reply_done(&rep);
 	return 0;
@@ -365,17 +404,35 @@ static int run(hook *h)
 	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
 	arm_watchdog(h->conf.budget_ms);
 	h->deadline_ns = nf_now_ns() + h->conf.budget_ms * UINT64_C(1000000);
-	/* Read the state even when doing nothing: a runtime writing it must not see EPIPE. */
+	/* Read the state even when doing nothing: a runtime writing it must not see
+	 * EPIPE. Parse it too: the log names the container. */
 	int r = read_state(&text, &len);
+	const char *bad =
+	    r < 0 ? NULL
+		  : nf_oci_state_parse(text, len, h->stage_known && h->stage != NF_STAGE_POSTSTOP,
+				       &h->st);
 	if (conf_bad)
 		return fail(h, "settings %s; doing nothing", conf_bad);
 	if (!h->conf.enabled)
 		return 0;
 	if (r < 0)
 		return fail(h, "cannot read the state on stdin: %s", strerror(-r));
-	const char *bad = nf_oci_state_parse(text, len, h->stage != NF_STAGE_POSTSTOP, &h->st);
 	if (bad)
 		return fail(h, "malformed state on stdin: %s", bad);
+	if (!h->stage_known) {
+		if (nf_stage_from_status(h->st.status, &h->stage) < 0)
+			return fail(h,
+				    "no STAGE argument or 'stage' variable, and status '%s' does "
+				    "not tell the stage",
+				    h->st.status ? h->st.status : "(none)");
+		h->stage_known = true;
+		nf_oci_state st;
+		if (h->stage != NF_STAGE_POSTSTOP &&
+		    (bad = nf_oci_state_parse(text, len, true, &st)))
+			return fail(h, "malformed state on stdin: %s", bad);
+		if (h->stage != NF_STAGE_POSTSTOP)
+			nf_oci_state_done(&st);
+	}
 	if (h->stage == NF_STAGE_POSTSTOP)
 		return poststop(h);
 	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
@@ -402,7 +459,7 @@ static int parse_args(int argc, char **argv, hook *h)
 	};
 	int c;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+hV", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hV", longs, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			h->config_path = optarg;
@@ -443,12 +500,11 @@ int main(int argc, char **argv)
 	if (r < 0)
 		return usage_error(&h, "unknown option or missing value: '%s'", argv[optind - 1]);
 	const char *stage = optind < argc ? argv[optind] : getenv("stage");
-	if (!stage)
-		return usage_error(&h, "%s", "no STAGE argument and no 'stage' in the environment");
 	if (optind + 1 < argc)
 		return usage_error(&h, "unexpected argument '%s'", argv[optind + 1]);
-	if (nf_stage_parse(stage, &h.stage) < 0)
+	if (stage && nf_stage_parse(stage, &h.stage) < 0)
 		return usage_error(&h, "unknown stage '%s'", stage);
+	h.stage_known = stage != NULL;
 	/* Nothing may reach a runtime's stdout; fd 1 stays open (on /dev/null). */
 	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (null >= 0) {

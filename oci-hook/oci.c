@@ -29,6 +29,23 @@ const char *nf_stage_name(nf_stage s)
 	return stages[s];
 }
 
+int nf_stage_from_status(const char *status, nf_stage *ret)
+{
+	static const struct {
+		const char *status;
+		nf_stage stage;
+	} map[] = {{"creating", NF_STAGE_CREATE_RUNTIME},
+		   {"created", NF_STAGE_CREATE_RUNTIME},
+		   {"running", NF_STAGE_POSTSTART},
+		   {"stopped", NF_STAGE_POSTSTOP}};
+	for (size_t i = 0; status && i < NF_ARRAY_SIZE(map); i++)
+		if (strcmp(status, map[i].status) == 0) {
+			*ret = map[i].stage;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 /* TEXT as one complete JSON object (no trailing bytes), or NULL. */
 static json_object *parse_object(const char *text, size_t len)
 {

@@ -26,6 +26,11 @@ typedef enum {
 /* "createRuntime" to NF_STAGE_CREATE_RUNTIME; -EINVAL for an unknown name. */
 int nf_stage_parse(const char *name, nf_stage *ret);
 const char *nf_stage_name(nf_stage s);
+/* The stage a state's status implies, for a hook run without one (a hooks.d
+ * file lists several stages but passes the same args): "creating" and
+ * "created" are createRuntime, "running" poststart, "stopped" poststop.
+ * (runc says "created" at poststart; registering again is harmless.) */
+int nf_stage_from_status(const char *status, nf_stage *ret);
 
 typedef struct {
 	char *id;

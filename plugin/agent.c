@@ -15,7 +15,11 @@ const double nf_duration_bounds[NF_DURATION_BUCKETS] = {0.01, 0.05, 0.1, 0.25, 0
 							1,    2.5,  5,	 10,   30};
 
 #define WD_BUCKETS 4096
-#define WATCH_MASK (IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR)
+/* IN_MODIFY comes first, but a writer's O_TRUNC open raises it before the
+ * write lands (the read then finds nothing new); IN_CLOSE_WRITE comes after. */
+#define WATCH_MASK                                                                                 \
+	(IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |        \
+	 IN_ONLYDIR)
 
 const char *nf_trigger_name(nf_trigger t)
 {
@@ -63,6 +67,8 @@ const char *nf_cg_state(const nf_cg *c)
 {
 	if (c->running || c->pending)
 		return "migrating";
+	if (c->reg && c->reg->opted_out)
+		return "opted_out";
 	if (c->drifted)
 		return "drifted";
 	json_object *r;
@@ -264,6 +270,8 @@ static void enqueue(nf_agent *a, nf_job *j)
  * what they were: the engine keeps the kernel's relative node mapping. */
 static json_object *request(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *from)
 {
+	if (t != NF_TRIG_API && c->reg && c->reg->opted_out)
+		return NULL;
 	if (c->pending) { /* not started yet: retarget it */
 		c->pending->to = c->eff;
 		json_object_object_add(c->pending->record, "to", nf_json_nodeset(&c->eff));
@@ -672,7 +680,8 @@ void nf_agent_read_events(nf_agent *a)
  * mapped). Decided on the last sample. */
 static void repair_drift(nf_agent *a, nf_cg *c)
 {
-	if (!nf_cg_is_container(c) || c->running || c->pending || !c->anon)
+	if (!nf_cg_is_container(c) || c->running || c->pending || !c->anon ||
+	    (c->reg && c->reg->opted_out))
 		return;
 	uint64_t out = nf_cg_outside(a, c, &c->eff, true);
 	if (out > c->residual && !nf_nodeset_empty(&c->eff)) {

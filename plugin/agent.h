@@ -30,6 +30,7 @@ typedef struct {
 	char *id, *name, *pod_uid, *pod_name, *pod_namespace, *bundle, *status;
 	pid_t pid;
 	json_object *annotations;
+	bool opted_out; /* numafollow.io/migrate=false: moved only when the API asks */
 } nf_registration;
 
 /* One cgroup directory; a container when it has tasks (or a registration). */

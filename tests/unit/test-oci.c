@@ -222,6 +222,16 @@ static void stages(void **state)
 		assert_int_equal(s, i);
 		assert_string_equal(nf_stage_name(s), names[i]);
 	}
+	assert_int_equal(nf_stage_from_status("creating", &s), 0); /* runc */
+	assert_int_equal(s, NF_STAGE_CREATE_RUNTIME);
+	assert_int_equal(nf_stage_from_status("created", &s), 0); /* crun */
+	assert_int_equal(s, NF_STAGE_CREATE_RUNTIME);
+	assert_int_equal(nf_stage_from_status("running", &s), 0);
+	assert_int_equal(s, NF_STAGE_POSTSTART);
+	assert_int_equal(nf_stage_from_status("stopped", &s), 0);
+	assert_int_equal(s, NF_STAGE_POSTSTOP);
+	assert_int_equal(nf_stage_from_status("paused", &s), -EINVAL);
+	assert_int_equal(nf_stage_from_status(NULL, &s), -EINVAL);
 	assert_int_equal(nf_stage_parse("CreateRuntime", &s), -EINVAL);
 	assert_int_equal(nf_stage_parse("", &s), -EINVAL);
 }

@@ -142,7 +142,8 @@ BOOT
 		echo 'echo "+cpuset +memory" >/sys/fs/cgroup/cgroup.subtree_control'
 		;;
 	v1 | hybrid)
-		echo 'for c in cpuset memory; do mkdir -p /sys/fs/cgroup/$c; mount -t cgroup -o $c none /sys/fs/cgroup/$c; done'
+		# all the controllers of a v1 host: OCI runtimes need devices, freezer...
+		echo 'for c in cpuset memory devices freezer pids blkio cpu,cpuacct; do mkdir -p /sys/fs/cgroup/$c; mount -t cgroup -o $c none /sys/fs/cgroup/$c; done; ln -s cpu,cpuacct /sys/fs/cgroup/cpu; ln -s cpu,cpuacct /sys/fs/cgroup/cpuacct'
 		echo 'echo 1 >/sys/fs/cgroup/memory/memory.use_hierarchy 2>/dev/null'
 		if [ "$mode" = hybrid ]; then
 			echo 'mkdir -p /sys/fs/cgroup/unified && mount -t cgroup2 none /sys/fs/cgroup/unified'
