@@ -16,6 +16,7 @@ static const pattern patterns[] = {
     {"libpod-", ".scope", "podman", false},
     {"cri-containerd-", ".scope", "containerd", false},
     {"crio-", ".scope", "crio", false},
+    {"libpod-", "", "podman", false}, /* podman's cgroupfs manager: /libpod_parent/libpod-ID */
 };
 
 /* The n-th component from the end of REL, as [ret, ret + len). */

@@ -283,13 +283,12 @@ static int migrate_here(const hook *h, const nf_cgroup *cg, const nf_nodeset *to
  * of its budget, then leaves it to finish in the background and log its own
  * result. The child lets go of the runtime's pipes (runc waits for them to
  * close), keeping stderr only with --verbose. */
-static int standalone(hook *h, const nf_cgroup *cg, const char *why_alone)
+static int standalone(hook *h, const nf_cgroup *cg, const nf_nodeset *eff, const char *why_alone)
 {
-	nf_nodeset eff;
-	int st, r = nf_cgroup_read_mems(cg, NULL, &eff);
-	if (r < 0 || nf_nodeset_empty(&eff))
-		return fail(h, "agent unreachable (%s); cgroup '%s' has no effective mems: %s",
-			    why_alone, cg->rel, r < 0 ? strerror(-r) : "empty");
+	int st;
+	if (nf_nodeset_empty(eff))
+		return fail(h, "agent unreachable (%s); cgroup '%s' has no effective mems",
+			    why_alone, cg->rel);
 	pid_t child = fork();
 	if (child < 0)
 		return fail(h, "agent unreachable (%s); cannot fork the standalone migration: %m",
@@ -298,7 +297,7 @@ static int standalone(hook *h, const nf_cgroup *cg, const char *why_alone)
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		for (int fd = 0; null >= 0 && fd <= (h->verbose ? 1 : 2); fd++)
 			dup2(null, fd);
-		_exit(migrate_here(h, cg, &eff, why_alone));
+		_exit(migrate_here(h, cg, eff, why_alone));
 	}
 	while (waitpid(child, &st, 0) < 0) {
 		if (errno != EINTR)
@@ -345,6 +344,15 @@ static int place(hook *h)
 		nf_hierarchy_done(&hier);
 		return fail(h, "%s", why);
 	}
+	nf_nodeset eff = {0};
+	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
+	if (nf_cgroup_read_mems(&cg, NULL, &eff) == 0 && h->cfg.has_mems &&
+	    !nf_nodeset_equal(&eff, &h->cfg.mems))
+		hlog(h, LOG_NOTICE,
+		     "config.json asks for mems %s; cgroup '%s' has %s in effect (an ancestor's "
+		     "cpuset narrows it?)",
+		     nf_nodeset_format(&h->cfg.mems, b1, sizeof(b1)), cg.rel,
+		     nf_nodeset_format(&eff, b2, sizeof(b2)));
 	json_object *body = registration(h);
 	nf_http_peer p = peer(h);
 	int r = nf_http(&p, "POST", "/v1/containers", json_object_to_json_string(body), &rep);
@@ -360,7 +368,7 @@ static int place(hook *h)
 		json_object_put(keep);
 	} else if (r == -ECONNREFUSED && h->conf.standalone && moves) {
 		snprintf(why, sizeof(why), "'%s': %s", h->conf.socket, rep.error);
-		code = standalone(h, &cg, why);
+		code = standalone(h, &cg, &eff, why);
 	} else if (r == -ECONNREFUSED) {
 		hlog(h, LOG_INFO, "agent unreachable at '%s' (%s); %s", h->conf.socket, rep.error,
 		     moves ? "standalone mode is off" : "numafollow.io/migrate=false");

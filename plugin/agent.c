@@ -15,8 +15,9 @@ const double nf_duration_bounds[NF_DURATION_BUCKETS] = {0.01, 0.05, 0.1, 0.25, 0
 							1,    2.5,  5,	 10,   30};
 
 #define WD_BUCKETS 4096
-/* IN_MODIFY comes first, but a writer's O_TRUNC open raises it before the
- * write lands (the read then finds nothing new); IN_CLOSE_WRITE comes after. */
+/* cpuset.mems is acted on at IN_CLOSE_WRITE, when the writer is done: a
+ * writer's O_TRUNC open raises IN_MODIFY before its write lands, and on v2 the
+ * write itself returns only once the kernel's migration is over. */
 #define WATCH_MASK                                                                                 \
 	(IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |        \
 	 IN_ONLYDIR)
@@ -438,14 +439,14 @@ static uint32_t placement(const nf_cgroup *cg, const nf_nodeset *to, unsigned nn
 	return crc;
 }
 
-/* Where the kernel migrates in the writer's context, inotify can report the
- * write before the kernel is done: the writer's O_TRUNC open (shells, runc)
- * raises IN_MODIFY already. Racing the kernel would only split the work and
- * blur what each moved, so wait until no anonymous memory is outside TO, or
- * until the placement has not changed for 1 s: the kernel left something.
- * Shorter is not enough: in the VM a quiet 200 ms ended before the kernel had
- * moved anything (it first isolates the pages and drains every CPU's LRU
- * cache). At most 60 s. */
+/* Where the kernel migrates in the writer's context, the agent acts at the
+ * writer's close, after that migration; but an ancestor's write, or a
+ * reconcile, can still find the kernel at work. Racing it would only split the
+ * work and blur what each moved, so wait until no anonymous memory is outside
+ * TO, or until the placement has not changed for 1 s: the kernel left
+ * something. (A quiet 200 ms ended, in the VM, before the kernel had moved
+ * anything: it first isolates the pages and drains every CPU's LRU cache.)
+ * At most 60 s. */
 static void settle(const nf_cgroup *cg, const nf_nodeset *to, unsigned nnodes,
 		   const _Atomic bool *cancel)
 {
@@ -651,7 +652,8 @@ static void handle_event(nf_agent *a, const struct inotify_event *ev)
 		else if (k)
 			remove_subtree(a, k);
 	} else if (strcmp(ev->name, "cpuset.mems") == 0) {
-		check_subtree(a, c, NF_TRIG_INOTIFY);
+		if (ev->mask & IN_CLOSE_WRITE)
+			check_subtree(a, c, NF_TRIG_INOTIFY);
 	} else if (strcmp(ev->name, "cgroup.procs") == 0 || strcmp(ev->name, "tasks") == 0 ||
 		   strcmp(ev->name, "cgroup.events") == 0) {
 		sample(a, c);

@@ -22,6 +22,8 @@ static void layouts(void **state)
 	    /* podman, and crun's /container sub-cgroup on v2 */
 	    {"/machine.slice/libpod-" CID ".scope", "podman", CID, "", false},
 	    {"/machine.slice/libpod-" CID ".scope/container", "podman", CID, "", false},
+	    /* podman --cgroup-manager cgroupfs, as the VM test t-hook-podman.sh sees it */
+	    {"/libpod_parent/libpod-" CID, "podman", CID, "", false},
 	    {"/machine.slice/libpod-conmon-" CID ".scope", "podman", CID, "", true},
 	    /* kubelet, systemd driver: burstable, besteffort, guaranteed */
 	    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_
