@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <syslog.h>
 
 #define DEFAULT_CONFIG "/etc/numafollow/hook.conf"
@@ -70,8 +71,8 @@ typedef struct {
 } hook;
 
 /* The watchdog's state lives at file scope because a signal handler reaches
- * it: the first SIGALRM (at 90% of the budget) ends the wait for a standalone
- * migration; the second (at 100%) ends the process whatever it is doing. */
+ * it: the first SIGALRM (at 90% of the budget) ends a blocked read; the second
+ * (at 100%) ends the process whatever it is doing. */
 static volatile sig_atomic_t budget_spent, alarms, exit_on_timeout;
 
 static void on_alarm(int sig)
@@ -85,7 +86,12 @@ static void on_alarm(int sig)
 static void arm_watchdog(unsigned budget_ms)
 {
 	struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART: a blocked read returns */
+	sigset_t alrm;
 	sigaction(SIGALRM, &sa, NULL);
+	/* A runtime may start hooks with signals blocked; the watchdog needs this one. */
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	sigprocmask(SIG_UNBLOCK, &alrm, NULL);
 	unsigned first = budget_ms * 9 / 10, rest = budget_ms - first;
 	struct itimerval it = {
 	    .it_value = {.tv_sec = first / 1000, .tv_usec = first % 1000 * 1000},
@@ -297,21 +303,25 @@ static int standalone(hook *h, const nf_cgroup *cg, const nf_nodeset *eff, const
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		for (int fd = 0; null >= 0 && fd <= (h->verbose ? 1 : 2); fd++)
 			dup2(null, fd);
+		signal(SIGALRM, SIG_DFL); /* a child stuck for a minute dies */
+		alarm(60);
 		_exit(migrate_here(h, cg, eff, why_alone));
 	}
-	while (waitpid(child, &st, 0) < 0) {
-		if (errno != EINTR)
-			return fail(h, "waiting for the standalone migration (pid %d): %m", child);
-		if (budget_spent) {
-			hlog(h, LOG_WARNING,
-			     "agent unreachable (%s); the standalone migration of '%s' outlasts "
-			     "90%% "
-			     "of the %u ms budget: it goes on in the background as pid %d",
-			     why_alone, cg->rel, h->conf.budget_ms, child);
-			return 0;
-		}
+	/* Polled, so that the wait ends on time even without the watchdog's signal. */
+	uint64_t until = h->deadline_ns - h->conf.budget_ms * UINT64_C(100000);
+	pid_t r;
+	while ((r = waitpid(child, &st, WNOHANG)) == 0 && nf_now_ns() < until)
+		nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000}, NULL);
+	if (r < 0 && errno != EINTR)
+		return fail(h, "waiting for the standalone migration (pid %d): %m", child);
+	if (r <= 0) {
+		hlog(h, LOG_WARNING,
+		     "agent unreachable (%s); the standalone migration of '%s' outlasts 90%% of "
+		     "the %u ms budget: it goes on in the background as pid %d",
+		     why_alone, cg->rel, h->conf.budget_ms, child);
+		return 0;
 	}
-	return WIFEXITED(st) ? WEXITSTATUS(st) : fail(h, "the standalone migration crashed");
+	return WIFEXITED(st) ? WEXITSTATUS(st) : fail(h, "the standalone migration was killed");
 }
 
 static json_object *registration(const hook *h)
