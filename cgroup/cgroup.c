@@ -355,3 +355,14 @@ int nf_proc_cgroup_parse(const char *text, nf_cgroup_version v, char **ret_rel)
 	}
 	return -ENOENT;
 }
+
+int nf_pid_cgroup(pid_t pid, nf_cgroup_version v, char **ret_rel)
+{
+	char path[64];
+	_cleanup_free_ char *text = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	int r = nf_read_file(path, &text, NULL);
+	if (r < 0)
+		return r == -ENOENT ? -ESRCH : r;
+	return nf_proc_cgroup_parse(text, v, ret_rel);
+}

@@ -46,5 +46,8 @@ int nf_cgroup_tasks(const nf_cgroup *cg, bool recursive, pid_t **ret, size_t *re
 
 /* Finds the cpuset cgroup's path in /proc/PID/cgroup text. -ENOENT when absent. */
 int nf_proc_cgroup_parse(const char *text, nf_cgroup_version v, char **ret_rel);
+/* PID's cpuset cgroup, as the kernel says: -ESRCH for no such process,
+ * -ENOENT when /proc/PID/cgroup has no cpuset line. */
+int nf_pid_cgroup(pid_t pid, nf_cgroup_version v, char **ret_rel);
 
 #endif

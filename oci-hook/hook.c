@@ -9,6 +9,7 @@
 #include "../cgroup/util.h"
 #include "../plugin/engine.h"
 #include "../plugin/http.h"
+#include "../plugin/json.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -115,8 +116,7 @@ static void hlog(const hook *h, int level, const char *fmt, ...)
 
 static bool strict(const hook *h)
 {
-	const char *a =
-	    nf_oci_annotation(h->ann ? h->ann : h->st.annotations, "numafollow.io/strict");
+	const char *a = nf_json_string(h->ann ? h->ann : h->st.annotations, "numafollow.io/strict");
 	return h->conf.strict || h->strict_arg || (a && strcmp(a, "true") == 0);
 }
 
@@ -209,8 +209,7 @@ static const char *load_bundle(hook *h, char *why, size_t why_len)
 static const char *find_cgroup(const hook *h, nf_hierarchy *hier, nf_cgroup *ret, char *why,
 			       size_t why_len)
 {
-	char path[64];
-	_cleanup_free_ char *text = NULL, *rel = NULL;
+	_cleanup_free_ char *rel = NULL;
 	pid_t pid = h->st.pid;
 	int r = nf_hierarchy_detect(hier);
 	if (r < 0)
@@ -219,13 +218,11 @@ static const char *find_cgroup(const hook *h, nf_hierarchy *hier, nf_cgroup *ret
 				"(%s)",
 				strerror(-r)),
 		       why;
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
-	if ((r = nf_read_file(path, &text, NULL)) < 0)
+	if ((r = nf_pid_cgroup(pid, hier->version, &rel)) < 0)
 		return snprintf(why, why_len, "pid %d: %s", pid,
-				r == -ENOENT ? "no such process" : strerror(-r)),
-		       why;
-	if ((r = nf_proc_cgroup_parse(text, hier->version, &rel)) < 0)
-		return snprintf(why, why_len, "pid %d has no cpuset cgroup in '%s'", pid, path),
+				r == -ESRCH    ? "no such process"
+				: r == -ENOENT ? "no cpuset cgroup in /proc/PID/cgroup"
+					       : strerror(-r)),
 		       why;
 	if ((r = nf_cgroup_open(hier, rel, ret)) < 0)
 		return snprintf(why, why_len, "pid %d's cgroup '%s' %s", pid, rel,
@@ -348,7 +345,7 @@ static int place(hook *h)
 	if (load_bundle(h, why, sizeof(why)))
 		return fail(h, "%s", why);
 	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
-	const char *optout = nf_oci_annotation(h->ann, "numafollow.io/migrate");
+	const char *optout = nf_json_string(h->ann, "numafollow.io/migrate");
 	bool moves = !optout || strcmp(optout, "false") != 0;
 	if (find_cgroup(h, &hier, &cg, why, sizeof(why))) {
 		nf_hierarchy_done(&hier);
@@ -425,10 +422,7 @@ static int run(hook *h)
 	/* Read the state even when doing nothing: a runtime writing it must not see
 	 * EPIPE. Parse it too: the log names the container. */
 	int r = read_state(&text, &len);
-	const char *bad =
-	    r < 0 ? NULL
-		  : nf_oci_state_parse(text, len, h->stage_known && h->stage != NF_STAGE_POSTSTOP,
-				       &h->st);
+	const char *bad = r < 0 ? NULL : nf_oci_state_parse(text, len, &h->st);
 	if (conf_bad)
 		return fail(h, "settings %s; doing nothing", conf_bad);
 	if (!h->conf.enabled)
@@ -437,20 +431,14 @@ static int run(hook *h)
 		return fail(h, "cannot read the state on stdin: %s", strerror(-r));
 	if (bad)
 		return fail(h, "malformed state on stdin: %s", bad);
-	if (!h->stage_known) {
-		if (nf_stage_from_status(h->st.status, &h->stage) < 0)
-			return fail(h,
-				    "no STAGE argument or 'stage' variable, and status '%s' does "
-				    "not tell the stage",
-				    h->st.status ? h->st.status : "(none)");
-		h->stage_known = true;
-		nf_oci_state st;
-		if (h->stage != NF_STAGE_POSTSTOP &&
-		    (bad = nf_oci_state_parse(text, len, true, &st)))
-			return fail(h, "malformed state on stdin: %s", bad);
-		if (h->stage != NF_STAGE_POSTSTOP)
-			nf_oci_state_done(&st);
-	}
+	if (!h->stage_known && nf_stage_from_status(h->st.status, &h->stage) < 0)
+		return fail(h,
+			    "no STAGE argument or 'stage' variable, and status '%s' does not tell "
+			    "the stage",
+			    h->st.status ? h->st.status : "(none)");
+	h->stage_known = true;
+	if ((bad = nf_oci_state_check(&h->st, h->stage)))
+		return fail(h, "malformed state on stdin: %s", bad);
 	if (h->stage == NF_STAGE_POSTSTOP)
 		return poststop(h);
 	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;

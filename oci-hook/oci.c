@@ -1,5 +1,6 @@
 #include "oci.h"
 #include "../cgroup/util.h"
+#include "../plugin/json.h"
 
 #include <limits.h>
 #include <string.h>
@@ -71,14 +72,8 @@ static const char *annotations_of(json_object *parent, json_object **ret)
 		*ret = json_object_new_object();
 		return *ret ? NULL : "out of memory";
 	}
-	if (!json_object_is_type(v, json_type_object))
+	if (!nf_json_is_string_map(v))
 		return "'annotations' must be an object of strings";
-	json_object_object_foreach(v, key, val)
-	{
-		(void)key;
-		if (!json_object_is_type(val, json_type_string))
-			return "'annotations' must be an object of strings";
-	}
 	*ret = json_object_get(v);
 	return NULL;
 }
@@ -96,7 +91,7 @@ static const char *opt_string(json_object *o, const char *key, const char **ret)
 	return NULL;
 }
 
-static const char *state_fields(json_object *o, bool need_pid, nf_oci_state *s)
+static const char *state_fields(json_object *o, nf_oci_state *s)
 {
 	const char *id, *status, *bundle;
 	json_object *v;
@@ -110,20 +105,16 @@ static const char *state_fields(json_object *o, bool need_pid, nf_oci_state *s)
 			return "'pid' must be a non-negative integer";
 		s->pid = json_object_get_int64(v);
 	}
-	if (need_pid && s->pid == 0)
-		return "'pid' is missing or 0 (the runtime gives it at every stage but poststop)";
 	if (opt_string(o, "status", &status))
 		return "'status' must be a string";
 	if (opt_string(o, "bundle", &bundle) || (!bundle && opt_string(o, "bundlePath", &bundle)))
 		return "'bundle' must be a string";
-	if (need_pid && (!bundle || bundle[0] != '/'))
-		return "'bundle' (or 'bundlePath') must be an absolute path";
 	if ((status && !(s->status = strdup(status))) || (bundle && !(s->bundle = strdup(bundle))))
 		return "out of memory";
 	return annotations_of(o, &s->annotations);
 }
 
-const char *nf_oci_state_parse(const char *text, size_t len, bool need_pid, nf_oci_state *ret)
+const char *nf_oci_state_parse(const char *text, size_t len, nf_oci_state *ret)
 {
 	if (len > NF_OCI_STATE_MAX)
 		return "the state is larger than 1 MiB";
@@ -131,13 +122,24 @@ const char *nf_oci_state_parse(const char *text, size_t len, bool need_pid, nf_o
 	if (!o)
 		return "the state is not a JSON object";
 	nf_oci_state s = {0};
-	const char *why = state_fields(o, need_pid, &s);
+	const char *why = state_fields(o, &s);
 	json_object_put(o);
 	if (why) {
 		nf_oci_state_done(&s);
 		return why;
 	}
 	*ret = s;
+	return NULL;
+}
+
+const char *nf_oci_state_check(const nf_oci_state *s, nf_stage stage)
+{
+	if (stage == NF_STAGE_POSTSTOP)
+		return NULL;
+	if (s->pid == 0)
+		return "'pid' is missing or 0 (the runtime gives it at every stage but poststop)";
+	if (!s->bundle || s->bundle[0] != '/')
+		return "'bundle' (or 'bundlePath') must be an absolute path";
 	return NULL;
 }
 
@@ -198,15 +200,6 @@ void nf_oci_config_done(nf_oci_config *c)
 {
 	json_object_put(c->annotations);
 	*c = (nf_oci_config){0};
-}
-
-const char *nf_oci_annotation(json_object *annotations, const char *key)
-{
-	json_object *v;
-	return annotations && json_object_object_get_ex(annotations, key, &v) &&
-		       json_object_is_type(v, json_type_string)
-		   ? json_object_get_string(v)
-		   : NULL;
 }
 
 int nf_hook_conf_default(nf_hook_conf *ret)

@@ -39,10 +39,12 @@ typedef struct {
 	json_object *annotations; /* an object, empty when the state had none */
 } nf_oci_state;
 
-/* Parses the state JSON (runc's or crun's shape; "bundle" or "bundlePath").
- * NEED_PID: a positive pid is required (every stage but poststop). Returns
- * NULL, or why the state is refused. */
-const char *nf_oci_state_parse(const char *text, size_t len, bool need_pid, nf_oci_state *ret);
+/* Parses the state JSON (runc's or crun's shape; "bundle" or "bundlePath")
+ * and checks its types. Returns NULL, or why the state is refused. */
+const char *nf_oci_state_parse(const char *text, size_t len, nf_oci_state *ret);
+/* What STAGE needs of a parsed state: a pid and an absolute bundle at every
+ * stage but poststop. NULL, or why not. */
+const char *nf_oci_state_check(const nf_oci_state *s, nf_stage stage);
 void nf_oci_state_done(nf_oci_state *s);
 
 typedef struct {
@@ -54,9 +56,6 @@ typedef struct {
 /* The parts of a bundle's config.json the hook uses. NULL or why refused. */
 const char *nf_oci_config_parse(const char *text, size_t len, nf_oci_config *ret);
 void nf_oci_config_done(nf_oci_config *c);
-
-/* A string annotation's value, or NULL. */
-const char *nf_oci_annotation(json_object *annotations, const char *key);
 
 /* /etc/numafollow/hook.conf: "name = value" lines, '#' comments. */
 typedef struct {

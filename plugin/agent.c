@@ -654,8 +654,9 @@ static void handle_event(nf_agent *a, const struct inotify_event *ev)
 	} else if (strcmp(ev->name, "cpuset.mems") == 0) {
 		if (ev->mask & IN_CLOSE_WRITE)
 			check_subtree(a, c, NF_TRIG_INOTIFY);
-	} else if (strcmp(ev->name, "cgroup.procs") == 0 || strcmp(ev->name, "tasks") == 0 ||
-		   strcmp(ev->name, "cgroup.events") == 0) {
+	} else if ((ev->mask & IN_MODIFY) && /* a write to cgroup.procs: one sample, not two */
+		   (strcmp(ev->name, "cgroup.procs") == 0 || strcmp(ev->name, "tasks") == 0 ||
+		    strcmp(ev->name, "cgroup.events") == 0)) {
 		sample(a, c);
 	}
 }
@@ -790,13 +791,9 @@ nf_cg *nf_agent_find(nf_agent *a, const char *id)
 
 int nf_agent_cg_of_pid(nf_agent *a, pid_t pid, nf_cg **ret)
 {
-	char path[64];
-	_cleanup_free_ char *text = NULL, *rel = NULL;
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
-	int r = nf_read_file(path, &text, NULL);
+	_cleanup_free_ char *rel = NULL;
+	int r = nf_pid_cgroup(pid, a->h.version, &rel);
 	if (r < 0)
-		return r == -ENOENT ? -ESRCH : r;
-	if ((r = nf_proc_cgroup_parse(text, a->h.version, &rel)) < 0)
 		return r;
 	nf_cg *c = find_path(a, rel, true);
 	if (!c)

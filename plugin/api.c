@@ -104,20 +104,6 @@ static json_object *str_or_null(const char *s)
 	return s && *s ? json_object_new_string(s) : NULL;
 }
 
-static json_object *memory_json(const nf_agent *a, const nf_cg *c)
-{
-	json_object *o = json_object_new_object();
-	for (unsigned n = 0; c->anon && n < a->nnodes; n++) {
-		uint64_t b = c->anon[n] + c->file[n];
-		if (!b)
-			continue;
-		char key[16];
-		snprintf(key, sizeof(key), "%u", n);
-		json_object_object_add(o, key, json_object_new_int64(b));
-	}
-	return o;
-}
-
 static json_object *pod_json(const nf_cg *c)
 {
 	const nf_registration *r = c->reg;
@@ -142,7 +128,8 @@ static json_object *container_json(const nf_agent *a, const nf_cg *c)
 	json_object_object_add(o, "mems", nf_json_nodeset(&c->mems));
 	json_object_object_add(o, "mems_effective", nf_json_nodeset(&c->eff));
 	json_object_object_add(o, "tasks", json_object_new_int64(c->tasks));
-	json_object_object_add(o, "memory", memory_json(a, c));
+	json_object_object_add(o, "memory",
+			       nf_json_per_node(c->anon, c->file, c->anon ? a->nnodes : 0));
 	json_object_object_add(o, "residual_bytes",
 			       json_object_new_int64(nf_cg_outside(a, c, &c->eff, false)));
 	json_object_object_add(o, "state", json_object_new_string(nf_cg_state(c)));
@@ -276,19 +263,10 @@ static const char *refuse(const endpoint *ep, struct MHD_Connection *conn)
 	return "changes need root or the socket's group";
 }
 
-static const char *annotation(json_object *ann, const char *key)
-{
-	json_object *v;
-	return ann && json_object_object_get_ex(ann, key, &v) &&
-		       json_object_is_type(v, json_type_string)
-		   ? json_object_get_string(v)
-		   : NULL;
-}
-
 static char *first_of(json_object *ann, const char *const *keys)
 {
 	for (; *keys; keys++) {
-		const char *v = annotation(ann, *keys);
+		const char *v = nf_json_string(ann, *keys);
 		if (v && *v)
 			return strdup(v);
 	}
@@ -321,18 +299,12 @@ static const char *parse_registration(json_object *b, nf_registration *r)
 	}
 	if (json_object_object_get_ex(b, "annotations", &v) &&
 	    !json_object_is_type(v, json_type_null)) {
-		if (!json_object_is_type(v, json_type_object))
+		if (!nf_json_is_string_map(v))
 			return "'annotations' must be an object of strings";
-		json_object_object_foreach(v, key, val)
-		{
-			(void)key;
-			if (!json_object_is_type(val, json_type_string))
-				return "'annotations' must be an object of strings";
-		}
 		r->annotations = json_object_get(v);
 	}
 	json_object *ann = r->annotations;
-	const char *migrate = annotation(ann, "numafollow.io/migrate");
+	const char *migrate = nf_json_string(ann, "numafollow.io/migrate");
 	r->opted_out = migrate && strcmp(migrate, "false") == 0;
 	if (!r->name)
 		r->name =

@@ -1,16 +1,58 @@
-/* json-c helpers shared by the CLI and the agent. */
+/* json-c helpers shared by the CLI, the agent and the hook. */
 #ifndef NF_JSON_H
 #define NF_JSON_H
 
 #include "../cgroup/nodeset.h"
 
 #include <json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
 /* A node set as the kernel's list string ("0-1,3"). */
 static inline json_object *nf_json_nodeset(const nf_nodeset *s)
 {
 	char buf[NF_NODESET_STRLEN];
 	return json_object_new_string(nf_nodeset_format(s, buf, sizeof(buf)));
+}
+
+/* {"node": bytes} for the nodes with any: A[n] + B[n] over N nodes (either may be NULL). */
+static inline json_object *nf_json_per_node(const uint64_t *a, const uint64_t *b, unsigned n)
+{
+	json_object *o = json_object_new_object();
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t v = (a ? a[i] : 0) + (b ? b[i] : 0);
+		char key[16];
+		if (!v)
+			continue;
+		snprintf(key, sizeof(key), "%u", i);
+		json_object_object_add(o, key, json_object_new_int64(v));
+	}
+	return o;
+}
+
+/* O's member KEY when it is a string, else NULL. */
+static inline const char *nf_json_string(json_object *o, const char *key)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) &&
+		       json_object_is_type(v, json_type_string)
+		   ? json_object_get_string(v)
+		   : NULL;
+}
+
+/* Annotations' shape: an object whose every value is a string. */
+static inline bool nf_json_is_string_map(json_object *o)
+{
+	if (!json_object_is_type(o, json_type_object))
+		return false;
+	json_object_object_foreach(o, key, val)
+	{
+		(void)key;
+		if (!json_object_is_type(val, json_type_string))
+			return false;
+	}
+	return true;
 }
 
 #endif

@@ -223,20 +223,6 @@ static int open_cgroup(const char *arg, nf_hierarchy *h, nf_cgroup *cg)
 
 /* ---- output ---- */
 
-static json_object *json_nodes_bytes(const nf_residency *r, bool anon, bool file)
-{
-	json_object *o = json_object_new_object();
-	for (unsigned n = 0; n < NF_MAX_NODES; n++) {
-		uint64_t b = (anon ? r->anon[n] : 0) + (file ? r->file[n] : 0);
-		if (!b)
-			continue;
-		char key[16];
-		snprintf(key, sizeof(key), "%u", n);
-		json_object_object_add(o, key, json_object_new_int64(b));
-	}
-	return o;
-}
-
 /* A numastat-like table: one column per node that has memory or any bytes. */
 static void print_table(const char *const *labels, const nf_residency *const *rows, size_t n,
 			bool split)
@@ -319,9 +305,12 @@ static int cmd_show(const args *a)
 		json_object_object_add(o, "mems", nf_json_nodeset(&mems));
 		json_object_object_add(o, "mems_effective", nf_json_nodeset(&eff));
 		json_object_object_add(o, "tasks", json_object_new_int64(n));
-		json_object_object_add(o, "memory", json_nodes_bytes(&res, true, true));
-		json_object_object_add(o, "memory_anon", json_nodes_bytes(&res, true, false));
-		json_object_object_add(o, "memory_file", json_nodes_bytes(&res, false, true));
+		json_object_object_add(o, "memory",
+				       nf_json_per_node(res.anon, res.file, NF_MAX_NODES));
+		json_object_object_add(o, "memory_anon",
+				       nf_json_per_node(res.anon, NULL, NF_MAX_NODES));
+		json_object_object_add(o, "memory_file",
+				       nf_json_per_node(NULL, res.file, NF_MAX_NODES));
 		json_object_object_add(o, "source", json_object_new_string(source_name(src)));
 		json_object_object_add(o, "container", identity_json(&id));
 		nf_cli_print_json(o);
@@ -376,8 +365,10 @@ static json_object *migration_json(const nf_cgroup *cg, const nf_migrate_opts *o
 	json_object_object_add(j, "tasks_failed", json_object_new_int64(m->tasks_failed));
 	json_object_object_add(j, "pages_not_moved", json_object_new_int64(m->pages_not_moved));
 	json_object_object_add(j, "sweeps", json_object_new_int64(m->sweeps));
-	json_object_object_add(j, "before", json_nodes_bytes(&m->before, true, true));
-	json_object_object_add(j, "after", json_nodes_bytes(&m->after, true, true));
+	json_object_object_add(j, "before",
+			       nf_json_per_node(m->before.anon, m->before.file, NF_MAX_NODES));
+	json_object_object_add(j, "after",
+			       nf_json_per_node(m->after.anon, m->after.file, NF_MAX_NODES));
 	json_object_object_add(j, "moved_bytes", json_object_new_int64(m->moved_bytes));
 	json_object_object_add(j, "residual_bytes", json_object_new_int64(m->residual_bytes));
 	a = json_object_new_object();

@@ -67,8 +67,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 7: { /* the raw bytes: a NUL inside must not confuse the length */
 		nf_oci_state st;
-		if (!nf_oci_state_parse((const char *)data + 1, size - 1, data[0] & 16, &st))
+		if (!nf_oci_state_parse((const char *)data + 1, size - 1, &st)) {
+			nf_oci_state_check(&st,
+					   data[0] & 16 ? NF_STAGE_PRESTART : NF_STAGE_POSTSTOP);
 			nf_oci_state_done(&st);
+		}
 		break;
 	}
 	case 8: {

@@ -5,6 +5,7 @@
 
 #include "../../oci-hook/oci.h"
 #include "../../cgroup/util.h"
+#include "../../plugin/json.h"
 
 #include <string.h>
 
@@ -23,9 +24,14 @@ static const char crun_poststop[] =
     "{\"ociVersion\":\"1.0\",\"id\":\"t1\",\"pid\":0,\"root\":\"rootfs\",\"bundle\":\"/tmp/ocib\","
     "\"status\":\"stopped\",\"annotations\":{}}";
 
+/* Parses TEXT and, with NEED_PID, checks it for createRuntime; S is left
+ * untouched (zeroed) on failure. */
 static const char *parse(const char *text, bool need_pid, nf_oci_state *s)
 {
-	return nf_oci_state_parse(text, strlen(text), need_pid, s);
+	const char *why = nf_oci_state_parse(text, strlen(text), s);
+	if (!why && need_pid && (why = nf_oci_state_check(s, NF_STAGE_CREATE_RUNTIME)))
+		nf_oci_state_done(s);
+	return why;
 }
 
 static void state_runtimes(void **state)
@@ -37,7 +43,7 @@ static void state_runtimes(void **state)
 	assert_int_equal(s.pid, 29169);
 	assert_string_equal(s.status, "creating");
 	assert_string_equal(s.bundle, "/tmp/ocib");
-	assert_string_equal(nf_oci_annotation(s.annotations, "io.kubernetes.cri.container-name"),
+	assert_string_equal(nf_json_string(s.annotations, "io.kubernetes.cri.container-name"),
 			    "web");
 	nf_oci_state_done(&s);
 
@@ -142,9 +148,8 @@ static void state_too_large(void **state)
 	memset(text, ' ', len);
 	memcpy(text, crun_create, strlen(crun_create));
 	nf_oci_state s;
-	assert_string_equal(nf_oci_state_parse(text, len, true, &s),
-			    "the state is larger than 1 MiB");
-	assert_null(nf_oci_state_parse(text, len - 1, true, &s)); /* exactly 1 MiB is fine */
+	assert_string_equal(nf_oci_state_parse(text, len, &s), "the state is larger than 1 MiB");
+	assert_null(nf_oci_state_parse(text, len - 1, &s)); /* exactly 1 MiB is fine */
 	nf_oci_state_done(&s);
 	free(text);
 }
@@ -165,9 +170,9 @@ static void config_parse(void **state)
 	assert_true(c.has_mems);
 	assert_int_equal(nf_nodeset_count(&c.mems), 3);
 	assert_true(nf_nodeset_has(&c.mems, 1) && nf_nodeset_has(&c.mems, 4));
-	assert_string_equal(nf_oci_annotation(c.annotations, "io.kubernetes.cri.sandbox-name"),
+	assert_string_equal(nf_json_string(c.annotations, "io.kubernetes.cri.sandbox-name"),
 			    "pod-a");
-	assert_null(nf_oci_annotation(c.annotations, "absent"));
+	assert_null(nf_json_string(c.annotations, "absent"));
 	nf_oci_config_done(&c);
 
 	static const char *const no_mems[] = {

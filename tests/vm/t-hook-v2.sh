@@ -60,6 +60,16 @@ bash -c 'echo $$ >"$1/cgroup.procs" && exec unshare -C -m sh -c "umount /sys/fs/
 	exec \"\$0\" --socket \"\$1\" createRuntime <\"\$2\"" "$2" "$3" "$4"' _ \
 	"$ns" "$HOOK" "$SOCK" "$T/x6.json" || fail_hook "the hook failed in a cgroup namespace"
 expect_logged "container x6: createRuntime: pid $opid's cgroup '/../other' is outside the cgroup hierarchy"
+# A state that never ends, with SIGALRM blocked as a runtime might start the
+# hook: the watchdog still ends the read within the budget.
+t0=${EPOCHREALTIME/./}
+perl -MPOSIX -e 'sigprocmask(SIG_BLOCK, POSIX::SigSet->new(SIGALRM)) or die; exec @ARGV' \
+	"$HOOK" --socket "$SOCK" --budget-ms 500 createRuntime < <(sleep 20) ||
+	fail_hook "the hook failed on a state that never ends"
+took=$(((${EPOCHREALTIME/./} - t0) / 1000))
+say "a state that never ends, SIGALRM blocked: the hook returned after $took ms (budget 500 ms)"
+[ "$took" -lt 3000 ] || fail_hook "the hook took $took ms with a 500 ms budget"
+expect_logged "createRuntime: cannot read the state on stdin: Interrupted system call"
 echo '{"id":"x7"}' | bad 0 "unknown stage 'startcontainer'" startcontainer
 bad 0 "unknown option or missing value: '--nope'" --nope createRuntime </dev/null
 expect_eq "the agent's containers after the malformed inputs" \
