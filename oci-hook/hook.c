@@ -300,6 +300,7 @@ static int standalone(hook *h, const nf_cgroup *cg, const nf_nodeset *eff, const
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		for (int fd = 0; null >= 0 && fd <= (h->verbose ? 1 : 2); fd++)
 			dup2(null, fd);
+		close_range(3, ~0U, 0);	  /* and any other descriptor a runtime passed */
 		signal(SIGALRM, SIG_DFL); /* a child stuck for a minute dies */
 		alarm(60);
 		_exit(migrate_here(h, cg, eff, why_alone));
