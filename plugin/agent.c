@@ -543,6 +543,18 @@ static void *worker(void *userdata)
 
 /* ---- discovery and events ---- */
 
+/* True when C's latest migration came from a reconcile. At a write's close
+ * that means the reconcile may have read the new mems while the writer was
+ * still in its write(2): on v2 (or v1 with memory_migrate) the kernel moves
+ * the pages before the write returns, and a migration racing it finds them
+ * busy and may report them left behind. */
+static bool reconcile_raced(const nf_cg *c)
+{
+	const char *t = nf_json_string(c->last, "trigger");
+	return c->running ? c->running->trigger == NF_TRIG_RECONCILE
+			  : t && strcmp(t, "reconcile") == 0;
+}
+
 /* Reads C's mems; a change of the effective ones on a container asks for a
  * migration. The reconcile reads only the effective ones: a write to
  * cpuset.mems itself is an event. */
@@ -560,6 +572,12 @@ static void check_mems(nf_agent *a, nf_cg *c, nf_trigger t, bool eff_only)
 		       nf_nodeset_format(&old, b1, sizeof(b1)),
 		       nf_nodeset_format(&c->eff, b2, sizeof(b2)), nf_trigger_name(t));
 		request(a, c, t, &old);
+	} else if (t == NF_TRIG_INOTIFY && nf_cg_is_container(c) && reconcile_raced(c)) {
+		nf_log(LOG_INFO,
+		       "container %s: the write of its mems is over, and a reconcile's migration "
+		       "may have raced the kernel's; migrating again",
+		       nf_cg_id(c));
+		request(a, c, t, c->running && c->running->has_from ? &c->running->from : NULL);
 	}
 }
 

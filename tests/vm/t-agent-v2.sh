@@ -52,7 +52,7 @@ expect_eq "kubelet systemd: runtime" "$(jq -r .runtime "$T/k.json")" containerd
 expect_on "$kpid" 0 "before the ancestor's write"
 set_mems "$(cg_root)/kubepods.slice" 1
 expect_on "$kpid" 1 "after the ancestor's write"
-kid_ok() { api "/v1/containers/$kid" | jq -e '.last_migration.result == "ok" and .mems_effective == "1"' >/dev/null; }
+kid_ok() { api "/v1/containers/$kid" | jq -e '.last_migration | .result == "ok" and .trigger == "inotify" and .to == "1"' >/dev/null; }
 wait_for "the descendant's migration record" 20 kid_ok
 api "/v1/containers/$kid" | jq -c .last_migration
 
@@ -84,7 +84,11 @@ api /metrics >"$T/metrics"
 promtool check metrics <"$T/metrics" || fail "promtool check metrics rejected /metrics"
 grep -q "^numafollow_container_memory_bytes{container=\"$cid\".*node=\"1\"} " "$T/metrics" ||
 	fail "/metrics has no node 1 bytes for $cid"
-grep -q '^numafollow_migrations_total{result="ok"} 2$' "$T/metrics" || fail "/metrics: not 2 ok migrations"
+# (a reconcile that caught a write mid-way adds a superseded record and one more ok)
+ok=$(api /v1/migrations | jq '[.migrations[] | select(.result == "ok")] | length')
+expect_ge "ok migrations" "$ok" 2
+grep -q "^numafollow_migrations_total{result=\"ok\"} $ok\$" "$T/metrics" ||
+	fail "/metrics: not $ok ok migrations: $(grep '^numafollow_migrations_total' "$T/metrics")"
 say "promtool check metrics: ok"
 
 # SIGKILL: the journal keeps every finished migration; the restart rebuilds state.
@@ -94,7 +98,7 @@ wait "$AGENT" 2>/dev/null || true
 start_agent
 api /v1/migrations | jq -S '[.migrations[] | del(.duration_ms)]' >"$T/hist-after"
 diff "$T/hist-before" "$T/hist-after" || fail "the history changed across a SIGKILL"
-expect_eq "records after the restart" "$(jq length "$T/hist-after")" 2
+expect_ge "records after the restart" "$(jq length "$T/hist-after")" 2
 api "/v1/containers/$cid" >"$T/c.json"
 expect_eq "state after the restart" "$(jq -r .state "$T/c.json")" in_sync
 expect_eq "last migration after the restart" "$(jq -r .last_migration.id "$T/c.json")" 1
