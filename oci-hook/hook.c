@@ -37,7 +37,8 @@ static const char usage[] =
     "  createRuntime, prestart, createContainer, startContainer\n"
     "      find the container's cgroup (/proc/PID/cgroup), read BUNDLE/config.json\n"
     "      and register the container with numafollowd; when no agent listens,\n"
-    "      move the container's memory to its effective mems here (standalone)\n"
+    "      move the memory of the cgroup's other processes to its effective mems\n"
+    "      here (standalone; the container's own process has not run yet)\n"
     "  poststart   tell the agent the container runs\n"
     "  poststop    unregister the container\n"
     "\n"
@@ -68,7 +69,7 @@ typedef struct {
 	nf_oci_state st;
 	nf_oci_config cfg;
 	json_object *ann; /* the state's annotations, else config.json's */
-	uint64_t deadline_ns;
+	uint64_t start_ns, deadline_ns;
 } hook;
 
 /* The watchdog's state lives at file scope because a signal handler reaches
@@ -84,7 +85,8 @@ static void on_alarm(int sig)
 		_exit(exit_on_timeout);
 }
 
-static void arm_watchdog(unsigned budget_ms)
+/* Arms the watchdog for LEFT_MS from now. */
+static void arm_watchdog(unsigned left_ms)
 {
 	struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART: a blocked read returns */
 	sigset_t alrm;
@@ -93,9 +95,9 @@ static void arm_watchdog(unsigned budget_ms)
 	sigemptyset(&alrm);
 	sigaddset(&alrm, SIGALRM);
 	sigprocmask(SIG_UNBLOCK, &alrm, NULL);
-	unsigned first = budget_ms * 9 / 10, rest = budget_ms - first;
+	unsigned first = left_ms * 9 / 10, rest = left_ms - first;
 	struct itimerval it = {
-	    .it_value = {.tv_sec = first / 1000, .tv_usec = first % 1000 * 1000},
+	    .it_value = {.tv_sec = first / 1000, .tv_usec = first % 1000 * 1000 + !first},
 	    .it_interval = {.tv_sec = rest / 1000, .tv_usec = rest % 1000 * 1000 + !rest},
 	};
 	setitimer(ITIMER_REAL, &it, NULL);
@@ -265,7 +267,7 @@ static int migrate_here(const hook *h, const nf_cgroup *cg, const nf_nodeset *to
 {
 	char nodes[NF_NODESET_STRLEN];
 	nf_migration m;
-	nf_migrate_opts o = {.to = *to, .retries = 1, .backoff_ms = 10};
+	nf_migrate_opts o = {.to = *to, .retries = 1, .backoff_ms = 10, .skip = h->st.pid};
 	int r = nf_migrate(cg, &o, &m);
 	if (r < 0)
 		return fail(h, "agent unreachable (%s); standalone migration of '%s' failed: %s",
@@ -280,18 +282,36 @@ static int migrate_here(const hook *h, const nf_cgroup *cg, const nf_nodeset *to
 	return 0;
 }
 
-/* Moves the cgroup's memory to its effective mems, in a child: one
- * migrate_pages(2) call cannot be interrupted, and a large or slow one must
- * not hold up the container's start. The hook waits for the child until 90%
- * of its budget, then leaves it to finish in the background and log its own
- * result. The child lets go of the runtime's pipes (runc waits for them to
- * close), keeping stderr only with --verbose. */
+/* Moves the memory of the cgroup's other processes to its effective mems.
+ * Not the container's own: before its exec it is the runtime's process, whose
+ * memory the exec drops, and which maps the host's libraries (as root,
+ * migrate_pages(2) moves shared pages too); what the container allocates
+ * follows its mems anyway. The work runs in a child: one migrate_pages(2)
+ * call cannot be interrupted, and a large or slow one must not hold up the
+ * start. The hook waits for it until 90% of its budget, then leaves it to
+ * finish in the background and log its own result. The child lets go of the
+ * runtime's pipes (runc waits for them to close), keeping stderr only with
+ * --verbose. */
 static int standalone(hook *h, const nf_cgroup *cg, const nf_nodeset *eff, const char *why_alone)
 {
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n = 0;
 	int st;
 	if (nf_nodeset_empty(eff))
 		return fail(h, "agent unreachable (%s); cgroup '%s' has no effective mems",
 			    why_alone, cg->rel);
+	int r = nf_cgroup_tasks(cg, true, &pids, &n);
+	if (r < 0)
+		return fail(h, "agent unreachable (%s); cannot list the tasks of '%s': %s",
+			    why_alone, cg->rel, strerror(-r));
+	if (n == 0 || (n == 1 && pids[0] == h->st.pid)) {
+		hlog(h, LOG_INFO,
+		     "agent unreachable (%s); standalone: cgroup '%s' holds only the container's "
+		     "process, which has not run yet: nothing to move (what it allocates follows "
+		     "the mems)",
+		     why_alone, cg->rel);
+		return 0;
+	}
 	pid_t child = fork();
 	if (child < 0)
 		return fail(h, "agent unreachable (%s); cannot fork the standalone migration: %m",
@@ -307,7 +327,6 @@ static int standalone(hook *h, const nf_cgroup *cg, const nf_nodeset *eff, const
 	}
 	/* Polled, so that the wait ends on time even without the watchdog's signal. */
 	uint64_t until = h->deadline_ns - h->conf.budget_ms * UINT64_C(100000);
-	pid_t r;
 	while ((r = waitpid(child, &st, WNOHANG)) == 0 && nf_now_ns() < until)
 		nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000}, NULL);
 	if (r < 0 && errno != EINTR)
@@ -374,12 +393,16 @@ static int place(hook *h)
 		code = fail(h, "the agent refused the registration (HTTP %ld): %s", rep.status,
 			    agent_error(&rep, &keep));
 		json_object_put(keep);
-	} else if (r == -ECONNREFUSED && h->conf.standalone && moves) {
+	} else if (r == -ECONNREFUSED && h->conf.standalone && moves &&
+		   h->stage != NF_STAGE_POSTSTART) {
 		snprintf(why, sizeof(why), "'%s': %s", h->conf.socket, rep.error);
 		code = standalone(h, &cg, &eff, why);
 	} else if (r == -ECONNREFUSED) {
 		hlog(h, LOG_INFO, "agent unreachable at '%s' (%s); %s", h->conf.socket, rep.error,
-		     moves ? "standalone mode is off" : "numafollow.io/migrate=false");
+		     !moves			      ? "numafollow.io/migrate=false"
+		     : h->stage == NF_STAGE_POSTSTART ? "nothing to do (standalone mode moves "
+							"memory at create)"
+						      : "standalone mode is off");
 	} else {
 		code = fail(h, "the agent at '%s' did not answer: %s", h->conf.socket, rep.error);
 	}
@@ -418,8 +441,9 @@ static int run(hook *h)
 	size_t len = 0;
 	const char *conf_bad = load_conf(h, why, sizeof(why));
 	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
-	arm_watchdog(h->conf.budget_ms);
-	h->deadline_ns = nf_now_ns() + h->conf.budget_ms * UINT64_C(1000000);
+	/* The budget counts from the start; main() armed the default one. */
+	h->deadline_ns = h->start_ns + h->conf.budget_ms * UINT64_C(1000000);
+	arm_watchdog(remaining_ms(h));
 	/* Read the state even when doing nothing: a runtime writing it must not see
 	 * EPIPE. Parse it too: the log names the container. */
 	int r = read_state(&text, &len);
@@ -498,7 +522,8 @@ static int parse_args(int argc, char **argv, hook *h)
 
 int main(int argc, char **argv)
 {
-	hook h = {0};
+	hook h = {.start_ns = nf_now_ns()};
+	arm_watchdog(NF_HOOK_BUDGET_MS); /* before anything that might wait */
 	int r = parse_args(argc, argv, &h);
 	if (r == -1)
 		return 0;

@@ -204,7 +204,7 @@ void nf_oci_config_done(nf_oci_config *c)
 
 int nf_hook_conf_default(nf_hook_conf *ret)
 {
-	*ret = (nf_hook_conf){.enabled = true, .standalone = true, .budget_ms = 2000};
+	*ret = (nf_hook_conf){.enabled = true, .standalone = true, .budget_ms = NF_HOOK_BUDGET_MS};
 	ret->socket = strdup("/run/numafollow/numafollow.sock");
 	return ret->socket ? 0 : -ENOMEM;
 }

@@ -57,12 +57,14 @@ typedef struct {
 const char *nf_oci_config_parse(const char *text, size_t len, nf_oci_config *ret);
 void nf_oci_config_done(nf_oci_config *c);
 
+#define NF_HOOK_BUDGET_MS 2000
+
 /* /etc/numafollow/hook.conf: "name = value" lines, '#' comments. */
 typedef struct {
-	bool enabled;	 /* false: the hook does nothing */
-	bool strict;	 /* failures exit 2, which fails the container's start */
-	bool standalone; /* migrate in the hook when the agent is unreachable */
-	unsigned budget_ms;
+	bool enabled;	    /* false: the hook does nothing */
+	bool strict;	    /* failures exit 2, which fails the container's start */
+	bool standalone;    /* migrate in the hook when the agent is unreachable */
+	unsigned budget_ms; /* NF_HOOK_BUDGET_MS unless set */
 	char *socket;
 } nf_hook_conf;
 

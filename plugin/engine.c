@@ -295,6 +295,11 @@ static int run(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *m)
 	r = nf_cgroup_tasks(cg, !o->no_descendants, &pids, &n);
 	if (r < 0)
 		return r;
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++)
+		if (o->skip <= 0 || pids[i] != o->skip)
+			pids[kept++] = pids[i];
+	n = kept;
 	ts = calloc(n ? n : 1, sizeof(*ts));
 	if (!ts)
 		return -ENOMEM;

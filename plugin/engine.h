@@ -14,6 +14,7 @@ typedef struct {
 	unsigned retries;    /* extra sweeps of what verification finds left */
 	unsigned backoff_ms; /* before the first retry; quadruples each time */
 	bool no_descendants; /* only the cgroup's own processes */
+	pid_t skip;	     /* not this process (a runtime's, about to exec), if > 0 */
 	/* Set by another thread to stop between tasks (a newer change supersedes). */
 	const _Atomic bool *cancel;
 } nf_migrate_opts;

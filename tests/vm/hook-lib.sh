@@ -122,14 +122,16 @@ with_agent() {
 	expect_eq "GET /v1/containers/$id after delete" "$(api_status "/v1/containers/$id")" 404
 }
 
-# without_agent RUNTIME: the container starts and the hook runs standalone.
-# (Its memory on node 1 is the kernel's doing as much as the hook's: the
-# process allocates after joining its cpuset. t-hook-v1.sh's control shows
-# what standalone mode alone moves.)
+# without_agent RUNTIME: the container starts; at create the hook finds only
+# the container's own process in its cgroup (the runtime's, about to exec) and
+# leaves it alone; at poststart it has nothing to do. The memory lands on node
+# 1 because the process allocates after joining its cpuset; t-hook-v1.sh's
+# control shows what standalone mode itself moves.
 without_agent() {
 	local rt=$1 id=alone-$1 d=$T/b-alone-$1
 	bundle "$d" 1 "/nftest/$id"
 	run_container "$rt" "$id" "$d"
-	expect_logged "container $id: createRuntime: agent unreachable .*standalone: cgroup '/nftest/$id"
+	expect_logged "container $id: createRuntime: agent unreachable .*standalone: cgroup '/nftest/$id' holds only the container's process, which has not run yet: nothing to move"
+	expect_logged "container $id: poststart: agent unreachable .*nothing to do \\(standalone mode moves memory at create\\)"
 	expect_on "$CPID" 1 "with no agent"
 }
