@@ -74,3 +74,26 @@ uint64_t nf_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+int nf_conf_line(char *line, char **name, char **value)
+{
+	char *s = trim(line), *eq;
+	if (!*s || *s == '#')
+		return 0;
+	if (!(eq = strchr(s, '=')))
+		return -EINVAL;
+	*eq = '\0';
+	*name = trim(s);
+	*value = trim(eq + 1);
+	return 1;
+}

@@ -62,5 +62,8 @@ int nf_read_line(const char *path, char **ret);
 int nf_parse_u64(const char *s, const char *end, uint64_t *ret);
 /* Monotonic clock in nanoseconds. */
 uint64_t nf_now_ns(void);
+/* A settings-file line "name = value", split in place with both sides
+ * trimmed: 1, or 0 for a blank or '#' comment line, or -EINVAL without '='. */
+int nf_conf_line(char *line, char **name, char **value);
 
 #endif

@@ -249,46 +249,23 @@ const char *nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *valu
 	return "unknown setting (enabled, strict, standalone, budget-ms, socket)";
 }
 
-static char *trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
-
-/* One "name = value" line (already trimmed); NULL or why. */
-static const char *conf_line(nf_hook_conf *c, char *s, char *why, size_t why_len, unsigned n)
-{
-	char *eq = strchr(s, '=');
-	if (!eq) {
-		snprintf(why, why_len, "line %u: expected 'name = value'", n);
-		return why;
-	}
-	*eq = '\0';
-	char *name = trim(s);
-	const char *err = nf_hook_conf_set(c, name, trim(eq + 1));
-	if (!err)
-		return NULL;
-	snprintf(why, why_len, "line %u: %s: %s", n, name, err);
-	return why;
-}
-
 const char *nf_hook_conf_parse(const char *text, nf_hook_conf *c, char *why, size_t why_len)
 {
 	unsigned n = 0;
 	for (const char *line = text; *line;) {
 		const char *nl = strchrnul(line, '\n');
 		_cleanup_free_ char *copy = strndup(line, nl - line);
+		char *name, *value;
+		const char *err;
 		if (!copy)
 			return "out of memory";
-		char *s = trim(copy);
 		n++;
-		if (*s && *s != '#' && conf_line(c, s, why, why_len, n))
-			return why;
 		line = *nl ? nl + 1 : nl;
+		int kind = nf_conf_line(copy, &name, &value);
+		if (kind < 0)
+			return snprintf(why, why_len, "line %u: expected 'name = value'", n), why;
+		if (kind > 0 && (err = nf_hook_conf_set(c, name, value)))
+			return snprintf(why, why_len, "line %u: %s: %s", n, name, err), why;
 	}
 	return NULL;
 }

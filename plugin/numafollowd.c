@@ -145,16 +145,6 @@ static int set_option(options *o, const char *name, const char *value, const cha
 	return -EINVAL;
 }
 
-static char *trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
-
 /* "name = value" lines; '#' starts a comment line. */
 static int read_config(options *o, const char *path, bool must_exist)
 {
@@ -169,24 +159,23 @@ static int read_config(options *o, const char *path, bool must_exist)
 		return -errno;
 	}
 	while (getline(&line, &cap, f) > 0) {
-		char *s = trim(line), *eq, where[PATH_MAX + 32];
+		char *name, *value, where[PATH_MAX + 32];
+		int kind = nf_conf_line(line, &name, &value);
 		lineno++;
-		if (!*s || *s == '#')
+		if (kind == 0)
 			continue;
 		snprintf(where, sizeof(where), "%s:%u", path, lineno);
-		if (!(eq = strchr(s, '='))) {
+		if (kind < 0) {
 			fprintf(stderr, "numafollowd: %s: expected 'name = value'\n", where);
 			return -EINVAL;
 		}
-		*eq = '\0';
-		char *name = trim(s);
 		if (strcmp(name, "config") == 0) {
 			fprintf(stderr,
 				"numafollowd: %s: 'config' cannot be set in a config file\n",
 				where);
 			return -EINVAL;
 		}
-		int r = set_option(o, name, trim(eq + 1), where);
+		int r = set_option(o, name, value, where);
 		if (r < 0)
 			return r;
 	}
