@@ -118,8 +118,8 @@ static void hlog(const hook *h, int level, const char *fmt, ...)
 
 static bool strict(const hook *h)
 {
-	const char *a = nf_json_string(h->ann ? h->ann : h->st.annotations, "numafollow.io/strict");
-	return h->conf.strict || h->strict_arg || (a && strcmp(a, "true") == 0);
+	return h->conf.strict || h->strict_arg ||
+	       nf_json_flag(h->ann ? h->ann : h->st.annotations, "numafollow.io/strict", true);
 }
 
 /* Logs a failure; the exit status it deserves. */
@@ -365,8 +365,7 @@ static int place(hook *h)
 	if (load_bundle(h, why, sizeof(why)))
 		return fail(h, "%s", why);
 	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
-	const char *optout = nf_json_string(h->ann, "numafollow.io/migrate");
-	bool moves = !optout || strcmp(optout, "false") != 0;
+	bool moves = !nf_json_flag(h->ann, "numafollow.io/migrate", false);
 	if (find_cgroup(h, &hier, &cg, why, sizeof(why))) {
 		nf_hierarchy_done(&hier);
 		return fail(h, "%s", why);

@@ -393,15 +393,6 @@ static bool numa_stat(const nf_cgroup *cg, nf_residency *ret)
 	       src == NF_SRC_NUMA_STAT;
 }
 
-static uint64_t res_outside(const nf_residency *r, unsigned nnodes, const nf_nodeset *s)
-{
-	uint64_t sum = 0;
-	for (unsigned n = 0; n < nnodes; n++)
-		if (!nf_nodeset_has(s, n))
-			sum += r->anon[n] + r->file[n];
-	return sum;
-}
-
 /* Whether the kernel migrates on a cpuset.mems write itself: always on v2,
  * with cpuset.memory_migrate=1 on v1. */
 static bool kernel_migrates(const nf_cgroup *cg)
@@ -494,8 +485,8 @@ static void run_job(nf_agent *a, nf_job *j)
 	bool v2 = r == 0 && numa_stat(&cg, &now);
 	if (r == 0)
 		r = nf_migrate(&cg, &o, &m);
-	uint64_t now_out = v2	    ? res_outside(&now, a->nnodes, &j->to)
-			   : r == 0 ? res_outside(&m.before, a->nnodes, &j->to)
+	uint64_t now_out = v2	    ? nf_residency_outside(&now, &j->to)
+			   : r == 0 ? nf_residency_outside(&m.before, &j->to)
 				    : before;
 	kernel = before > now_out ? before - now_out : 0;
 	bool sampled = r == 0 && (v2 ? numa_stat(&cg, &after) : (after = m.after, true));

@@ -304,8 +304,7 @@ static const char *parse_registration(json_object *b, nf_registration *r)
 		r->annotations = json_object_get(v);
 	}
 	json_object *ann = r->annotations;
-	const char *migrate = nf_json_string(ann, "numafollow.io/migrate");
-	r->opted_out = migrate && strcmp(migrate, "false") == 0;
+	r->opted_out = nf_json_flag(ann, "numafollow.io/migrate", false);
 	if (!r->name)
 		r->name =
 		    first_of(ann, (const char *const[]){"io.kubernetes.cri.container-name",

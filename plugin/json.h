@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* A node set as the kernel's list string ("0-1,3"). */
 static inline json_object *nf_json_nodeset(const nf_nodeset *s)
@@ -39,6 +40,13 @@ static inline const char *nf_json_string(json_object *o, const char *key)
 		       json_object_is_type(v, json_type_string)
 		   ? json_object_get_string(v)
 		   : NULL;
+}
+
+/* Whether annotation KEY of ANN is set to "true" (WANT) or "false" (!WANT). */
+static inline bool nf_json_flag(json_object *ann, const char *key, bool want)
+{
+	const char *v = nf_json_string(ann, key);
+	return v && strcmp(v, want ? "true" : "false") == 0;
 }
 
 /* Annotations' shape: an object whose every value is a string. */
