@@ -93,7 +93,8 @@ stop_container() {
 # unregisters it.
 with_agent() {
 	local rt=$1 id=c-$1 d=$T/b-$1 moved
-	bundle "$d" 0 "/nftest/$id"
+	# a budget for an emulated VM; t-hook-v2.sh tests the budget itself
+	bundle "$d" 0 "/nftest/$id" --budget-ms 5000
 	run_container "$rt" "$id" "$d"
 	expect_on "$CPID" 0 "at start"
 	api "/v1/containers/$id" >"$T/c.json"
