@@ -372,8 +372,8 @@ static int place(hook *h)
 	}
 	nf_nodeset eff = {0};
 	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
-	if (nf_cgroup_read_mems(&cg, NULL, &eff) == 0 && h->cfg.has_mems &&
-	    !nf_nodeset_equal(&eff, &h->cfg.mems))
+	int mems_r = nf_cgroup_read_mems(&cg, NULL, &eff);
+	if (mems_r == 0 && h->cfg.has_mems && !nf_nodeset_equal(&eff, &h->cfg.mems))
 		hlog(h, LOG_NOTICE,
 		     "config.json asks for mems %s; cgroup '%s' has %s in effect (an ancestor's "
 		     "cpuset narrows it?)",
@@ -395,7 +395,12 @@ static int place(hook *h)
 	} else if (r == -ECONNREFUSED && h->conf.standalone && moves &&
 		   h->stage != NF_STAGE_POSTSTART) {
 		snprintf(why, sizeof(why), "'%s': %s", h->conf.socket, rep.error);
-		code = standalone(h, &cg, &eff, why);
+		code = mems_r < 0
+			   ? fail(h,
+				  "agent unreachable (%s); cannot read the effective mems of "
+				  "'%s': %s",
+				  why, cg.rel, strerror(-mems_r))
+			   : standalone(h, &cg, &eff, why);
 	} else if (r == -ECONNREFUSED) {
 		hlog(h, LOG_INFO, "agent unreachable at '%s' (%s); %s", h->conf.socket, rep.error,
 		     !moves			      ? "numafollow.io/migrate=false"
