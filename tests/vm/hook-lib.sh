@@ -38,6 +38,10 @@ expect_logged() {
 
 # bundle DIR MEMS CGROUPS_PATH [HOOK ARGS...]: a bundle whose process touches
 # 64 MiB, writes /out/ready and waits; the hook runs with --socket $SOCK and ARGS.
+# The runtime's hook timeout is 30 s, not the 5 s of deploy/oci: under the
+# emulator a process can stall in the kernel for seconds (tests/vm/vm.sh), and
+# once a hook whose work was done after 0.3 s still outlasted crun's 10 s. The
+# hook's own budget is checked by the tests themselves, from its wall time.
 bundle() {
 	local d=$1 mems=$2 cgpath=$3
 	shift 3
@@ -51,7 +55,7 @@ bundle() {
 	[ $# = 0 ] || hargs=$(printf '%s\n' "$@" | jq -R . | jq -s .)
 	jq --arg hook "$HOOK" --arg sock "$SOCK" --arg mems "$mems" --arg cg "$cgpath" \
 		--arg out "$d/out" --argjson extra "$hargs" '
-		def h(stage): [{path: $hook, timeout: 10,
+		def h(stage): [{path: $hook, timeout: 30,
 			args: (["numafollow-hook", "--socket", $sock] + $extra + [stage])}];
 		.process.args = ["/bin/memhog", "-m", "64", "-r", "/out/ready"]
 		| .process.terminal = false
