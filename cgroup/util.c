@@ -6,6 +6,11 @@
 
 int nf_read_file(const char *path, char **ret, size_t *ret_len)
 {
+	return nf_read_file_max(path, SIZE_MAX - 1, ret, ret_len);
+}
+
+int nf_read_file_max(const char *path, size_t max, char **ret, size_t *ret_len)
+{
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -31,6 +36,8 @@ int nf_read_file(const char *path, char **ret, size_t *ret_len)
 		if (r == 0)
 			break;
 		len += r;
+		if (len > max)
+			return -EFBIG;
 	}
 	buf[len] = '\0';
 	if (ret_len)

@@ -56,6 +56,9 @@ static inline void nf_closedirp(DIR **d)
 
 /* Reads a whole (small, pseudo) file into a NUL-terminated buffer. */
 int nf_read_file(const char *path, char **ret, size_t *ret_len);
+/* The same, refusing with -EFBIG a file of more than MAX bytes (a regular
+ * file's size is no bound: it may be a FIFO or a link to /dev/zero). */
+int nf_read_file_max(const char *path, size_t max, char **ret, size_t *ret_len);
 /* Reads the first line of a file, without its newline. */
 int nf_read_line(const char *path, char **ret);
 /* Parses an unsigned decimal number that must fill [s, end) or, with end NULL, all of s. */

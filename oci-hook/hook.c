@@ -17,7 +17,9 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <syslog.h>
@@ -74,15 +76,38 @@ typedef struct {
 
 /* The watchdog's state lives at file scope because a signal handler reaches
  * it: the first SIGALRM (at 90% of the budget) ends a blocked read; the second
- * (at 100%) ends the process whatever it is doing. */
+ * (at 100%) ends the process whatever it is doing, after sending the line that
+ * says so. syslog(3) is not async-signal-safe, so that line is formatted ahead
+ * (two buffers: the handler reads the one not being written) and sent with
+ * send(2) on a datagram socket of our own to /dev/log. */
 static volatile sig_atomic_t budget_spent, alarms, exit_on_timeout;
+static struct {
+	int fd;
+	char msg[2][640];
+	volatile sig_atomic_t cur, len[2];
+} last_word = {.fd = -1};
 
 static void on_alarm(int sig)
 {
 	(void)sig;
 	budget_spent = true;
-	if (++alarms >= 2)
-		_exit(exit_on_timeout);
+	if (++alarms < 2)
+		return;
+	int i = last_word.cur;
+	if (last_word.fd >= 0 && last_word.len[i] > 0)
+		send(last_word.fd, last_word.msg[i], last_word.len[i], MSG_DONTWAIT | MSG_NOSIGNAL);
+	_exit(exit_on_timeout);
+}
+
+static void last_word_open(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX, .sun_path = "/dev/log"};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	last_word.fd = fd;
 }
 
 /* Arms the watchdog for LEFT_MS from now. */
@@ -114,6 +139,23 @@ static void hlog(const hook *h, int level, const char *fmt, ...)
 	va_end(ap);
 	syslog(level, "container %s: %s: %s", h->st.id ? h->st.id : "(unknown)",
 	       h->stage_known ? nf_stage_name(h->stage) : "(stage unknown)", msg);
+}
+
+/* What the watchdog will log if it has to end the hook: where it was, WHAT. */
+static void last_word_set(const hook *h, const char *what)
+{
+	int i = !last_word.cur;
+	int n = snprintf(last_word.msg[i], sizeof(last_word.msg[i]),
+			 "<%d>numafollow-hook[%d]: container %s: %s: the %u ms budget ran out %s; "
+			 "the watchdog ends the hook (exit %d)",
+			 LOG_DAEMON | LOG_WARNING, (int)getpid(), h->st.id ? h->st.id : "(unknown)",
+			 h->stage_known ? nf_stage_name(h->stage) : "(stage unknown)",
+			 h->conf.budget_ms ? h->conf.budget_ms : NF_HOOK_BUDGET_MS, what,
+			 (int)exit_on_timeout);
+	last_word.len[i] = n < 0			       ? 0
+			   : n < (int)sizeof(last_word.msg[i]) ? n
+							       : (int)sizeof(last_word.msg[i]) - 1;
+	last_word.cur = i;
 }
 
 static bool strict(const hook *h)
@@ -196,7 +238,11 @@ static const char *load_bundle(hook *h, char *why, size_t why_len)
 	size_t len;
 	if (asprintf(&path, "%s/config.json", h->st.bundle) < 0)
 		return "out of memory";
-	int r = nf_read_file(path, &text, &len);
+	int r = nf_read_file_max(path, NF_OCI_CONFIG_MAX, &text, &len);
+	if (r == -EFBIG)
+		return snprintf(why, why_len, "'%s' is larger than %d MiB", path,
+				NF_OCI_CONFIG_MAX >> 20),
+		       why;
 	if (r < 0)
 		return snprintf(why, why_len, "cannot read '%s': %s", path, strerror(-r)), why;
 	const char *bad = nf_oci_config_parse(text, len, &h->cfg);
@@ -312,6 +358,7 @@ static int standalone(hook *h, const nf_cgroup *cg, const nf_nodeset *eff, const
 		     why_alone, cg->rel);
 		return 0;
 	}
+	last_word_set(h, "before the standalone migration started");
 	pid_t child = fork();
 	if (child < 0)
 		return fail(h, "agent unreachable (%s); cannot fork the standalone migration: %m",
@@ -325,6 +372,11 @@ static int standalone(hook *h, const nf_cgroup *cg, const nf_nodeset *eff, const
 		alarm(60);
 		_exit(migrate_here(h, cg, eff, why_alone));
 	}
+	char what[96];
+	snprintf(what, sizeof(what),
+		 "waiting for the standalone migration: it goes on in the background as pid %d",
+		 child);
+	last_word_set(h, what);
 	/* Polled, so that the wait ends on time even without the watchdog's signal. */
 	uint64_t until = h->deadline_ns - h->conf.budget_ms * UINT64_C(100000);
 	while ((r = waitpid(child, &st, WNOHANG)) == 0 && nf_now_ns() < until)
@@ -381,6 +433,7 @@ static int place(hook *h)
 		     nf_nodeset_format(&eff, b2, sizeof(b2)));
 	json_object *body = registration(h);
 	nf_http_peer p = peer(h);
+	last_word_set(h, "waiting for the agent");
 	int r = nf_http(&p, "POST", "/v1/containers", json_object_to_json_string(body), &rep);
 	json_object_put(body);
 	if (r == 0 && (rep.status == 200 || rep.status == 201)) {
@@ -424,6 +477,7 @@ static int poststop(hook *h)
 	if (!id || asprintf(&path, "/v1/containers/%s", id) < 0)
 		return hlog(h, LOG_ERR, "out of memory"), 0;
 	nf_http_peer p = peer(h);
+	last_word_set(h, "waiting for the agent");
 	int r = nf_http(&p, "DELETE", path, NULL, &rep);
 	if (r == 0 && rep.status == 200)
 		hlog(h, LOG_INFO, "unregistered from the agent");
@@ -447,6 +501,7 @@ static int run(hook *h)
 	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
 	/* The budget counts from the start; main() armed the default one. */
 	h->deadline_ns = h->start_ns + h->conf.budget_ms * UINT64_C(1000000);
+	last_word_set(h, "reading the state on stdin");
 	arm_watchdog(remaining_ms(h));
 	/* Read the state even when doing nothing: a runtime writing it must not see
 	 * EPIPE. Parse it too: the log names the container. */
@@ -466,6 +521,7 @@ static int run(hook *h)
 			    "the stage",
 			    h->st.status ? h->st.status : "(none)");
 	h->stage_known = true;
+	last_word_set(h, "reading the bundle and the cgroup");
 	if ((bad = nf_oci_state_check(&h->st, h->stage)))
 		return fail(h, "malformed state on stdin: %s", bad);
 	if (h->stage == NF_STAGE_POSTSTOP)
@@ -533,6 +589,8 @@ int main(int argc, char **argv)
 		return 0;
 	openlog("numafollow-hook", LOG_PID | (h.verbose ? LOG_PERROR : 0), LOG_DAEMON);
 	setlogmask(LOG_UPTO(h.verbose ? LOG_DEBUG : LOG_INFO));
+	last_word_open();
+	last_word_set(&h, "at start");
 	if (r < 0)
 		return usage_error(&h, "unknown option or missing value: '%s'", argv[optind - 1]);
 	const char *stage = optind < argc ? argv[optind] : getenv("stage");

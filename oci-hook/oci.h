@@ -13,6 +13,8 @@
 
 /* Runtimes send a few hundred bytes; a larger state is refused unparsed. */
 #define NF_OCI_STATE_MAX (1024 * 1024)
+/* config.json is read through a path the bundle controls (a FIFO, /dev/zero...). */
+#define NF_OCI_CONFIG_MAX (4 * 1024 * 1024)
 
 typedef enum {
 	NF_STAGE_PRESTART,

@@ -20,8 +20,11 @@ jq '.annotations["numafollow.io/migrate"] = "false"' "$T/b-out/config.json" >"$T
 mv "$T/out.json" "$T/b-out/config.json"
 run_container crun out "$T/b-out"
 expect_logged "container out: createRuntime: registered with the agent: cgroup '/nftest/out' \(numafollow.io/migrate=false"
+reconciles() { api /metrics | awk '$1 == "numafollow_reconciles_total" { print $2 }'; }
+r0=$(reconciles)
 crun update --cpuset-mems 1 out
-sleep 6 # three reconcile intervals
+three_more() { [ "$(reconciles)" -ge $((r0 + 3)) ]; }
+wait_for "three reconciles after the update" 60 three_more
 expect_eq "state of the opted-out container" "$(api /v1/containers/out | jq -r .state)" opted_out
 # (the agent may have moved the runtime's stub when the cgroup appeared, before
 # the registration told it; after it, nothing)
@@ -57,8 +60,12 @@ run_container crun shared-on "$T/b-on"
 expect_logged "container shared-on: createRuntime: agent unreachable .*standalone: cgroup '/nftest/shared-on', 1 task\(s\) to nodes 1: moved (6[0-9]|7[0-9])\.[0-9] MiB, 0\.0 MiB left"
 expect_on "$hog_on" 1 "with the hook's standalone migration"
 
-# A migration longer than the budget: the hook returns in time and the
-# migration finishes in the background, then logs its result.
+# A migration longer than the budget: the hook returns at 90% of its budget
+# and the migration finishes in the background, then logs its result. What is
+# checked is that mechanism (the hook left its child running and returned
+# before the child's result), not the emulator's wall time: the budget leaves
+# the hook's own work 6x its quiet time, and the move (about 2.5 s quiet)
+# outlasts 90% of it by nearly 3x.
 # (The state's pid stands for the container's own process, which the hook leaves
 # alone: before its exec it is the runtime's.)
 big=$(mkcg nftest/big 0)
@@ -69,13 +76,14 @@ mkdir -p "$T/b-big"
 cp "$T/b-on/config.json" "$T/b-big/config.json"
 echo "{\"id\":\"big\",\"pid\":$own,\"bundle\":\"$T/b-big\",\"status\":\"created\"}" >"$T/big.json"
 t0=$(date +%s%N)
-"$HOOK" --socket "$SOCK" --budget-ms 300 createRuntime <"$T/big.json"
+"$HOOK" --socket "$SOCK" --budget-ms 1000 createRuntime <"$T/big.json"
 took=$((($(date +%s%N) - t0) / 1000000))
-say "the hook returned after $took ms (budget 300 ms)"
-[ "$took" -lt 1000 ] || fail_hook "the hook took $took ms with a 300 ms budget"
-expect_logged "container big: createRuntime: agent unreachable .* outlasts 90% of the 300 ms budget: it goes on in the background as pid [0-9]+"
-wait_for "the background migration's own log line" 120 logged "container big: createRuntime: agent unreachable .*standalone: cgroup '/nftest/big'"
-expect_logged "container big: createRuntime: agent unreachable .*standalone: cgroup '/nftest/big', 1 task\(s\) to nodes 1: moved 38[0-9]\.[0-9] MiB, 0\.0 MiB left"
+done_line="container big: createRuntime: agent unreachable .*standalone: cgroup '/nftest/big'"
+! logged "$done_line" || fail_hook "the background migration had ended before the hook returned"
+say "the hook returned after $took ms (budget 1000 ms), before its migration ended"
+expect_logged "container big: createRuntime: agent unreachable .* outlasts 90% of the 1000 ms budget: it goes on in the background as pid [0-9]+"
+wait_for "the background migration's own log line" 180 logged "$done_line"
+expect_logged "$done_line, 1 task\(s\) to nodes 1: moved 38[0-9]\.[0-9] MiB, 0\.0 MiB left"
 expect_on "$hog_big" 1 "after the background migration"
 
 without_agent crun
