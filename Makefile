@@ -14,17 +14,20 @@ NF_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -pthread \
 NF_LIBS   = $(call pc,libs,numa json-c) -pthread
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
+# Three programs over one library (libnf.a): cgroup/ and plugin/lib/ (the
+# engine, journal, HTTP client, JSON helpers, log) and the hook's parsers.
 LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c cgroup/identity.c \
-	    plugin/engine.c plugin/journal.c oci-hook/oci.c
-CLI_SRC  := plugin/numafollow.c plugin/client.c plugin/http.c
-HOOK_SRC := oci-hook/hook.c plugin/http.c
-AGENT_SRC := plugin/agent.c plugin/api.c plugin/metrics.c plugin/log.c plugin/numafollowd.c
+	    plugin/lib/engine.c plugin/lib/journal.c plugin/lib/http.c plugin/lib/log.c \
+	    oci-hook/oci.c
+CLI_SRC  := $(wildcard plugin/cli/*.c)
+HOOK_SRC := oci-hook/hook.c
+AGENT_SRC := $(wildcard plugin/agent/*.c)
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 HELPERS  := $(B)/memhog $(B)/memhog-static
 UNITS    := $(UNIT_SRC:tests/unit/test-%.c=$(B)/tests/unit-%) \
 	    $(UNIT_SRC:tests/unit/test-%.c=$(B)/asan/unit-%)
 SOURCES  := $(LIB_SRC) $(CLI_SRC) $(HOOK_SRC) $(AGENT_SRC) $(UNIT_SRC) tests/helpers/memhog.c tests/fuzz/fuzz-parsers.c \
-	    $(wildcard */*.h)
+	    $(wildcard */*.h */*/*.h)
 
 # Only the goals that promise a fresh machine may install packages.
 ifneq ($(filter check demo bench fuzz,$(MAKECMDGOALS)),)
@@ -111,7 +114,7 @@ clean:
 FUZZ_SECONDS ?= 60
 $(B)/fuzz-parsers: tests/fuzz/fuzz-parsers.c $(LIB_SRC) | $(DEPS)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE $(call pc,cflags,json-c) \
-		-Wall -Wextra -Werror -o $@ $^ $(NF_LIBS)
+		-Wall -Wextra -Werror -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
 
 .PHONY: fuzz
 fuzz: $(B)/fuzz-parsers

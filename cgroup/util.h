@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define NF_VERSION "0.2.0"
 
 #define NF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

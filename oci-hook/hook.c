@@ -7,9 +7,10 @@
 #include "oci.h"
 #include "../cgroup/cgroup.h"
 #include "../cgroup/util.h"
-#include "../plugin/engine.h"
-#include "../plugin/http.h"
-#include "../plugin/json.h"
+#include "../plugin/lib/engine.h"
+#include "../plugin/lib/http.h"
+#include "../plugin/lib/json.h"
+#include "../plugin/lib/nf.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -25,7 +26,6 @@
 #include <syslog.h>
 
 #define DEFAULT_CONFIG "/etc/numafollow/hook.conf"
-#define EXIT_STRICT    2
 
 static const char usage[] =
     "Usage: numafollow-hook [OPTIONS] [STAGE] < STATE\n"
@@ -46,7 +46,7 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --config PATH     settings file (default " DEFAULT_CONFIG ")\n"
-    "  --socket PATH     the agent's socket (default /run/numafollow/numafollow.sock)\n"
+    "  --socket PATH     the agent's socket (default " NF_DEFAULT_SOCKET ")\n"
     "  --budget-ms N     finish within N ms, migration included (default 2000)\n"
     "  --strict          exit 2 when the hook could not do its job\n"
     "  --verbose         log to stderr too (the log goes to syslog)\n"
@@ -175,7 +175,7 @@ static int fail(const hook *h, const char *fmt, ...)
 	va_end(ap);
 	bool s = strict(h);
 	hlog(h, LOG_ERR, "%s%s", msg, s ? " (strict: failing the container)" : "");
-	return s ? EXIT_STRICT : 0;
+	return s ? NF_EXIT_STRICT : 0;
 }
 
 static unsigned remaining_ms(const hook *h)
@@ -416,7 +416,7 @@ static int place(hook *h)
 	int code = 0;
 	if (load_bundle(h, why, sizeof(why)))
 		return fail(h, "%s", why);
-	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
+	exit_on_timeout = strict(h) ? NF_EXIT_STRICT : 0;
 	bool moves = !nf_json_flag(h->ann, "numafollow.io/migrate", false);
 	if (find_cgroup(h, &hier, &cg, why, sizeof(why))) {
 		nf_hierarchy_done(&hier);
@@ -498,7 +498,7 @@ static int run(hook *h)
 	char why[512];
 	size_t len = 0;
 	const char *conf_bad = load_conf(h, why, sizeof(why));
-	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
+	exit_on_timeout = strict(h) ? NF_EXIT_STRICT : 0;
 	/* The budget counts from the start; main() armed the default one. */
 	h->deadline_ns = h->start_ns + h->conf.budget_ms * UINT64_C(1000000);
 	last_word_set(h, "reading the state on stdin");
@@ -526,7 +526,7 @@ static int run(hook *h)
 		return fail(h, "malformed state on stdin: %s", bad);
 	if (h->stage == NF_STAGE_POSTSTOP)
 		return poststop(h);
-	exit_on_timeout = strict(h) ? EXIT_STRICT : 0;
+	exit_on_timeout = strict(h) ? NF_EXIT_STRICT : 0;
 	return place(h);
 }
 
@@ -537,7 +537,7 @@ static int usage_error(const hook *h, const char *fmt, const char *arg)
 	snprintf(msg, sizeof(msg), fmt, arg);
 	fprintf(stderr, "numafollow-hook: %s; try 'numafollow-hook --help'\n", msg);
 	syslog(LOG_ERR, "bad usage: %s", msg);
-	return h->strict_arg ? EXIT_STRICT : 0;
+	return h->strict_arg ? NF_EXIT_STRICT : 0;
 }
 
 static int parse_args(int argc, char **argv, hook *h)

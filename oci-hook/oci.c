@@ -1,6 +1,7 @@
 #include "oci.h"
 #include "../cgroup/util.h"
-#include "../plugin/json.h"
+#include "../plugin/lib/json.h"
+#include "../plugin/lib/nf.h"
 
 #include <limits.h>
 #include <string.h>
@@ -205,7 +206,7 @@ void nf_oci_config_done(nf_oci_config *c)
 int nf_hook_conf_default(nf_hook_conf *ret)
 {
 	*ret = (nf_hook_conf){.enabled = true, .standalone = true, .budget_ms = NF_HOOK_BUDGET_MS};
-	ret->socket = strdup("/run/numafollow/numafollow.sock");
+	ret->socket = strdup(NF_DEFAULT_SOCKET);
 	return ret->socket ? 0 : -ENOMEM;
 }
 

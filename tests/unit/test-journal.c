@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "../../plugin/journal.h"
+#include "../../plugin/lib/journal.h"
 #include "../../cgroup/util.h"
 
 #include <fcntl.h>

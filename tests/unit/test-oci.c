@@ -5,7 +5,7 @@
 
 #include "../../oci-hook/oci.h"
 #include "../../cgroup/util.h"
-#include "../../plugin/json.h"
+#include "../../plugin/lib/json.h"
 
 #include <string.h>
 

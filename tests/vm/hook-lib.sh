@@ -1,8 +1,8 @@
 # Sourced by the hook's VM tests (t-hook-*.sh) after lib.sh: OCI bundles of
 # busybox and a static memhog that carry numafollow-hook in createRuntime,
 # poststart and poststop, run by the real crun and runc.
-HOOK=$PWD/build/numafollow-hook
-HOG_STATIC=$PWD/build/memhog-static
+HOOK=$B/numafollow-hook
+HOG_STATIC=$B/memhog-static
 SYSLOG=$T/syslog
 [ -x "$HOOK" ] || fail "$HOOK not built"
 command -v crun >/dev/null || skip "crun is not installed"

@@ -2,9 +2,11 @@
 # that tests/vm/vm.sh boots, with the freshly built binaries.
 set -eu -o pipefail
 
-NF=$PWD/build/numafollow
-NFD=$PWD/build/numafollowd
-MEMHOG=$PWD/build/memhog
+# NF_BUILD: where the binaries are (default build/), e.g. a second build tree.
+B=${NF_BUILD:-$PWD/build}
+NF=$B/numafollow
+NFD=$B/numafollowd
+MEMHOG=$B/memhog
 MiB=$((1024 * 1024))
 T=$(mktemp -d)
 SOCK=$T/nf.sock

@@ -1,7 +1,7 @@
 #include "agent.h"
-#include "json.h"
-#include "log.h"
-#include "../cgroup/util.h"
+#include "../lib/json.h"
+#include "../lib/log.h"
+#include "../../cgroup/util.h"
 
 #include <fcntl.h>
 #include <limits.h>

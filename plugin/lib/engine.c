@@ -1,5 +1,5 @@
 #include "engine.h"
-#include "../cgroup/util.h"
+#include "../../cgroup/util.h"
 
 #include <numa.h>
 #include <string.h>

@@ -7,8 +7,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum { EXIT_PARTIAL = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 3 };
-
 /* "numafollow: <message>" on stderr; returns CODE. */
 int nf_cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nf_cli_print_json(json_object *o);

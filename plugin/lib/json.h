@@ -2,7 +2,7 @@
 #ifndef NF_JSON_H
 #define NF_JSON_H
 
-#include "../cgroup/nodeset.h"
+#include "../../cgroup/nodeset.h"
 
 #include <json.h>
 #include <stdbool.h>

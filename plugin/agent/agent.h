@@ -5,10 +5,10 @@
 #ifndef NF_AGENT_H
 #define NF_AGENT_H
 
-#include "engine.h"
-#include "journal.h"
-#include "../cgroup/identity.h"
-#include "../cgroup/util.h"
+#include "../lib/engine.h"
+#include "../lib/journal.h"
+#include "../../cgroup/identity.h"
+#include "../../cgroup/util.h"
 
 #include <json.h>
 #include <pthread.h>

@@ -1,5 +1,5 @@
 #include "http.h"
-#include "../cgroup/util.h"
+#include "../../cgroup/util.h"
 
 #include <curl/curl.h>
 #include <string.h>

@@ -21,7 +21,4 @@ typedef struct nf_api nf_api;
 int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret);
 void nf_api_stop(nf_api *api);
 
-/* The Prometheus text exposition of A (with the lock held). */
-char *nf_api_metrics(nf_agent *a);
-
 #endif

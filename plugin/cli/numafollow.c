@@ -1,16 +1,16 @@
 /* numafollow: move a cgroup's memory to its NUMA nodes, verified, and report. */
 #include "client.h"
-#include "engine.h"
-#include "json.h"
-#include "../cgroup/identity.h"
-#include "../cgroup/util.h"
+#include "../lib/nf.h"
+#include "../lib/engine.h"
+#include "../lib/json.h"
+#include "../../cgroup/identity.h"
+#include "../../cgroup/util.h"
 
 #include <getopt.h>
 #include <json.h>
 #include <numa.h>
 #include <string.h>
 
-#define DEFAULT_SOCKET "/run/numafollow/numafollow.sock"
 
 static const char usage_text[] =
     "Usage: numafollow COMMAND [OPTIONS] [ARG]\n"
@@ -33,7 +33,7 @@ static const char usage_text[] =
     "  history [--json] [ID]    migrations, newest first (of container ID)\n"
     "  migrate --via-agent [--json] ID\n"
     "        ask the agent to migrate container ID now, and wait for the result\n"
-    "Agent options: --socket PATH (default " DEFAULT_SOCKET "),\n"
+    "Agent options: --socket PATH (default " NF_DEFAULT_SOCKET "),\n"
     "  --url http://HOST:PORT (TCP instead), --token-file PATH (bearer token for TCP)\n"
     "\n"
     "CGROUP is a path inside the cpuset hierarchy (\"/kubepods/pod1\", \"system.slice\")\n"
@@ -83,7 +83,7 @@ static int parse_args(int argc, char **argv, args *a)
 
 	*a = (args){.retries = 3, .socket = getenv("NUMAFOLLOW_SOCKET")};
 	if (!a->socket)
-		a->socket = DEFAULT_SOCKET;
+		a->socket = NF_DEFAULT_SOCKET;
 	opterr = 0; /* our messages, not getopt's */
 	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1 && c != 1) {
 		switch (c) {
@@ -94,19 +94,19 @@ static int parse_args(int argc, char **argv, args *a)
 			puts("numafollow " NF_VERSION);
 			exit(0);
 		default:
-			return nf_cli_fail(EXIT_USAGE,
+			return nf_cli_fail(NF_EXIT_USAGE,
 					   "unknown option '%s'; try 'numafollow --help'",
 					   argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
-		return nf_cli_fail(EXIT_USAGE, "no command given; try 'numafollow --help'");
+		return nf_cli_fail(NF_EXIT_USAGE, "no command given; try 'numafollow --help'");
 	a->cmd = argv[optind];
 	for (size_t i = 0; i < NF_ARRAY_SIZE(commands); i++)
 		if (strcmp(commands[i].name, a->cmd) == 0)
 			cmd = &commands[i];
 	if (!cmd)
-		return nf_cli_fail(EXIT_USAGE, "unknown command '%s'; try 'numafollow --help'",
+		return nf_cli_fail(NF_EXIT_USAGE, "unknown command '%s'; try 'numafollow --help'",
 				   a->cmd);
 	/* Options of the command, in any order around its argument: rescan from
 	 * the command on, with getopt reset (optind 0) to permuting mode. */
@@ -124,9 +124,9 @@ static int parse_args(int argc, char **argv, args *a)
 			exit(0);
 		}
 		if (c == ':')
-			return nf_cli_fail(EXIT_USAGE, "'%s' needs a value", opt);
+			return nf_cli_fail(NF_EXIT_USAGE, "'%s' needs a value", opt);
 		if (c == '?' || !strchr(cmd->opts, c))
-			return nf_cli_fail(EXIT_USAGE,
+			return nf_cli_fail(NF_EXIT_USAGE,
 					   "'%s' takes no option '%s'; try 'numafollow --help'",
 					   a->cmd, opt);
 		switch (c) {
@@ -156,7 +156,7 @@ static int parse_args(int argc, char **argv, args *a)
 			break;
 		default:
 			if (nf_parse_u64(optarg, NULL, &v) < 0 || v > 100)
-				return nf_cli_fail(EXIT_USAGE,
+				return nf_cli_fail(NF_EXIT_USAGE,
 						   "--retries: '%s' is not a number from 0 to 100",
 						   optarg);
 			a->retries = v;
@@ -164,17 +164,17 @@ static int parse_args(int argc, char **argv, args *a)
 	}
 	int n = argc - optind;
 	if (n < cmd->min_args || n > cmd->max_args)
-		return nf_cli_fail(EXIT_USAGE, "'%s' needs %s; try 'numafollow --help'", a->cmd,
+		return nf_cli_fail(NF_EXIT_USAGE, "'%s' needs %s; try 'numafollow --help'", a->cmd,
 				   cmd->max_args == 0	? "no argument"
 				   : cmd->min_args == 0 ? "at most one ID"
 				   : a->via_agent	? "exactly one container ID"
 							: "exactly one CGROUP");
 	if (a->via_agent && (a->to || a->from || a->dry_run))
-		return nf_cli_fail(EXIT_USAGE,
+		return nf_cli_fail(NF_EXIT_USAGE,
 				   "--via-agent migrates to the container's mems; it takes "
 				   "no --to, --from or --dry-run");
 	if (!a->via_agent && strcmp(a->cmd, "migrate") == 0 && (a->url || a->token_file))
-		return nf_cli_fail(EXIT_USAGE, "--url and --token-file go with --via-agent");
+		return nf_cli_fail(NF_EXIT_USAGE, "--url and --token-file go with --via-agent");
 	a->cgroup = n ? argv[optind] : NULL;
 	return 0;
 }
@@ -186,16 +186,16 @@ static int parse_nodes(const char *opt, const char *s, nf_nodeset *ret)
 	char buf[NF_NODESET_STRLEN];
 	int r = nf_nodeset_parse(s, ret);
 	if (r < 0 || nf_nodeset_empty(ret))
-		return nf_cli_fail(EXIT_USAGE, "%s: '%s' is not a node list (like 1, 0-1 or 2,3)",
+		return nf_cli_fail(NF_EXIT_USAGE, "%s: '%s' is not a node list (like 1, 0-1 or 2,3)",
 				   opt, s);
 	r = nf_memory_nodes(&mem);
 	if (r < 0)
-		return nf_cli_fail(EXIT_SYSTEM, "reading /sys/devices/system/node/has_memory: %s",
+		return nf_cli_fail(NF_EXIT_SYSTEM, "reading /sys/devices/system/node/has_memory: %s",
 				   strerror(-r));
 	nf_nodeset_minus(ret, &mem, &bad);
 	if (!nf_nodeset_empty(&bad))
 		return nf_cli_fail(
-		    EXIT_USAGE, "%s: node %s is offline or has no memory (nodes with memory: %s)",
+		    NF_EXIT_USAGE, "%s: node %s is offline or has no memory (nodes with memory: %s)",
 		    opt, nf_nodeset_format(&bad, buf, sizeof(buf)),
 		    nf_nodeset_format(&mem, (char[NF_NODESET_STRLEN]){0}, NF_NODESET_STRLEN));
 	return 0;
@@ -205,19 +205,19 @@ static int open_cgroup(const char *arg, nf_hierarchy *h, nf_cgroup *cg)
 {
 	int r = nf_hierarchy_detect(h);
 	if (r < 0)
-		return nf_cli_fail(EXIT_SYSTEM,
+		return nf_cli_fail(NF_EXIT_SYSTEM,
 				   "no cpuset controller found in /proc/self/mountinfo: %s",
 				   strerror(-r));
 	r = nf_cgroup_open(h, arg, cg);
 	if (r == -EXDEV)
-		return nf_cli_fail(EXIT_USAGE,
+		return nf_cli_fail(NF_EXIT_USAGE,
 				   "cgroup '%s' is outside the cpuset hierarchy at '%s'", arg,
 				   h->mount);
 	if (r == -ENOENT || r == -ENOTDIR)
-		return nf_cli_fail(EXIT_USAGE, "cgroup '%s': no such cgroup under '%s'", arg,
+		return nf_cli_fail(NF_EXIT_USAGE, "cgroup '%s': no such cgroup under '%s'", arg,
 				   h->mount);
 	if (r < 0)
-		return nf_cli_fail(EXIT_SYSTEM, "cgroup '%s': %s", arg, strerror(-r));
+		return nf_cli_fail(NF_EXIT_SYSTEM, "cgroup '%s': %s", arg, strerror(-r));
 	return 0;
 }
 
@@ -294,7 +294,7 @@ static int cmd_show(const args *a)
 	    (r = nf_cgroup_tasks(&cg, true, &tasks, &n)) < 0 ||
 	    (r = nf_cgroup_residency(&cg, tasks, n, &res, &src)) < 0 ||
 	    (r = nf_identify(cg.rel, &id)) < 0) {
-		code = nf_cli_fail(EXIT_SYSTEM, "cgroup '%s': %s", cg.path, strerror(-r));
+		code = nf_cli_fail(NF_EXIT_SYSTEM, "cgroup '%s': %s", cg.path, strerror(-r));
 		goto out;
 	}
 	if (a->json) {
@@ -443,8 +443,8 @@ static int exit_code(const nf_migration *m)
 	for (size_t i = 0; i < m->n_errors; i++)
 		denied += m->errors[i].err == EPERM || m->errors[i].err == EACCES;
 	if (denied && denied == m->tasks_failed && m->tasks_migrated == 0)
-		return EXIT_SYSTEM;
-	return m->residual_bytes || m->tasks_failed ? EXIT_PARTIAL : 0;
+		return NF_EXIT_SYSTEM;
+	return m->residual_bytes || m->tasks_failed ? NF_EXIT_PARTIAL : 0;
 }
 
 /* The kernel ANDs targets with the caller's own cpuset: refuse rather than
@@ -455,11 +455,11 @@ static int check_self(const nf_nodeset *to)
 	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
 	int r = nf_self_mems(&self);
 	if (r < 0)
-		return nf_cli_fail(EXIT_SYSTEM, "reading /proc/self/status: %s", strerror(-r));
+		return nf_cli_fail(NF_EXIT_SYSTEM, "reading /proc/self/status: %s", strerror(-r));
 	nf_nodeset_minus(to, &self, &bad);
 	if (!nf_nodeset_empty(&bad))
 		return nf_cli_fail(
-		    EXIT_SYSTEM,
+		    NF_EXIT_SYSTEM,
 		    "numafollow itself may only use nodes %s (its cpuset): the kernel "
 		    "would silently drop target node %s; run it outside that cpuset",
 		    nf_nodeset_format(&self, b1, sizeof(b1)),
@@ -472,7 +472,7 @@ static int prepare_opts(const args *a, const nf_cgroup *cg, nf_migrate_opts *o)
 	nf_nodeset eff;
 	int r = nf_cgroup_read_mems(cg, NULL, &eff);
 	if (r < 0)
-		return nf_cli_fail(EXIT_SYSTEM, "cgroup '%s': reading its mems: %s", cg->path,
+		return nf_cli_fail(NF_EXIT_SYSTEM, "cgroup '%s': reading its mems: %s", cg->path,
 				   strerror(-r));
 	*o = (nf_migrate_opts){
 	    .to = eff, .dry_run = a->dry_run, .retries = a->retries, .backoff_ms = 20};
@@ -484,7 +484,7 @@ static int prepare_opts(const args *a, const nf_cgroup *cg, nf_migrate_opts *o)
 		o->has_from = true;
 	}
 	if (nf_nodeset_empty(&o->to))
-		return nf_cli_fail(EXIT_USAGE, "cgroup '%s' has no effective mems; give --to",
+		return nf_cli_fail(NF_EXIT_USAGE, "cgroup '%s' has no effective mems; give --to",
 				   cg->path);
 	return check_self(&o->to);
 }
@@ -500,7 +500,7 @@ static int cmd_migrate(const args *a)
 		goto out;
 	r = nf_migrate(&cg, &o, &m);
 	if (r < 0) {
-		code = nf_cli_fail(EXIT_SYSTEM, "migrating cgroup '%s': %s", cg.path, strerror(-r));
+		code = nf_cli_fail(NF_EXIT_SYSTEM, "migrating cgroup '%s': %s", cg.path, strerror(-r));
 		goto out;
 	}
 	if (a->json) {
@@ -528,7 +528,7 @@ static int run(const args *a)
 						   .token_file = a->token_file,
 						   .json = a->json});
 	if (numa_available() < 0)
-		return nf_cli_fail(EXIT_SYSTEM, "this kernel has no NUMA support (numa_available)");
+		return nf_cli_fail(NF_EXIT_SYSTEM, "this kernel has no NUMA support (numa_available)");
 	return strcmp(a->cmd, "show") == 0 ? cmd_show(a) : cmd_migrate(a);
 }
 

@@ -1,5 +1,6 @@
 /* GET /metrics: the Prometheus text exposition format, version 0.0.4. */
-#include "api.h"
+#include "metrics.h"
+#include "../lib/nf.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -76,7 +77,7 @@ static void histogram(FILE *f, const nf_agent *a)
 		(unsigned long long)cum, name, a->duration_sum, name, (unsigned long long)cum);
 }
 
-char *nf_api_metrics(nf_agent *a)
+char *nf_metrics(nf_agent *a)
 {
 	char *buf = NULL;
 	size_t len = 0;

@@ -1,6 +1,7 @@
 #include "client.h"
-#include "http.h"
-#include "../cgroup/util.h"
+#include "../lib/nf.h"
+#include "../lib/http.h"
+#include "../../cgroup/util.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -35,7 +36,7 @@ static int status_code(long status, json_object *body)
 	const char *msg = body && json_object_object_get_ex(body, "error", &e)
 			      ? json_object_get_string(e)
 			      : "no message";
-	return nf_cli_fail(status == 403 || status >= 500 ? EXIT_SYSTEM : EXIT_USAGE,
+	return nf_cli_fail(status == 403 || status >= 500 ? NF_EXIT_SYSTEM : NF_EXIT_USAGE,
 			   "the agent answered %ld: %s", status, msg);
 }
 
@@ -47,7 +48,7 @@ static int request(const nf_client_args *a, const char *method, const char *path
 	if (a->token_file) {
 		int e = nf_read_line(a->token_file, &token);
 		if (e < 0)
-			return nf_cli_fail(EXIT_USAGE, "token file '%s': %s", a->token_file,
+			return nf_cli_fail(NF_EXIT_USAGE, "token file '%s': %s", a->token_file,
 					   strerror(-e));
 	}
 	nf_http_peer p = {.socket = a->socket,
@@ -57,9 +58,9 @@ static int request(const nf_client_args *a, const char *method, const char *path
 			  .total_ms = 30000};
 	int e = nf_http(&p, method, path, NULL, &r);
 	if (e == -ENOMEM)
-		return nf_cli_fail(EXIT_SYSTEM, "out of memory");
+		return nf_cli_fail(NF_EXIT_SYSTEM, "out of memory");
 	if (e < 0)
-		return nf_cli_fail(EXIT_SYSTEM,
+		return nf_cli_fail(NF_EXIT_SYSTEM,
 				   "cannot reach the agent at '%s': %s (is numafollowd running?)",
 				   a->url ? a->url : a->socket, r.error);
 	json_object *o = r.body ? json_tokener_parse(r.body) : NULL;
@@ -67,7 +68,7 @@ static int request(const nf_client_args *a, const char *method, const char *path
 	int code = status_code(r.status, o);
 	if (code || !o) {
 		json_object_put(o);
-		return code ? code : nf_cli_fail(EXIT_SYSTEM, "the agent's answer is not JSON");
+		return code ? code : nf_cli_fail(NF_EXIT_SYSTEM, "the agent's answer is not JSON");
 	}
 	*ret = o;
 	return 0;
@@ -188,7 +189,7 @@ static int migrate(const nf_client_args *a, json_object **ret)
 	json_object *o = NULL;
 	int code;
 	if (!id || asprintf(&path, "/v1/containers/%s/migrate", id) < 0)
-		return nf_cli_fail(EXIT_SYSTEM, "out of memory");
+		return nf_cli_fail(NF_EXIT_SYSTEM, "out of memory");
 	if ((code = request(a, "POST", path, &o)))
 		return code;
 	long long mid = num(o, "id");
@@ -203,12 +204,12 @@ static int migrate(const nf_client_args *a, json_object **ret)
 		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000}, NULL);
 		free(path);
 		if (asprintf(&path, "/v1/migrations/%lld", mid) < 0)
-			return nf_cli_fail(EXIT_SYSTEM, "out of memory");
+			return nf_cli_fail(NF_EXIT_SYSTEM, "out of memory");
 		if ((code = request(a, "GET", path, &o)))
 			return code;
 	}
 	*ret = o;
-	return strcmp(str(o, "result"), "ok") == 0 ? 0 : EXIT_PARTIAL;
+	return strcmp(str(o, "result"), "ok") == 0 ? 0 : NF_EXIT_PARTIAL;
 }
 
 int nf_client(const nf_client_args *a)
@@ -229,7 +230,7 @@ int nf_client(const nf_client_args *a)
 		else if ((id = nf_http_escape(a->arg)))
 			asprintf(&path, "/v1/migrations?limit=50&container=%s", id);
 		code =
-		    path ? request(a, "GET", path, &o) : nf_cli_fail(EXIT_SYSTEM, "out of memory");
+		    path ? request(a, "GET", path, &o) : nf_cli_fail(NF_EXIT_SYSTEM, "out of memory");
 	}
 	if (o && a->json)
 		nf_cli_print_json(o);

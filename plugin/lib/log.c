@@ -29,20 +29,35 @@ int nf_log_level(const char *name)
 	return -1;
 }
 
+static void vlog(int level, const char *fmt, va_list ap, int r)
+{
+	char buf[2048];
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (r && n >= 0 && (size_t)n < sizeof(buf))
+		snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(-r));
+	if (log_syslog)
+		syslog(level, "%s", buf);
+	else /* one write per line, so lines from threads do not interleave */
+		fprintf(stderr, "%s: %s\n", names[level & 7], buf);
+}
+
 void nf_log(int level, const char *fmt, ...)
 {
 	va_list ap;
 	if (level > log_max)
 		return;
 	va_start(ap, fmt);
-	if (log_syslog) {
-		vsyslog(level, fmt, ap);
-	} else {
-		/* One write per line, so lines from threads do not interleave. */
-		char buf[2048];
-		int n = snprintf(buf, sizeof(buf), "%s: ", names[level & 7]);
-		vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
-		fprintf(stderr, "%s\n", buf);
-	}
+	vlog(level, fmt, ap, 0);
 	va_end(ap);
+}
+
+int nf_log_errno(int level, int r, const char *fmt, ...)
+{
+	va_list ap;
+	if (level > log_max)
+		return r;
+	va_start(ap, fmt);
+	vlog(level, fmt, ap, r);
+	va_end(ap);
+	return r;
 }

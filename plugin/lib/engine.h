@@ -3,8 +3,8 @@
 #ifndef NF_ENGINE_H
 #define NF_ENGINE_H
 
-#include "../cgroup/cgroup.h"
-#include "../cgroup/residency.h"
+#include "../../cgroup/cgroup.h"
+#include "../../cgroup/residency.h"
 
 typedef struct {
 	nf_nodeset to;

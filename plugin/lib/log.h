@@ -9,5 +9,8 @@ void nf_log_setup(int max_level, bool use_syslog, const char *ident);
 /* The level's name ("err", "warning", "notice", "info", "debug") to LOG_*; -1 if unknown. */
 int nf_log_level(const char *name);
 void nf_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Logs "<message>: <strerror(-R)>" and returns R (a -errno), for
+ * `return nf_log_errno(LOG_ERR, r, "opening '%s'", path);`. */
+int nf_log_errno(int level, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

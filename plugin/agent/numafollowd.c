@@ -1,9 +1,10 @@
 /* numafollowd: the node agent. Watches every container cgroup's cpuset.mems,
  * migrates and verifies, and reports over HTTP/JSON (api.c). */
 #include "agent.h"
+#include "../lib/nf.h"
 #include "api.h"
-#include "log.h"
-#include "../cgroup/util.h"
+#include "../lib/log.h"
+#include "../../cgroup/util.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -30,7 +31,7 @@ static const char usage_text[] =
     "Options (each also settable in the config file as 'name = value'):\n"
     "  --config PATH            config file (default " DEFAULT_CONFIG ";\n"
     "                           a missing default file is fine)\n"
-    "  --socket PATH            API unix socket (default /run/numafollow/numafollow.sock)\n"
+    "  --socket PATH            API unix socket (default " NF_DEFAULT_SOCKET ")\n"
     "  --socket-group NAME      group that may change things over the socket, besides\n"
     "                           root (default: the agent's group)\n"
     "  --listen ADDR:PORT       also serve the API over TCP (IPv4): read-only unless\n"
@@ -52,8 +53,6 @@ static const char usage_text[] =
     "the config file (log level, reconcile interval, retries; the rest needs a restart).\n"
     "\n"
     "Exit status: 0 after a clean stop, 2 bad usage or config, 3 cannot start.\n";
-
-enum { EXIT_USAGE = 2, EXIT_SYSTEM = 3 };
 
 typedef struct {
 	int log_level; /* first: an offset of 0 means "not a string" in defs */
@@ -102,7 +101,7 @@ static int options_default(options *o)
 		       .history = 1000,
 		       .journal_kib = 4096,
 		       .log_level = LOG_INFO};
-	o->socket = strdup("/run/numafollow/numafollow.sock");
+	o->socket = strdup(NF_DEFAULT_SOCKET);
 	o->state_dir = strdup("/var/lib/numafollow");
 	o->log_target = strdup("stderr");
 	return o->socket && o->state_dir && o->log_target ? 0 : -ENOMEM;
@@ -445,7 +444,7 @@ static int run(int argc, char **argv, options *o)
 	_cleanup_free_ char *token = NULL;
 	_cleanup_close_ int sfd = -1, tfd = -1;
 	sigset_t mask;
-	int code = EXIT_SYSTEM;
+	int code = NF_EXIT_SYSTEM;
 
 	/* Before any thread starts, so that all of them inherit the mask. */
 	sigemptyset(&mask);
@@ -456,10 +455,10 @@ static int run(int argc, char **argv, options *o)
 	signal(SIGPIPE, SIG_IGN);
 	if (numa_available() < 0) {
 		nf_log(LOG_ERR, "this kernel has no NUMA support (numa_available)");
-		return EXIT_SYSTEM;
+		return NF_EXIT_SYSTEM;
 	}
 	if (o->token_file && read_token(o->token_file, &token) < 0)
-		return EXIT_USAGE;
+		return NF_EXIT_USAGE;
 	nf_agent_config ac = {.state_dir = o->state_dir,
 			      .cgroup_root = o->cgroup_root,
 			      .workers = o->workers,
@@ -474,7 +473,7 @@ static int run(int argc, char **argv, options *o)
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	if (sfd < 0 || tfd < 0) {
 		nf_log(LOG_ERR, "signalfd/timerfd: %m");
-		return EXIT_SYSTEM;
+		return NF_EXIT_SYSTEM;
 	}
 	if (nf_agent_start(&a, &ac) < 0)
 		goto out;
@@ -485,7 +484,7 @@ static int run(int argc, char **argv, options *o)
 	sd_notify("READY=1");
 	nf_log(LOG_INFO, "ready: %u workers, reconcile every %llu s", a.n_threads,
 	       (unsigned long long)o->reconcile_s);
-	code = loop(argc, argv, o, &a, sfd, tfd) < 0 ? EXIT_SYSTEM : 0;
+	code = loop(argc, argv, o, &a, sfd, tfd) < 0 ? NF_EXIT_SYSTEM : 0;
 	sd_notify("STOPPING=1");
 out:
 	nf_api_stop(api);
@@ -500,7 +499,7 @@ int main(int argc, char **argv)
 	options o;
 	if (load_options(argc, argv, &o) < 0) {
 		options_free(&o);
-		return EXIT_USAGE;
+		return NF_EXIT_USAGE;
 	}
 	apply_logging(&o);
 	int code = run(argc, argv, &o);

@@ -1,5 +1,5 @@
 #include "journal.h"
-#include "../cgroup/util.h"
+#include "../../cgroup/util.h"
 
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,7 +1,9 @@
 #include "api.h"
-#include "json.h"
-#include "log.h"
-#include "../cgroup/util.h"
+#include "metrics.h"
+#include "../lib/nf.h"
+#include "../lib/json.h"
+#include "../lib/log.h"
+#include "../../cgroup/util.h"
 
 #include <arpa/inet.h>
 #include <grp.h>
@@ -461,7 +463,7 @@ static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, co
 		if (!get)
 			return send_405(conn, "GET", method);
 		return send_text(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-				 nf_api_metrics(a), NULL);
+				 nf_metrics(a), NULL);
 	}
 	if (strcmp(url, "/v1/status") == 0)
 		return get ? send_json(conn, MHD_HTTP_OK, status_json(a))

@@ -1,0 +1,10 @@
+/* numafollowd's Prometheus text exposition. */
+#ifndef NF_METRICS_H
+#define NF_METRICS_H
+
+#include "agent.h"
+
+/* The exposition of A (with the lock held); NULL when out of memory. */
+char *nf_metrics(nf_agent *a);
+
+#endif
