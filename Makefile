@@ -18,10 +18,13 @@ ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 # engine, journal, HTTP client, JSON helpers, log) and the hook's parsers.
 LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c cgroup/identity.c \
 	    plugin/lib/engine.c plugin/lib/journal.c plugin/lib/http.c plugin/lib/log.c \
+	    plugin/lib/record.c plugin/lib/settle.c \
 	    oci-hook/oci.c
 CLI_SRC  := $(wildcard plugin/cli/*.c)
 HOOK_SRC := oci-hook/hook.c
 AGENT_SRC := $(wildcard plugin/agent/*.c)
+# The agent's parts that unit tests link (all but main).
+AGENT_LIB := $(filter-out plugin/agent/numafollowd.c,$(AGENT_SRC))
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 HELPERS  := $(B)/memhog $(B)/memhog-static
 UNITS    := $(UNIT_SRC:tests/unit/test-%.c=$(B)/tests/unit-%) \
@@ -55,6 +58,12 @@ $(B)/libnf.a: $(LIB_SRC:%.c=$(B)/%.o)
 $(B)/asan/libnf.a: $(LIB_SRC:%.c=$(B)/asan/%.o)
 	$(AR) rcs $@ $^
 
+$(B)/libagent.a: $(AGENT_LIB:%.c=$(B)/%.o)
+	$(AR) rcs $@ $^
+
+$(B)/asan/libagent.a: $(AGENT_LIB:%.c=$(B)/asan/%.o)
+	$(AR) rcs $@ $^
+
 $(B)/numafollow: $(CLI_SRC:%.c=$(B)/%.o) $(B)/libnf.a
 	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
 
@@ -71,7 +80,7 @@ $(B)/memhog: tests/helpers/memhog.c | $(DEPS)
 $(B)/memhog-static: tests/helpers/memhog.c | $(DEPS)
 	$(CC) $(CFLAGS) -static -pthread -o $@ $<
 
-$(B)/tests/unit-%: $(B)/tests/unit/test-%.o $(B)/libnf.a
+$(B)/tests/unit-%: $(B)/tests/unit/test-%.o $(B)/libagent.a $(B)/libnf.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka)
 
@@ -79,7 +88,7 @@ $(B)/tests/unit/%.o: tests/unit/%.c | $(DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(NF_CFLAGS) $(call pc,cflags,cmocka) -c -o $@ $<
 
-$(B)/asan/unit-%: $(B)/asan/tests/unit/test-%.o $(B)/asan/libnf.a
+$(B)/asan/unit-%: $(B)/asan/tests/unit/test-%.o $(B)/asan/libagent.a $(B)/asan/libnf.a
 	$(CC) $(ASAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka)
 
 # TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh

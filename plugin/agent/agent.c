@@ -1,11 +1,17 @@
 #include "agent.h"
-#include "../lib/json.h"
+#include "history.h"
+#include "../lib/engine.h"
+#include "../lib/journal.h"
 #include "../lib/log.h"
+#include "../lib/settle.h"
+#include "../../cgroup/identity.h"
 #include "../../cgroup/util.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <numa.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -22,21 +28,64 @@ const double nf_duration_bounds[NF_DURATION_BUCKETS] = {0.01, 0.05, 0.1, 0.25, 0
 	(IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |        \
 	 IN_ONLYDIR)
 
-const char *nf_trigger_name(nf_trigger t)
-{
-	static const char *const n[] = {"inotify", "reconcile", "hook", "api"};
-	return n[t];
-}
+typedef struct nf_job nf_job;
 
-const char *nf_result_name(nf_result r)
-{
-	static const char *const n[] = {"ok", "partial", "failed", "superseded"};
-	return n[r];
-}
+/* One cgroup directory; a container when it has tasks (or a registration). */
+typedef struct nf_cg {
+	struct nf_cg *parent, *child, *next; /* the directory tree */
+	struct nf_cg *wd_next;		     /* hash chain by watch descriptor */
+	int wd;
+	char *rel;
+	nf_identity ident;
+	size_t tasks;
+	nf_nodeset mems, eff;
+	uint64_t *anon, *file; /* bytes per node at the last sample (containers only) */
+	uint64_t residual;     /* left outside by the last migration */
+	bool drifted;
+	bool gone; /* removed while a worker still holds it */
+	nf_registration *reg;
+	nf_record *last; /* the last migration */
+	nf_job *running, *pending;
+} nf_cg;
+
+struct nf_job {
+	nf_job *next; /* in the queue */
+	nf_cg *cg;
+	nf_trigger trigger;
+	nf_nodeset from, to;
+	bool has_from, queued;
+	nf_record *record;
+	_Atomic bool cancel;
+};
+
+struct nf_agent {
+	pthread_mutex_t lock;
+	pthread_cond_t work;
+	nf_hierarchy h;
+	nf_cg *top; /* the scan root: the hierarchy's root or --cgroup-root */
+	nf_cg **wd_hash;
+	size_t wd_buckets, n_cgs;
+	int inotify_fd;
+	unsigned nnodes; /* node ids below this */
+	unsigned retries;
+	bool rescan; /* events were lost: the next reconcile lists directories again */
+
+	pthread_t *threads;
+	unsigned n_threads;
+	nf_job *head, *tail;
+	bool stopping;
+
+	nf_journal journal;
+	bool journal_ok;
+	nf_history hist;
+	uint64_t next_id;
+	uint64_t started_ns;
+	nf_agent_stats stats; /* its counters */
+};
 
 static void job_free(nf_job *j)
 {
-	json_object_put(j->record);
+	nf_record_unref(j->record);
 	free(j);
 }
 
@@ -54,30 +103,24 @@ static nf_cgroup as_cgroup(const nf_agent *a, const nf_cg *c, char path[PATH_MAX
 	return (nf_cgroup){.h = &a->h, .path = path, .rel = c->rel};
 }
 
-bool nf_cg_is_container(const nf_cg *c)
+static bool is_container(const nf_cg *c)
 {
 	return !c->gone && !c->ident.skip && (c->tasks > 0 || c->reg) && strcmp(c->rel, "/") != 0;
 }
 
-const char *nf_cg_id(const nf_cg *c)
+static const char *cg_id(const nf_cg *c)
 {
 	return c->reg ? c->reg->id : c->ident.id;
 }
 
-const char *nf_cg_state(const nf_cg *c)
+static bool opted_out(const nf_cg *c)
 {
-	if (c->running || c->pending)
-		return "migrating";
-	if (c->reg && c->reg->opted_out)
-		return "opted_out";
-	if (c->drifted)
-		return "drifted";
-	json_object *r;
-	if (c->last && json_object_object_get_ex(c->last, "result", &r) &&
-	    (strcmp(json_object_get_string(r), "failed") == 0 ||
-	     strcmp(json_object_get_string(r), "partial") == 0))
-		return "failed";
-	return "in_sync";
+	return c->reg && c->reg->opted_out;
+}
+
+static nf_cg_state cg_state(const nf_cg *c)
+{
+	return nf_decide_state(c->running || c->pending, opted_out(c), c->drifted, c->last);
 }
 
 static void wd_link(nf_agent *a, nf_cg *c)
@@ -127,7 +170,7 @@ static void cg_free(nf_cg *c)
 	free(c->anon);
 	free(c->file);
 	nf_registration_free(c->reg);
-	json_object_put(c->last);
+	nf_record_unref(c->last);
 	free(c);
 }
 
@@ -153,7 +196,7 @@ static void watch(nf_agent *a, nf_cg *c)
 	c->wd = inotify_add_watch(a->inotify_fd, path, WATCH_MASK);
 	if (c->wd < 0) {
 		/* ENOSPC: fs.inotify.max_user_watches; the reconcile still covers it. */
-		if (a->scan_errors++ == 0)
+		if (a->stats.scan_errors++ == 0)
 			nf_log(LOG_WARNING, "cannot watch '%s': %m (the reconcile still covers it)",
 			       path);
 		return;
@@ -172,7 +215,8 @@ static nf_cg *child_named(nf_cg *parent, const char *name)
 
 /* ---- samples ---- */
 
-uint64_t nf_cg_outside(const nf_agent *a, const nf_cg *c, const nf_nodeset *set, bool anon_only)
+/* Bytes of the last sample on nodes outside SET (anonymous only, or all). */
+static uint64_t cg_outside(const nf_agent *a, const nf_cg *c, const nf_nodeset *set, bool anon_only)
 {
 	uint64_t sum = 0;
 	for (unsigned n = 0; c->anon && n < a->nnodes; n++)
@@ -206,7 +250,7 @@ static void sample(nf_agent *a, nf_cg *c)
 	c->tasks = 0;
 	if (strcmp(c->rel, "/") != 0 && nf_cgroup_tasks(&cg, false, &pids, &n) == 0)
 		c->tasks = n;
-	if (!nf_cg_is_container(c)) {
+	if (!is_container(c)) {
 		free(c->anon), free(c->file);
 		c->anon = c->file = NULL;
 		return;
@@ -217,42 +261,14 @@ static void sample(nf_agent *a, nf_cg *c)
 
 /* ---- migration requests and workers ---- */
 
-static void rfc3339(char *buf, size_t len)
+/* The nodes the container's memory was on at the last sample, outside TO. */
+static nf_nodeset sampled_from(const nf_agent *a, const nf_cg *c, const nf_nodeset *to)
 {
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
-static void hist_push(nf_agent *a, json_object *rec)
-{
-	if (a->hist_len == a->hist_cap) {
-		json_object_put(a->hist[a->hist_first]);
-		a->hist_first = (a->hist_first + 1) % a->hist_cap;
-		a->hist_len--;
-	}
-	a->hist[(a->hist_first + a->hist_len++) % a->hist_cap] = json_object_get(rec);
-}
-
-static json_object *record_new(nf_agent *a, nf_cg *c, const nf_job *j)
-{
-	json_object *o = json_object_new_object();
-	nf_nodeset from = j->from;
-	if (!j->has_from) /* where the memory was at the last sample */
-		for (unsigned n = 0; c->anon && n < a->nnodes; n++)
-			if (c->anon[n] + c->file[n] && !nf_nodeset_has(&j->to, n))
-				nf_nodeset_set(&from, n);
-	json_object_object_add(o, "id", json_object_new_int64(a->next_id++));
-	json_object_object_add(o, "container", json_object_new_string(nf_cg_id(c)));
-	json_object_object_add(o, "cgroup", json_object_new_string(c->rel));
-	json_object_object_add(o, "trigger", json_object_new_string(nf_trigger_name(j->trigger)));
-	json_object_object_add(o, "from", nf_json_nodeset(&from));
-	json_object_object_add(o, "to", nf_json_nodeset(&j->to));
-	json_object_object_add(o, "result", json_object_new_string("queued"));
-	return o;
+	nf_nodeset from = {0};
+	for (unsigned n = 0; c->anon && n < a->nnodes; n++)
+		if (c->anon[n] + c->file[n] && !nf_nodeset_has(to, n))
+			nf_nodeset_set(&from, n);
+	return from;
 }
 
 static void enqueue(nf_agent *a, nf_job *j)
@@ -267,192 +283,101 @@ static void enqueue(nf_agent *a, nf_job *j)
 	pthread_cond_signal(&a->work);
 }
 
-/* A migration of C to its effective mems. FROM, when the mems changed, is
- * what they were: the engine keeps the kernel's relative node mapping. */
-static json_object *request(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *from)
+static nf_job *job_new(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *from)
 {
-	if (t != NF_TRIG_API && c->reg && c->reg->opted_out)
-		return NULL;
-	if (c->pending) { /* not started yet: retarget it */
-		c->pending->to = c->eff;
-		json_object_object_add(c->pending->record, "to", nf_json_nodeset(&c->eff));
-		return c->pending->record;
-	}
 	nf_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
 	*j = (nf_job){.cg = c, .trigger = t, .to = c->eff, .has_from = from != NULL};
 	if (from)
 		j->from = *from;
-	j->record = record_new(a, c, j);
-	hist_push(a, j->record);
+	nf_nodeset shown = from ? *from : sampled_from(a, c, &c->eff);
+	j->record = nf_record_new(a->next_id, cg_id(c), c->rel, t, &shown, &c->eff);
+	if (!j->record)
+		return free(j), NULL;
+	a->next_id++;
+	return j;
+}
+
+/* A migration of C to its effective mems; its record, or NULL (opted out, or
+ * out of memory). FROM, when the mems changed, is what they were: the engine
+ * keeps the kernel's relative node mapping. */
+static nf_record *request(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *from)
+{
+	nf_job *j;
+	switch (nf_decide_request(t, opted_out(c), c->pending, c->running)) {
+	case NF_REQ_SKIP:
+		return NULL;
+	case NF_REQ_RETARGET:
+		c->pending->to = c->pending->record->to = c->eff;
+		return c->pending->record;
+	case NF_REQ_SUPERSEDE:
+	case NF_REQ_QUEUE:
+		break;
+	}
+	if (!(j = job_new(a, c, t, from)))
+		return NULL;
+	nf_history_push(&a->hist, j->record);
 	c->pending = j;
 	if (c->running) {
 		c->running->cancel = true;
 		nf_log(LOG_INFO, "container %s: mems changed during a migration; superseding it",
-		       nf_cg_id(c));
+		       cg_id(c));
 	} else {
 		enqueue(a, j);
 	}
 	return j->record;
 }
 
-json_object *nf_agent_request(nf_agent *a, nf_cg *c, nf_trigger t)
+static void count(nf_agent *a, const nf_record *r)
 {
-	return request(a, c, t, NULL);
-}
-
-static nf_result classify(int r, const nf_migration *m)
-{
-	if (r < 0)
-		return NF_RES_FAILED;
-	if (m->cancelled)
-		return NF_RES_SUPERSEDED;
-	if (m->tasks_failed && !m->tasks_migrated)
-		return NF_RES_FAILED;
-	return m->residual_bytes || m->tasks_failed ? NF_RES_PARTIAL : NF_RES_OK;
-}
-
-static json_object *errors_json(int r, const nf_migration *m)
-{
-	json_object *arr = json_object_new_array();
-	char msg[320];
-	if (r < 0) {
-		snprintf(msg, sizeof(msg), "could not start: %s", strerror(-r));
-		json_object_array_add(arr, json_object_new_string(msg));
-	}
-	for (size_t i = 0; r == 0 && i < m->n_errors; i++) {
-		snprintf(msg, sizeof(msg), "pid %d: %s: %s", m->errors[i].pid, m->errors[i].what,
-			 strerror(m->errors[i].err));
-		json_object_array_add(arr, json_object_new_string(msg));
-	}
-	return arr;
-}
-
-static void add_i64(json_object *o, const char *k, uint64_t v)
-{
-	json_object_object_add(o, k, json_object_new_int64(v));
-}
-
-static void count(nf_agent *a, nf_result res, const nf_migration *m, uint64_t kernel, double secs)
-{
-	a->results[res]++;
-	a->moved_total += m->moved_bytes;
-	a->kernel_moved_total += kernel;
-	a->residual_total += m->residual_bytes;
-	a->duration_sum += secs;
+	nf_agent_stats *s = &a->stats;
+	double secs = r->duration_ms / 1e3;
+	s->results[r->result]++;
+	s->moved_total += r->moved_bytes;
+	s->kernel_moved_total += r->kernel_moved_bytes;
+	s->residual_total += r->residual_bytes;
+	s->duration_sum += secs;
 	unsigned b = 0;
 	while (b < NF_DURATION_BUCKETS && secs > nf_duration_bounds[b])
 		b++;
-	a->duration_bucket[b]++;
+	s->duration_bucket[b]++;
+}
+
+static void journal(nf_agent *a, const nf_record *rec)
+{
+	json_object *o = rec ? nf_record_json(rec) : NULL;
+	int r = !o ? -ENOMEM
+		   : nf_journal_append(&a->journal, json_object_to_json_string_ext(
+							o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	if (r < 0)
+		nf_log_errno(LOG_ERR, r, "history journal: appending migration %llu",
+			     (unsigned long long)rec->id);
 }
 
 /* With the lock held: the record, the metrics, the journal, the container. */
 static void finish(nf_agent *a, nf_job *j, int r, const nf_migration *m, uint64_t kernel,
 		   uint64_t ns)
 {
-	json_object *o = j->record;
-	nf_result res = classify(r, m);
-	add_i64(o, "duration_ms", ns / 1000000);
-	add_i64(o, "tasks", m->tasks);
-	add_i64(o, "tasks_failed", m->tasks_failed);
-	add_i64(o, "pages_not_moved", m->pages_not_moved);
-	add_i64(o, "kernel_moved_bytes", kernel);
-	add_i64(o, "moved_bytes", m->moved_bytes);
-	add_i64(o, "residual_bytes", m->residual_bytes);
-	json_object *cls = json_object_new_object();
-	for (int k = 0; k < NF_STAY_COUNT; k++)
-		if (m->residual[k])
-			add_i64(cls, nf_stay_class_name(k), m->residual[k]);
-	json_object_object_add(o, "residual", cls);
-	json_object_object_add(o, "result", json_object_new_string(nf_result_name(res)));
-	json_object_object_add(o, "errors", errors_json(r, m));
-	count(a, res, m, kernel, ns / 1e9);
-	if (a->journal_ok &&
-	    (r = nf_journal_append(
-		 &a->journal, json_object_to_json_string_ext(
-				  o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))) < 0)
-		nf_log(LOG_ERR, "history journal: appending: %s", strerror(-r));
-	nf_log(res == NF_RES_OK ? LOG_INFO : LOG_WARNING,
-	       "container %s: migration %s %s: moved %.1f MiB (kernel %.1f MiB), %.1f MiB left, "
-	       "%zu tasks, %llu ms",
-	       nf_cg_id(j->cg), json_object_get_string(json_object_object_get(o, "id")),
-	       nf_result_name(res), m->moved_bytes / 1048576.0, kernel / 1048576.0,
-	       m->residual_bytes / 1048576.0, m->tasks, (unsigned long long)(ns / 1000000));
-	json_object_put(j->cg->last);
-	j->cg->last = json_object_get(o);
-	j->cg->residual = m->residual_bytes;
+	nf_record *rec = j->record;
+	if (nf_record_finish(rec, r, m, kernel, ns) < 0)
+		nf_log(LOG_WARNING, "migration %llu: out of memory for its error messages",
+		       (unsigned long long)rec->id);
+	count(a, rec);
+	if (a->journal_ok)
+		journal(a, rec);
+	nf_log(rec->result == NF_RES_OK ? LOG_INFO : LOG_WARNING,
+	       "container %s: migration %llu %s: moved %.1f MiB (kernel %.1f MiB), %.1f MiB left, "
+	       "%llu tasks, %llu ms",
+	       cg_id(j->cg), (unsigned long long)rec->id, nf_result_name(rec->result),
+	       rec->moved_bytes / 1048576.0, kernel / 1048576.0, rec->residual_bytes / 1048576.0,
+	       (unsigned long long)rec->tasks, (unsigned long long)rec->duration_ms);
+	nf_record_unref(j->cg->last);
+	j->cg->last = nf_record_ref(rec);
+	j->cg->residual = rec->residual_bytes;
 	j->cg->drifted = false;
-}
-
-/* memory.numa_stat where there is one (cheap); false on v1. */
-static bool numa_stat(const nf_cgroup *cg, nf_residency *ret)
-{
-	nf_residency_source src;
-	return cg->h->version == NF_CG_V2 && nf_cgroup_residency(cg, NULL, 0, ret, &src) == 0 &&
-	       src == NF_SRC_NUMA_STAT;
-}
-
-/* Whether the kernel migrates on a cpuset.mems write itself: always on v2,
- * with cpuset.memory_migrate=1 on v1. */
-static bool kernel_migrates(const nf_cgroup *cg)
-{
-	_cleanup_free_ char *path = NULL, *v = NULL;
-	if (cg->h->version == NF_CG_V2)
-		return true;
-	return asprintf(&path, "%s/cpuset.memory_migrate", cg->path) > 0 &&
-	       nf_read_line(path, &v) == 0 && strcmp(v, "1") == 0;
-}
-
-/* A fingerprint of where the cgroup's memory is: memory.numa_stat's text
- * (it includes the LRU counts that page isolation changes), or the tasks'
- * numa_maps bytes per node. Also the anonymous bytes outside TO. */
-static uint32_t placement(const nf_cgroup *cg, const nf_nodeset *to, unsigned nnodes,
-			  uint64_t *ret_outside)
-{
-	_cleanup_free_ char *path = NULL, *text = NULL;
-	_cleanup_free_ pid_t *pids = NULL;
-	nf_residency res = {0};
-	nf_residency_source src;
-	size_t n = 0;
-	uint32_t crc;
-	if (cg->h->version == NF_CG_V2 && asprintf(&path, "%s/memory.numa_stat", cg->path) > 0 &&
-	    nf_read_file(path, &text, NULL) == 0 && nf_numa_stat_parse(text, &res) == 0) {
-		crc = nf_crc32(text, strlen(text));
-	} else {
-		if (nf_cgroup_tasks(cg, false, &pids, &n) == 0)
-			nf_cgroup_residency(cg, pids, n, &res, &src);
-		crc = nf_crc32(&res, sizeof(res));
-	}
-	*ret_outside = 0;
-	for (unsigned k = 0; k < nnodes; k++)
-		*ret_outside += nf_nodeset_has(to, k) ? 0 : res.anon[k];
-	return crc;
-}
-
-/* Where the kernel migrates in the writer's context, the agent acts at the
- * writer's close, after that migration; but an ancestor's write, or a
- * reconcile, can still find the kernel at work. Racing it would only split the
- * work and blur what each moved, so wait until no anonymous memory is outside
- * TO, or until the placement has not changed for 1 s: the kernel left
- * something. (A quiet 200 ms ended, in the VM, before the kernel had moved
- * anything: it first isolates the pages and drains every CPU's LRU cache.)
- * At most 60 s. */
-static void settle(const nf_cgroup *cg, const nf_nodeset *to, unsigned nnodes,
-		   const _Atomic bool *cancel)
-{
-	uint64_t out;
-	if (!kernel_migrates(cg))
-		return;
-	uint32_t prev = placement(cg, to, nnodes, &out);
-	uint64_t t0 = nf_now_ns();
-	for (unsigned quiet = 0;
-	     out && quiet < 10 && !*cancel && nf_now_ns() - t0 < 60 * UINT64_C(1000000000);) {
-		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000}, NULL);
-		uint32_t cur = placement(cg, to, nnodes, &out);
-		quiet = cur == prev ? quiet + 1 : 0;
-		prev = cur;
-	}
 }
 
 /* Runs J with the lock dropped around the engine. What the kernel moved is the
@@ -461,8 +386,8 @@ static void settle(const nf_cgroup *cg, const nf_nodeset *to, unsigned nnodes,
 static void run_job(nf_agent *a, nf_job *j)
 {
 	nf_cg *c = j->cg;
-	char started[40], *rel = strdup(c->rel);
-	uint64_t before = nf_cg_outside(a, c, &j->to, false);
+	char *rel = strdup(c->rel);
+	uint64_t before = cg_outside(a, c, &j->to, false);
 	nf_migrate_opts o = {.to = j->to,
 			     .from = j->from,
 			     .has_from = j->has_from,
@@ -473,23 +398,21 @@ static void run_job(nf_agent *a, nf_job *j)
 	nf_migration m = {0};
 	nf_residency now, after;
 	nf_cgroup cg = {0};
-	rfc3339(started, sizeof(started));
-	json_object_object_add(j->record, "started_at", json_object_new_string(started));
-	json_object_object_add(j->record, "result", json_object_new_string("running"));
+	nf_record_start(j->record);
 	pthread_mutex_unlock(&a->lock);
 
 	uint64_t t0 = nf_now_ns(), kernel = 0;
 	int r = rel ? nf_cgroup_open(&a->h, rel, &cg) : -ENOMEM;
 	if (r == 0 && j->has_from)
-		settle(&cg, &j->to, a->nnodes, &j->cancel);
-	bool v2 = r == 0 && numa_stat(&cg, &now);
+		nf_settle(&cg, &j->to, a->nnodes, &j->cancel);
+	bool v2 = r == 0 && nf_cgroup_numa_stat(&cg, &now);
 	if (r == 0)
 		r = nf_migrate(&cg, &o, &m);
 	uint64_t now_out = v2	    ? nf_residency_outside(&now, &j->to)
 			   : r == 0 ? nf_residency_outside(&m.before, &j->to)
 				    : before;
 	kernel = before > now_out ? before - now_out : 0;
-	bool sampled = r == 0 && (v2 ? numa_stat(&cg, &after) : (after = m.after, true));
+	bool sampled = r == 0 && (v2 ? nf_cgroup_numa_stat(&cg, &after) : (after = m.after, true));
 	uint64_t ns = nf_now_ns() - t0;
 	nf_cgroup_done(&cg);
 	free(rel);
@@ -534,16 +457,9 @@ static void *worker(void *userdata)
 
 /* ---- discovery and events ---- */
 
-/* True when C's latest migration came from a reconcile. At a write's close
- * that means the reconcile may have read the new mems while the writer was
- * still in its write(2): on v2 (or v1 with memory_migrate) the kernel moves
- * the pages before the write returns, and a migration racing it finds them
- * busy and may report them left behind. */
 static bool reconcile_raced(const nf_cg *c)
 {
-	const char *t = nf_json_string(c->last, "trigger");
-	return c->running ? c->running->trigger == NF_TRIG_RECONCILE
-			  : t && strcmp(t, "reconcile") == 0;
+	return nf_decide_raced(c->running ? &c->running->trigger : NULL, c->last);
 }
 
 /* Reads C's mems; a change of the effective ones on a container asks for a
@@ -556,18 +472,18 @@ static void check_mems(nf_agent *a, nf_cg *c, nf_trigger t, bool eff_only)
 	nf_nodeset old = c->eff;
 	if (nf_cgroup_read_mems(&cg, eff_only && c->wd >= 0 ? NULL : &c->mems, &c->eff) < 0)
 		return;
-	if (nf_cg_is_container(c) && !nf_nodeset_equal(&old, &c->eff) && !nf_nodeset_empty(&old) &&
+	if (is_container(c) && !nf_nodeset_equal(&old, &c->eff) && !nf_nodeset_empty(&old) &&
 	    !nf_nodeset_empty(&c->eff)) {
 		char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
-		nf_log(LOG_INFO, "container %s: effective mems %s -> %s (%s)", nf_cg_id(c),
+		nf_log(LOG_INFO, "container %s: effective mems %s -> %s (%s)", cg_id(c),
 		       nf_nodeset_format(&old, b1, sizeof(b1)),
 		       nf_nodeset_format(&c->eff, b2, sizeof(b2)), nf_trigger_name(t));
 		request(a, c, t, &old);
-	} else if (t == NF_TRIG_INOTIFY && nf_cg_is_container(c) && reconcile_raced(c)) {
+	} else if (t == NF_TRIG_INOTIFY && is_container(c) && reconcile_raced(c)) {
 		nf_log(LOG_INFO,
 		       "container %s: the write of its mems is over, and a reconcile's migration "
 		       "may have raced the kernel's; migrating again",
-		       nf_cg_id(c));
+		       cg_id(c));
 		request(a, c, t, c->running && c->running->has_from ? &c->running->from : NULL);
 	}
 }
@@ -641,14 +557,16 @@ static void remove_subtree(nf_agent *a, nf_cg *c)
 	cg_release(c);
 }
 
+static void reconcile(nf_agent *a);
+
 static void handle_event(nf_agent *a, const struct inotify_event *ev)
 {
-	a->events++;
+	a->stats.events++;
 	if (ev->mask & IN_Q_OVERFLOW) {
-		a->overflows++;
+		a->stats.overflows++;
 		a->rescan = true;
 		nf_log(LOG_WARNING, "inotify queue overflowed; reconciling everything");
-		nf_agent_reconcile(a);
+		reconcile(a);
 		return;
 	}
 	nf_cg *c = wd_find(a, ev->wd);
@@ -687,19 +605,16 @@ void nf_agent_read_events(nf_agent *a)
 
 /* ---- reconcile ---- */
 
-/* Anonymous memory outside the mems that was not there after the last
- * migration: drift. Page cache is left alone (migrate_pages skips what is not
- * mapped). Decided on the last sample. */
+/* Drift (nf_decide_drift), decided on the last sample. */
 static void repair_drift(nf_agent *a, nf_cg *c)
 {
-	if (!nf_cg_is_container(c) || c->running || c->pending || !c->anon ||
-	    (c->reg && c->reg->opted_out))
+	if (!is_container(c) || c->running || c->pending || !c->anon || opted_out(c))
 		return;
-	uint64_t out = nf_cg_outside(a, c, &c->eff, true);
-	if (out > c->residual && !nf_nodeset_empty(&c->eff)) {
+	uint64_t out = cg_outside(a, c, &c->eff, true);
+	if (nf_decide_drift(out, c->residual, nf_nodeset_empty(&c->eff))) {
 		c->drifted = true;
-		a->drift_repairs++;
-		nf_log(LOG_INFO, "container %s: %.1f MiB outside its mems; repairing", nf_cg_id(c),
+		a->stats.drift_repairs++;
+		nf_log(LOG_INFO, "container %s: %.1f MiB outside its mems; repairing", cg_id(c),
 		       out / 1048576.0);
 		request(a, c, NF_TRIG_RECONCILE, NULL);
 	}
@@ -711,7 +626,7 @@ static void repair_drift(nf_agent *a, nf_cg *c)
  * decides on drift. */
 static void reconcile_subtree(nf_agent *a, nf_cg *c, bool reread)
 {
-	if (reread && nf_cg_is_container(c)) {
+	if (reread && is_container(c)) {
 		check_mems(a, c, NF_TRIG_RECONCILE, true);
 		sample(a, c);
 	}
@@ -741,12 +656,12 @@ static void rescan_children(nf_agent *a, nf_cg *c)
 		rescan_children(a, k);
 }
 
-void nf_agent_reconcile(nf_agent *a)
+static void reconcile(nf_agent *a)
 {
-	a->reconciles++;
+	a->stats.reconciles++;
 	/* Directory listings only when events were lost: an overflow, or a
 	 * watch that could not be added (then on every reconcile). */
-	if (a->rescan || a->scan_errors)
+	if (a->rescan || a->stats.scan_errors)
 		rescan_children(a, a->top);
 	a->rescan = false;
 	reconcile_subtree(a, a->top, true);
@@ -756,7 +671,7 @@ void nf_agent_reconcile(nf_agent *a)
 
 static nf_cg *find_in(nf_cg *c, const char *id)
 {
-	if (nf_cg_is_container(c) && strcmp(nf_cg_id(c), id) == 0)
+	if (is_container(c) && strcmp(cg_id(c), id) == 0)
 		return c;
 	for (nf_cg *k = c->child; k; k = k->next) {
 		nf_cg *f = find_in(k, id);
@@ -790,15 +705,17 @@ static nf_cg *find_path(nf_agent *a, const char *rel, bool add)
 	return c;
 }
 
-nf_cg *nf_agent_find(nf_agent *a, const char *id)
+/* Container ID: its id, or a cgroup path naming a container. */
+static nf_cg *find(nf_agent *a, const char *id)
 {
 	nf_cg *c = find_in(a->top, id);
-	if (!c && id[0] == '/' && (c = find_path(a, id, false)) && !nf_cg_is_container(c))
+	if (!c && id[0] == '/' && (c = find_path(a, id, false)) && !is_container(c))
 		c = NULL;
 	return c;
 }
 
-int nf_agent_cg_of_pid(nf_agent *a, pid_t pid, nf_cg **ret)
+/* The cgroup of PID in the cpuset hierarchy (tracked on the way if new). */
+static int cg_of_pid(nf_agent *a, pid_t pid, nf_cg **ret)
 {
 	_cleanup_free_ char *rel = NULL;
 	int r = nf_pid_cgroup(pid, a->h.version, &rel);
@@ -811,42 +728,254 @@ int nf_agent_cg_of_pid(nf_agent *a, pid_t pid, nf_cg **ret)
 	return 0;
 }
 
-void nf_agent_refresh(nf_agent *a, nf_cg *c)
+static nf_container view(const nf_agent *a, const nf_cg *c)
 {
+	return (nf_container){
+	    .id = cg_id(c),
+	    .cgroup = c->rel,
+	    .runtime = c->ident.runtime,
+	    .pod_uid = c->reg && c->reg->pod_uid ? c->reg->pod_uid : c->ident.pod_uid,
+	    .reg = c->reg,
+	    .mems = c->mems,
+	    .eff = c->eff,
+	    .tasks = c->tasks,
+	    .nnodes = a->nnodes,
+	    .anon = c->anon,
+	    .file = c->file,
+	    .outside = cg_outside(a, c, &c->eff, false),
+	    .state = cg_state(c),
+	    .last = c->last,
+	};
+}
+
+static void each_in(const nf_agent *a, const nf_cg *c, nf_container_fn fn, void *userdata)
+{
+	if (is_container(c)) {
+		nf_container v = view(a, c);
+		fn(&v, userdata);
+	}
+	for (const nf_cg *k = c->child; k; k = k->next)
+		each_in(a, k, fn, userdata);
+}
+
+void nf_agent_each_container(nf_agent *a, nf_container_fn fn, void *userdata)
+{
+	pthread_mutex_lock(&a->lock);
+	each_in(a, a->top, fn, userdata);
+	pthread_mutex_unlock(&a->lock);
+}
+
+int nf_agent_container(nf_agent *a, const char *id, nf_container_fn fn, void *userdata)
+{
+	pthread_mutex_lock(&a->lock);
+	nf_cg *c = find(a, id);
+	if (c) {
+		sample(a, c);
+		nf_container v = view(a, c);
+		fn(&v, userdata);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return c ? 0 : -ENOENT;
+}
+
+/* A record of container C: its id, or its cgroup (an unregistered id). */
+static bool record_of(const nf_record *r, const char *id, const char *rel)
+{
+	return strcmp(r->container, id) == 0 || (rel && strcmp(r->cgroup, rel) == 0);
+}
+
+void nf_agent_each_record(nf_agent *a, const char *id, size_t limit, nf_record_fn fn,
+			  void *userdata)
+{
+	pthread_mutex_lock(&a->lock);
+	const nf_cg *c = id ? find(a, id) : NULL;
+	const char *cid = c ? cg_id(c) : id;
+	nf_record *r;
+	for (size_t i = 0, n = 0; n < limit && (r = nf_history_newest(&a->hist, i)); i++)
+		if (!id || record_of(r, cid, c ? c->rel : NULL)) {
+			fn(r, userdata);
+			n++;
+		}
+	pthread_mutex_unlock(&a->lock);
+}
+
+nf_record *nf_agent_record(nf_agent *a, uint64_t id)
+{
+	pthread_mutex_lock(&a->lock);
+	nf_record *r = nf_record_ref(nf_history_find(&a->hist, id));
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+/* ---- registrations and requests ---- */
+
+/* Drops registration ID wherever it is but in KEEP. */
+static void unregister_in(const nf_cg *keep, nf_cg *c, const char *id)
+{
+	if (c != keep && c->reg && strcmp(c->reg->id, id) == 0) {
+		nf_registration_free(c->reg);
+		c->reg = NULL;
+	}
+	for (nf_cg *k = c->child; k; k = k->next)
+		unregister_in(keep, k, id);
+}
+
+static int pid_error(int r, pid_t pid, char **ret_msg)
+{
+	if (ret_msg && asprintf(ret_msg, "pid %d%s%s", pid,
+				r == -ESRCH   ? ": no such process"
+				: r == -EXDEV ? " is in a cgroup outside the watched root"
+					      : ": its cpuset cgroup cannot be found: ",
+				r == -ESRCH || r == -EXDEV ? "" : strerror(-r)) < 0)
+		*ret_msg = NULL;
+	return r;
+}
+
+static int registered(nf_agent *a, nf_cg *c, nf_registration *r, char **ret_msg)
+{
+	nf_reg_action act =
+	    nf_decide_registration(r->id, c->reg ? c->reg->id : NULL, nf_nodeset_empty(&c->eff));
+	if (act == NF_REG_NO_CPUSET) {
+		if (ret_msg && asprintf(ret_msg, "cgroup '%s' has no cpuset", c->rel) < 0)
+			*ret_msg = NULL;
+		nf_registration_free(r);
+		return -ENXIO;
+	}
+	unregister_in(c, a->top, r->id);
+	nf_registration_free(c->reg);
+	c->reg = r;
 	sample(a, c);
+	if (nf_decide_drift(cg_outside(a, c, &c->eff, true), c->residual, false))
+		request(a, c, NF_TRIG_HOOK, NULL);
+	nf_log(LOG_INFO, "container %s: registered (pid %d, cgroup '%s', %s)", r->id, r->pid,
+	       c->rel, r->status ? r->status : "no status");
+	return act == NF_REG_UPDATE;
+}
+
+int nf_agent_register(nf_agent *a, nf_registration *r, nf_container_fn fn, void *userdata,
+		      char **ret_msg)
+{
+	nf_cg *c;
+	pthread_mutex_lock(&a->lock);
+	int e = cg_of_pid(a, r->pid, &c);
+	if (e < 0) {
+		e = pid_error(e, r->pid, ret_msg);
+		nf_registration_free(r);
+	} else if ((e = registered(a, c, r, ret_msg)) >= 0) {
+		nf_container v = view(a, c);
+		fn(&v, userdata);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return e;
+}
+
+int nf_agent_unregister(nf_agent *a, const char *id)
+{
+	pthread_mutex_lock(&a->lock);
+	nf_cg *c = find(a, id);
+	int r = !c ? -ENOENT : !c->reg ? -ENODATA : 0;
+	if (r == 0) {
+		nf_log(LOG_INFO, "container %s: unregistered", c->reg->id);
+		nf_registration_free(c->reg);
+		c->reg = NULL;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+int nf_agent_migrate(nf_agent *a, const char *id, nf_record **ret)
+{
+	nf_record *rec = NULL;
+	pthread_mutex_lock(&a->lock);
+	nf_cg *c = find(a, id);
+	int r = !c ? -ENOENT : nf_nodeset_empty(&c->eff) ? -ENXIO : 0;
+	if (r == 0) {
+		sample(a, c);
+		rec = nf_record_ref(request(a, c, NF_TRIG_API, NULL));
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (r == 0 && !rec)
+		return -ENOMEM;
+	if (r == 0)
+		*ret = rec;
+	return r;
+}
+
+/* ---- the event loop's side ---- */
+
+int nf_agent_fd(const nf_agent *a)
+{
+	return a->inotify_fd;
+}
+
+void nf_agent_reconcile(nf_agent *a)
+{
+	pthread_mutex_lock(&a->lock);
+	reconcile(a);
+	pthread_mutex_unlock(&a->lock);
+}
+
+void nf_agent_set_retries(nf_agent *a, unsigned retries)
+{
+	pthread_mutex_lock(&a->lock);
+	a->retries = retries;
+	pthread_mutex_unlock(&a->lock);
+}
+
+static size_t count_containers(const nf_cg *c)
+{
+	size_t n = is_container(c);
+	for (const nf_cg *k = c->child; k; k = k->next)
+		n += count_containers(k);
+	return n;
+}
+
+void nf_agent_stats_get(nf_agent *a, nf_agent_stats *ret)
+{
+	pthread_mutex_lock(&a->lock);
+	*ret = a->stats;
+	ret->h = &a->h;
+	ret->cgroup_root = a->top->rel;
+	ret->uptime_ns = nf_now_ns() - a->started_ns;
+	ret->cgroups_watched = a->n_cgs + 1;
+	ret->containers = count_containers(a->top);
+	for (nf_job *j = a->head; j; j = j->next)
+		ret->queued++;
+	ret->workers = a->n_threads;
+	ret->history_persistent = a->journal_ok;
+	pthread_mutex_unlock(&a->lock);
 }
 
 /* ---- start and stop ---- */
 
-static void replay(const char *record, void *userdata)
+static void replay(const char *text, void *userdata)
 {
 	nf_agent *a = userdata;
-	json_object *o = json_tokener_parse(record), *id;
-	if (!o || !json_object_object_get_ex(o, "id", &id)) {
+	json_object *o = json_tokener_parse(text);
+	nf_record *r;
+	const char *why = "not JSON";
+	if (!o || nf_record_parse(o, &r, &why) < 0) {
+		nf_log(LOG_WARNING, "history journal: skipping a record: %s", why);
 		json_object_put(o);
 		return;
 	}
-	uint64_t v = json_object_get_int64(id);
-	if (v >= a->next_id)
-		a->next_id = v + 1;
-	hist_push(a, o);
 	json_object_put(o);
+	if (r->id >= a->next_id)
+		a->next_id = r->id + 1;
+	nf_history_push(&a->hist, r);
+	nf_record_unref(r);
 }
 
 /* Each container's last migration, from the history just replayed. */
 static void link_history(nf_agent *a)
 {
-	for (size_t i = 0; i < a->hist_len; i++) {
-		json_object *o = a->hist[(a->hist_first + i) % a->hist_cap], *cg, *left;
-		if (!json_object_object_get_ex(o, "cgroup", &cg))
-			continue;
-		nf_cg *c = find_path(a, json_object_get_string(cg), false);
+	nf_record *r;
+	for (size_t i = a->hist.len; i-- > 0 && (r = nf_history_newest(&a->hist, i));) {
+		nf_cg *c = find_path(a, r->cgroup, false);
 		if (c) {
-			json_object_put(c->last);
-			c->last = json_object_get(o);
-			c->residual = json_object_object_get_ex(o, "residual_bytes", &left)
-					  ? json_object_get_int64(left)
-					  : 0;
+			nf_record_unref(c->last);
+			c->last = nf_record_ref(r);
+			c->residual = r->residual_bytes;
 		}
 	}
 }
@@ -866,41 +995,36 @@ static int open_top(nf_agent *a, const char *root)
 	return a->top ? 0 : -ENOMEM;
 }
 
-int nf_agent_start(nf_agent *a, const nf_agent_config *cfg)
+/* The history journal: what it holds replays now. Its failure costs only
+ * persistence. */
+static void open_journal(nf_agent *a, const nf_agent_config *cfg)
+{
+	int r = 0;
+	if (mkdir(cfg->state_dir, 0750) < 0 && errno != EEXIST)
+		r = -errno;
+	else
+		r = nf_journal_open(cfg->state_dir, cfg->journal_max, replay, a, &a->journal);
+	if (r < 0)
+		nf_log_errno(LOG_ERR, r,
+			     "history journal in '%s' (history will not survive a restart)",
+			     cfg->state_dir);
+	a->journal_ok = r == 0;
+}
+
+static int start(nf_agent *a, const nf_agent_config *cfg)
 {
 	int r;
-	a->inotify_fd = -1;
-	a->nnodes = numa_max_node() + 1;
-	if (a->nnodes > NF_MAX_NODES)
-		a->nnodes = NF_MAX_NODES;
-	a->retries = cfg->retries;
-	a->next_id = 1;
-	a->hist_cap = cfg->history ? cfg->history : 1;
-	a->wd_buckets = WD_BUCKETS;
-	a->started_ns = nf_now_ns();
-	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->work, NULL);
-	if (!(a->hist = calloc(a->hist_cap, sizeof(*a->hist))) ||
+	if ((r = nf_history_init(&a->hist, cfg->history)) < 0 ||
 	    !(a->wd_hash = calloc(a->wd_buckets, sizeof(*a->wd_hash))))
-		return -ENOMEM;
+		return nf_log_errno(LOG_ERR, r ? r : -ENOMEM, "starting");
 	if ((r = nf_hierarchy_detect(&a->h)) < 0)
-		return nf_log(LOG_ERR, "no cpuset controller in /proc/self/mountinfo: %s",
-			      strerror(-r)),
-		       r;
+		return nf_log_errno(LOG_ERR, r, "no cpuset controller in /proc/self/mountinfo");
 	if ((r = open_top(a, cfg->cgroup_root)) < 0)
-		return nf_log(LOG_ERR, "--cgroup-root '%s': %s", cfg->cgroup_root, strerror(-r)), r;
-	if (mkdir(cfg->state_dir, 0750) < 0 && errno != EEXIST)
-		nf_log(LOG_ERR, "state directory '%s': %m; history will not survive a restart",
-		       cfg->state_dir);
-	else if ((r = nf_journal_open(cfg->state_dir, cfg->journal_max, replay, a, &a->journal)) <
-		 0)
-		nf_log(LOG_ERR, "history journal in '%s': %s; history will not survive a restart",
-		       cfg->state_dir, strerror(-r));
-	else
-		a->journal_ok = true;
+		return nf_log_errno(LOG_ERR, r, "--cgroup-root '%s'", cfg->cgroup_root);
+	open_journal(a, cfg);
 	a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (a->inotify_fd < 0)
-		return nf_log(LOG_ERR, "inotify_init1: %m"), -errno;
+		return nf_log_errno(LOG_ERR, -errno, "inotify_init1");
 	uint64_t t0 = nf_now_ns();
 	scan(a, a->top);
 	link_history(a);
@@ -908,11 +1032,36 @@ int nf_agent_start(nf_agent *a, const nf_agent_config *cfg)
 	nf_log(LOG_INFO, "watching %zu cgroups under '%s%s' (%s), scanned in %llu ms", a->n_cgs + 1,
 	       a->h.mount, strcmp(a->top->rel, "/") ? a->top->rel : "", nf_hierarchy_name(&a->h),
 	       (unsigned long long)((nf_now_ns() - t0) / 1000000));
-	a->threads = calloc(cfg->workers, sizeof(*a->threads));
-	for (unsigned i = 0; a->threads && i < cfg->workers; i++, a->n_threads++)
+	if (!(a->threads = calloc(cfg->workers, sizeof(*a->threads))))
+		return nf_log_errno(LOG_ERR, -ENOMEM, "starting workers");
+	for (unsigned i = 0; i < cfg->workers; i++, a->n_threads++)
 		if ((r = pthread_create(&a->threads[i], NULL, worker, a)) != 0)
-			return nf_log(LOG_ERR, "starting worker: %s", strerror(r)), -r;
-	return a->threads ? 0 : -ENOMEM;
+			return nf_log_errno(LOG_ERR, -r, "starting worker");
+	return 0;
+}
+
+int nf_agent_new(const nf_agent_config *cfg, nf_agent **ret)
+{
+	nf_agent *a = calloc(1, sizeof(*a));
+	if (!a)
+		return nf_log_errno(LOG_ERR, -ENOMEM, "starting");
+	a->inotify_fd = -1;
+	a->nnodes = numa_max_node() + 1;
+	if (a->nnodes > NF_MAX_NODES)
+		a->nnodes = NF_MAX_NODES;
+	a->retries = cfg->retries;
+	a->next_id = 1;
+	a->wd_buckets = WD_BUCKETS;
+	a->started_ns = nf_now_ns();
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->work, NULL);
+	int r = start(a, cfg);
+	if (r < 0) {
+		nf_agent_free(a);
+		return r;
+	}
+	*ret = a;
+	return 0;
 }
 
 static void free_tree(nf_cg *c)
@@ -925,8 +1074,10 @@ static void free_tree(nf_cg *c)
 	cg_free(c);
 }
 
-void nf_agent_stop(nf_agent *a)
+void nf_agent_free(nf_agent *a)
 {
+	if (!a)
+		return;
 	pthread_mutex_lock(&a->lock);
 	a->stopping = true;
 	pthread_cond_broadcast(&a->work);
@@ -944,14 +1095,14 @@ void nf_agent_stop(nf_agent *a)
 	}
 	if (a->top)
 		free_tree(a->top);
-	for (size_t i = 0; i < a->hist_len; i++)
-		json_object_put(a->hist[(a->hist_first + i) % a->hist_cap]);
-	free(a->hist);
+	nf_history_done(&a->hist);
 	free(a->wd_hash);
-	json_object_put(a->selfcheck);
 	if (a->journal_ok)
 		nf_journal_close(&a->journal);
 	if (a->inotify_fd >= 0)
 		close(a->inotify_fd);
 	nf_hierarchy_done(&a->h);
+	pthread_cond_destroy(&a->work);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
 }

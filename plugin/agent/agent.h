@@ -1,65 +1,19 @@
-/* numafollowd's state: the tree of watched cgroups, the containers among them,
- * the migration queue and its workers, and the history. One mutex (lock)
- * guards all of it; the event loop, the HTTP thread and the workers take it
- * for short sections, and a worker drops it while the engine runs. */
+/* numafollowd's state, as an object: the tree of watched cgroups, the
+ * containers among them, the migration queue and its workers, the
+ * registrations and the history. One mutex inside guards all of it. Every
+ * nf_agent_* function takes it for itself, except where it says otherwise;
+ * callbacks run with it held and must not call back into the agent. */
 #ifndef NF_AGENT_H
 #define NF_AGENT_H
 
-#include "../lib/engine.h"
-#include "../lib/journal.h"
-#include "../../cgroup/identity.h"
-#include "../../cgroup/util.h"
+#include "decide.h"
+#include "../../cgroup/cgroup.h"
+#include "../lib/record.h"
 
 #include <json.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <sys/types.h>
 
-typedef enum { NF_TRIG_INOTIFY, NF_TRIG_RECONCILE, NF_TRIG_HOOK, NF_TRIG_API } nf_trigger;
-typedef enum {
-	NF_RES_OK,
-	NF_RES_PARTIAL,
-	NF_RES_FAILED,
-	NF_RES_SUPERSEDED,
-	NF_RES_COUNT
-} nf_result;
-
-typedef struct nf_job nf_job;
-
-/* What the hook told about a container (POST /v1/containers). */
-typedef struct {
-	char *id, *name, *pod_uid, *pod_name, *pod_namespace, *bundle, *status;
-	pid_t pid;
-	json_object *annotations;
-	bool opted_out; /* numafollow.io/migrate=false: moved only when the API asks */
-} nf_registration;
-
-/* One cgroup directory; a container when it has tasks (or a registration). */
-typedef struct nf_cg {
-	struct nf_cg *parent, *child, *next; /* the directory tree */
-	struct nf_cg *wd_next;		     /* hash chain by watch descriptor */
-	int wd;
-	char *rel;
-	nf_identity ident;
-	size_t tasks;
-	nf_nodeset mems, eff;
-	uint64_t *anon, *file; /* bytes per node at the last sample (containers only) */
-	uint64_t residual;     /* left outside by the last migration */
-	bool drifted;
-	bool gone; /* removed while a worker still holds it */
-	nf_registration *reg;
-	json_object *last; /* the last migration's record */
-	nf_job *running, *pending;
-} nf_cg;
-
-struct nf_job {
-	nf_job *next; /* in the queue */
-	nf_cg *cg;
-	nf_trigger trigger;
-	nf_nodeset from, to;
-	bool has_from, queued;
-	json_object *record;
-	_Atomic bool cancel;
-};
+typedef struct nf_agent nf_agent;
 
 typedef struct {
 	const char *state_dir, *cgroup_root;
@@ -68,70 +22,83 @@ typedef struct {
 	size_t journal_max;
 } nf_agent_config;
 
+/* What the hook told about a container (POST /v1/containers). */
+typedef struct {
+	char *id, *name, *pod_uid, *pod_name, *pod_namespace, *bundle, *status;
+	pid_t pid;
+	json_object *annotations;
+	bool opted_out; /* numafollow.io/migrate=false: moved only when the API asks */
+} nf_registration;
+void nf_registration_free(nf_registration *r);
+
+/* A container as the API and the metrics see it, valid during a callback. */
+typedef struct {
+	const char *id, *cgroup, *runtime, *pod_uid; /* "" when unknown */
+	const nf_registration *reg;		     /* NULL unless registered */
+	nf_nodeset mems, eff;
+	size_t tasks;
+	unsigned nnodes;
+	const uint64_t *anon, *file; /* bytes per node at the last sample, or NULL */
+	uint64_t outside;	     /* bytes outside eff at the last sample */
+	nf_cg_state state;
+	const nf_record *last; /* the last migration, or NULL */
+} nf_container;
+typedef void (*nf_container_fn)(const nf_container *c, void *userdata);
+typedef void (*nf_record_fn)(const nf_record *r, void *userdata);
+
 #define NF_DURATION_BUCKETS 10
+extern const double nf_duration_bounds[NF_DURATION_BUCKETS];
 
 typedef struct {
-	pthread_mutex_t lock;
-	pthread_cond_t work;
-	nf_hierarchy h;
-	nf_cg *top; /* the scan root: the hierarchy's root or --cgroup-root */
-	nf_cg **wd_hash;
-	size_t wd_buckets, n_cgs;
-	int inotify_fd;
-	unsigned nnodes; /* node ids below this */
-	unsigned retries;
-	bool rescan; /* events were lost: the next reconcile lists directories again */
-
-	pthread_t *threads;
-	unsigned n_threads;
-	nf_job *head, *tail;
-	bool stopping;
-
-	nf_journal journal;
-	bool journal_ok;
-	json_object **hist; /* a ring of records, oldest at hist_first */
-	size_t hist_cap, hist_len, hist_first;
-	uint64_t next_id;
-
-	json_object *selfcheck;
-	uint64_t started_ns;
-
-	/* metrics */
+	const nf_hierarchy *h; /* fixed after start */
+	const char *cgroup_root;
+	uint64_t uptime_ns;
+	size_t cgroups_watched, containers, queued;
+	unsigned workers;
+	bool history_persistent;
 	uint64_t results[NF_RES_COUNT];
 	uint64_t moved_total, kernel_moved_total, residual_total;
 	uint64_t duration_bucket[NF_DURATION_BUCKETS + 1];
 	double duration_sum;
 	uint64_t events, overflows, reconciles, drift_repairs, scan_errors;
-} nf_agent;
-
-extern const double nf_duration_bounds[NF_DURATION_BUCKETS];
-
-const char *nf_trigger_name(nf_trigger t);
-const char *nf_result_name(nf_result r);
+} nf_agent_stats;
 
 /* Finds the hierarchy, opens the journal, scans and watches, queues the
- * repair of drift found, starts workers. */
-int nf_agent_start(nf_agent *a, const nf_agent_config *cfg);
+ * repair of drift found, starts workers. Logs why it could not. */
+int nf_agent_new(const nf_agent_config *cfg, nf_agent **ret);
 /* Drains the workers (running migrations finish, queued ones are dropped). */
-void nf_agent_stop(nf_agent *a);
-/* Reads and handles what the inotify fd has (the event loop calls it). */
+void nf_agent_free(nf_agent *a);
+/* The inotify descriptor, for the event loop's poll (no lock). */
+int nf_agent_fd(const nf_agent *a);
+/* Reads and handles what the inotify fd has. */
 void nf_agent_read_events(nf_agent *a);
-/* Re-reads every cgroup's mems, tasks and residency; repairs drift. */
+/* Re-reads every container's mems, tasks and residency; repairs drift. */
 void nf_agent_reconcile(nf_agent *a);
+void nf_agent_set_retries(nf_agent *a, unsigned retries);
+void nf_agent_stats_get(nf_agent *a, nf_agent_stats *ret);
 
-/* With the lock held: */
-bool nf_cg_is_container(const nf_cg *c);
-const char *nf_cg_id(const nf_cg *c);
-const char *nf_cg_state(const nf_cg *c);
-/* Bytes of the last sample on nodes outside SET (anonymous only, or all). */
-uint64_t nf_cg_outside(const nf_agent *a, const nf_cg *c, const nf_nodeset *set, bool anon_only);
-nf_cg *nf_agent_find(nf_agent *a, const char *id);
-/* The cgroup of PID in the cpuset hierarchy (tracked on the way if new). */
-int nf_agent_cg_of_pid(nf_agent *a, pid_t pid, nf_cg **ret);
-/* Re-reads one container's tasks and residency. */
-void nf_agent_refresh(nf_agent *a, nf_cg *c);
-/* Queues a migration to the container's effective mems; returns its record. */
-json_object *nf_agent_request(nf_agent *a, nf_cg *c, nf_trigger t);
-void nf_registration_free(nf_registration *r);
+/* Calls FN for every container. */
+void nf_agent_each_container(nf_agent *a, nf_container_fn fn, void *userdata);
+/* Re-reads container ID (its id, or its cgroup path) and calls FN with it;
+ * -ENOENT when there is none. */
+int nf_agent_container(nf_agent *a, const char *id, nf_container_fn fn, void *userdata);
+/* Calls FN for the newest records, of container ID (or all), at most LIMIT. */
+void nf_agent_each_record(nf_agent *a, const char *id, size_t limit, nf_record_fn fn,
+			  void *userdata);
+/* Record ID with a reference (nf_record_unref), or NULL. */
+nf_record *nf_agent_record(nf_agent *a, uint64_t id);
+
+/* Takes R. Registers it for the cgroup of its pid (a registration of the same
+ * id elsewhere moves), asks for a migration when memory is outside the mems,
+ * and calls FN with the container. 0 new, 1 updated, or -errno with the
+ * reason in *ret_msg: -ESRCH (no such pid), -EXDEV (outside the watched root),
+ * -ENXIO (no effective mems), another when the cgroup cannot be found. */
+int nf_agent_register(nf_agent *a, nf_registration *r, nf_container_fn fn, void *userdata,
+		      char **ret_msg);
+/* -ENOENT: no container ID; -ENODATA: it is not registered. */
+int nf_agent_unregister(nf_agent *a, const char *id);
+/* Queues a migration of container ID to its effective mems; its record, with
+ * a reference. -ENOENT: no such container; -ENXIO: no effective mems. */
+int nf_agent_migrate(nf_agent *a, const char *id, nf_record **ret);
 
 #endif

@@ -19,6 +19,7 @@ typedef struct {
 	bool tcp;
 	const char *token;
 	gid_t group;
+	json_object *self_check;
 } endpoint;
 
 struct nf_api {
@@ -59,6 +60,9 @@ static enum MHD_Result send_json_allow(struct MHD_Connection *conn, unsigned sta
 				       const char *allow)
 {
 	char *s = NULL;
+	if (!o)
+		return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json",
+				 strdup("{\"error\":\"out of memory\"}\n"), allow);
 	if (asprintf(&s, "%s\n",
 		     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							   JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
@@ -101,117 +105,153 @@ static enum MHD_Result send_405(struct MHD_Connection *conn, const char *allow, 
 
 /* ---- JSON views ---- */
 
-static json_object *str_or_null(const char *s)
+/* Adds V as KEY of O; false (V dropped) when V is NULL or the add fails. */
+static bool put(json_object *o, const char *key, json_object *v)
 {
-	return s && *s ? json_object_new_string(s) : NULL;
+	if (v && json_object_object_add(o, key, v) == 0)
+		return true;
+	json_object_put(v);
+	return false;
 }
 
-static json_object *pod_json(const nf_cg *c)
+/* A string member, null when empty: put() of a null member must not fail. */
+static bool put_str(json_object *o, const char *key, const char *s)
+{
+	return s && *s ? put(o, key, json_object_new_string(s))
+		       : json_object_object_add(o, key, NULL) == 0;
+}
+
+static bool put_pod(json_object *o, const nf_container *c)
 {
 	const nf_registration *r = c->reg;
-	const char *uid = r && r->pod_uid ? r->pod_uid : c->ident.pod_uid;
-	if (!*uid && !(r && (r->pod_name || r->pod_namespace)))
-		return NULL;
+	if (!*c->pod_uid && !(r && (r->pod_name || r->pod_namespace)))
+		return json_object_object_add(o, "pod", NULL) == 0;
+	json_object *p = json_object_new_object();
+	if (p && put_str(p, "uid", c->pod_uid) && put_str(p, "name", r ? r->pod_name : NULL) &&
+	    put_str(p, "namespace", r ? r->pod_namespace : NULL))
+		return put(o, "pod", p);
+	json_object_put(p);
+	return false;
+}
+
+static bool put_registration(json_object *o, const nf_registration *r)
+{
+	if (!put(o, "registered", json_object_new_boolean(r != NULL)))
+		return false;
+	return !r ||
+	       (put(o, "pid", json_object_new_int(r->pid)) && put_str(o, "bundle", r->bundle) &&
+		put_str(o, "status", r->status) &&
+		json_object_object_add(o, "annotations", json_object_get(r->annotations)) == 0);
+}
+
+/* The last migration's record, or null. */
+static bool put_last(json_object *o, const nf_record *last)
+{
+	return last ? put(o, "last_migration", nf_record_json(last))
+		    : json_object_object_add(o, "last_migration", NULL) == 0;
+}
+
+static json_object *container_json(const nf_container *c)
+{
 	json_object *o = json_object_new_object();
-	json_object_object_add(o, "uid", str_or_null(uid));
-	json_object_object_add(o, "name", str_or_null(r ? r->pod_name : NULL));
-	json_object_object_add(o, "namespace", str_or_null(r ? r->pod_namespace : NULL));
+	bool ok = o && put(o, "id", json_object_new_string(c->id)) &&
+		  put_str(o, "runtime", c->runtime) &&
+		  put_str(o, "name", c->reg ? c->reg->name : NULL) && put_pod(o, c) &&
+		  put(o, "cgroup", json_object_new_string(c->cgroup)) &&
+		  put(o, "mems", nf_json_nodeset(&c->mems)) &&
+		  put(o, "mems_effective", nf_json_nodeset(&c->eff)) &&
+		  put(o, "tasks", json_object_new_int64(c->tasks)) &&
+		  put(o, "memory", nf_json_per_node(c->anon, c->file, c->anon ? c->nnodes : 0)) &&
+		  put(o, "residual_bytes", json_object_new_int64(c->outside)) &&
+		  put(o, "state", json_object_new_string(nf_cg_state_name(c->state))) &&
+		  put_last(o, c->last) && put_registration(o, c->reg);
+	if (!ok)
+		return json_object_put(o), NULL;
 	return o;
 }
 
-static json_object *container_json(const nf_agent *a, const nf_cg *c)
+/* Collects views into an array; ok turns false on the first failure. */
+typedef struct {
+	json_object *arr;
+	bool ok;
+} collector;
+
+static void collect_container(const nf_container *c, void *userdata)
 {
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "id", json_object_new_string(nf_cg_id(c)));
-	json_object_object_add(o, "runtime", str_or_null(c->ident.runtime));
-	json_object_object_add(o, "name", str_or_null(c->reg ? c->reg->name : NULL));
-	json_object_object_add(o, "pod", pod_json(c));
-	json_object_object_add(o, "cgroup", json_object_new_string(c->rel));
-	json_object_object_add(o, "mems", nf_json_nodeset(&c->mems));
-	json_object_object_add(o, "mems_effective", nf_json_nodeset(&c->eff));
-	json_object_object_add(o, "tasks", json_object_new_int64(c->tasks));
-	json_object_object_add(o, "memory",
-			       nf_json_per_node(c->anon, c->file, c->anon ? a->nnodes : 0));
-	json_object_object_add(o, "residual_bytes",
-			       json_object_new_int64(nf_cg_outside(a, c, &c->eff, false)));
-	json_object_object_add(o, "state", json_object_new_string(nf_cg_state(c)));
-	json_object_object_add(o, "last_migration", json_object_get(c->last));
-	json_object_object_add(o, "registered", json_object_new_boolean(c->reg != NULL));
-	if (c->reg) {
-		json_object_object_add(o, "pid", json_object_new_int(c->reg->pid));
-		json_object_object_add(o, "bundle", str_or_null(c->reg->bundle));
-		json_object_object_add(o, "status", str_or_null(c->reg->status));
-		json_object_object_add(o, "annotations", json_object_get(c->reg->annotations));
-	}
-	return o;
+	collector *k = userdata;
+	json_object *o = k->ok ? container_json(c) : NULL;
+	k->ok = o && json_object_array_add(k->arr, o) == 0;
+	if (!k->ok)
+		json_object_put(o);
 }
 
-static void containers_into(const nf_agent *a, const nf_cg *c, json_object *arr)
+static void collect_record(const nf_record *r, void *userdata)
 {
-	if (nf_cg_is_container(c))
-		json_object_array_add(arr, container_json(a, c));
-	for (const nf_cg *k = c->child; k; k = k->next)
-		containers_into(a, k, arr);
+	collector *k = userdata;
+	json_object *o = k->ok ? nf_record_json(r) : NULL;
+	k->ok = o && json_object_array_add(k->arr, o) == 0;
+	if (!k->ok)
+		json_object_put(o);
 }
 
-static size_t count_containers(const nf_cg *c)
+/* {KEY: the collected array}, or NULL when anything failed. */
+static json_object *wrapped(const char *key, collector *k)
 {
-	size_t n = nf_cg_is_container(c);
-	for (const nf_cg *k = c->child; k; k = k->next)
-		n += count_containers(k);
-	return n;
-}
-
-/* Records newest first, of one container (or all), at most LIMIT. */
-static json_object *migrations_json(const nf_agent *a, const char *container, const char *cgroup,
-				    size_t limit)
-{
-	json_object *arr = json_object_new_array();
-	for (size_t i = a->hist_len; i-- > 0 && json_object_array_length(arr) < limit;) {
-		json_object *o = a->hist[(a->hist_first + i) % a->hist_cap], *v;
-		if (container &&
-		    !(json_object_object_get_ex(o, "container", &v) &&
-		      strcmp(json_object_get_string(v), container) == 0) &&
-		    !(cgroup && json_object_object_get_ex(o, "cgroup", &v) &&
-		      strcmp(json_object_get_string(v), cgroup) == 0))
-			continue;
-		json_object_array_add(arr, json_object_get(o));
-	}
-	return arr;
-}
-
-static json_object *find_migration(const nf_agent *a, uint64_t id)
-{
-	for (size_t i = 0; i < a->hist_len; i++) {
-		json_object *o = a->hist[(a->hist_first + i) % a->hist_cap], *v;
-		if (json_object_object_get_ex(o, "id", &v) &&
-		    (uint64_t)json_object_get_int64(v) == id)
-			return o;
-	}
+	json_object *o = k->ok ? json_object_new_object() : NULL;
+	if (o && put(o, key, k->arr))
+		return o;
+	if (!o) /* else put() dropped it */
+		json_object_put(k->arr);
+	json_object_put(o);
 	return NULL;
 }
 
-static json_object *status_json(nf_agent *a)
+static json_object *migrations_json(nf_agent *a, const char *id, size_t limit)
 {
-	json_object *o = json_object_new_object(), *m = json_object_new_object();
-	size_t queued = 0;
-	for (nf_job *j = a->head; j; j = j->next)
-		queued++;
-	json_object_object_add(o, "version", json_object_new_string(NF_VERSION));
-	json_object_object_add(o, "uptime_s",
-			       json_object_new_int64((nf_now_ns() - a->started_ns) / 1000000000));
-	json_object_object_add(o, "hierarchy", json_object_new_string(nf_hierarchy_name(&a->h)));
-	json_object_object_add(o, "mount", json_object_new_string(a->h.mount));
-	json_object_object_add(o, "cgroup_root", json_object_new_string(a->top->rel));
-	json_object_object_add(o, "cgroups_watched", json_object_new_int64(a->n_cgs + 1));
-	json_object_object_add(o, "containers", json_object_new_int64(count_containers(a->top)));
-	json_object_object_add(o, "workers", json_object_new_int(a->n_threads));
-	json_object_object_add(o, "queued", json_object_new_int64(queued));
-	for (int r = 0; r < NF_RES_COUNT; r++)
-		json_object_object_add(m, nf_result_name(r), json_object_new_int64(a->results[r]));
-	json_object_object_add(o, "migrations", m);
-	json_object_object_add(o, "history_persistent", json_object_new_boolean(a->journal_ok));
-	json_object_object_add(o, "self_check", json_object_get(a->selfcheck));
+	collector k = {.arr = json_object_new_array(), .ok = true};
+	k.ok = k.arr != NULL;
+	if (k.ok)
+		nf_agent_each_record(a, id, limit, collect_record, &k);
+	return wrapped("migrations", &k);
+}
+
+static json_object *containers_json(nf_agent *a)
+{
+	collector k = {.arr = json_object_new_array(), .ok = true};
+	k.ok = k.arr != NULL;
+	if (k.ok)
+		nf_agent_each_container(a, collect_container, &k);
+	return wrapped("containers", &k);
+}
+
+static json_object *results_json(const nf_agent_stats *s)
+{
+	json_object *m = json_object_new_object();
+	for (int r = 0; m && r < NF_RES_COUNT; r++)
+		if (!put(m, nf_result_name(r), json_object_new_int64(s->results[r])))
+			return json_object_put(m), NULL;
+	return m;
+}
+
+static json_object *status_json(const endpoint *ep)
+{
+	nf_agent_stats s;
+	nf_agent_stats_get(ep->a, &s);
+	json_object *o = json_object_new_object();
+	bool ok = o && put(o, "version", json_object_new_string(NF_VERSION)) &&
+		  put(o, "uptime_s", json_object_new_int64(s.uptime_ns / 1000000000)) &&
+		  put(o, "hierarchy", json_object_new_string(nf_hierarchy_name(s.h))) &&
+		  put(o, "mount", json_object_new_string(s.h->mount)) &&
+		  put(o, "cgroup_root", json_object_new_string(s.cgroup_root)) &&
+		  put(o, "cgroups_watched", json_object_new_int64(s.cgroups_watched)) &&
+		  put(o, "containers", json_object_new_int64(s.containers)) &&
+		  put(o, "workers", json_object_new_int(s.workers)) &&
+		  put(o, "queued", json_object_new_int64(s.queued)) &&
+		  put(o, "migrations", results_json(&s)) &&
+		  put(o, "history_persistent", json_object_new_boolean(s.history_persistent)) &&
+		  json_object_object_add(o, "self_check", json_object_get(ep->self_check)) == 0;
+	if (!ok)
+		return json_object_put(o), NULL;
 	return o;
 }
 
@@ -321,28 +361,32 @@ static const char *parse_registration(json_object *b, nf_registration *r)
 	return NULL;
 }
 
-/* Drops registration ID wherever it is. */
-static void unregister(const nf_cg *keep, nf_cg *c, const char *id)
+typedef struct {
+	json_object *o;
+} one;
+
+static void take_container(const nf_container *c, void *userdata)
 {
-	if (c != keep && c->reg && strcmp(c->reg->id, id) == 0) {
-		nf_registration_free(c->reg);
-		c->reg = NULL;
-	}
-	for (nf_cg *k = c->child; k; k = k->next)
-		unregister(keep, k, id);
+	((one *)userdata)->o = container_json(c);
 }
 
-static enum MHD_Result do_register(nf_agent *a, struct MHD_Connection *conn, const request *q)
+static json_object *parse_body(const request *q)
 {
 	json_tokener *tok = json_tokener_new();
 	json_object *b = tok ? json_tokener_parse_ex(tok, q->body ? q->body : "", q->len) : NULL;
 	bool complete = tok && json_tokener_get_error(tok) == json_tokener_success &&
 			(size_t)json_tokener_get_parse_end(tok) == q->len;
 	json_tokener_free(tok);
-	if (!b || !complete) {
-		json_object_put(b);
+	if (!complete)
+		return json_object_put(b), NULL;
+	return b;
+}
+
+static enum MHD_Result do_register(nf_agent *a, struct MHD_Connection *conn, const request *q)
+{
+	json_object *b = parse_body(q);
+	if (!b)
 		return send_error(conn, MHD_HTTP_BAD_REQUEST, "the body is not valid JSON");
-	}
 	nf_registration *r = calloc(1, sizeof(*r));
 	const char *why = r ? parse_registration(b, r) : "out of memory";
 	json_object_put(b);
@@ -350,35 +394,12 @@ static enum MHD_Result do_register(nf_agent *a, struct MHD_Connection *conn, con
 		nf_registration_free(r);
 		return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
 	}
-	nf_cg *c;
-	int e = nf_agent_cg_of_pid(a, r->pid, &c);
-	if (e < 0) {
-		pid_t pid = r->pid;
-		nf_registration_free(r);
-		if (e == -ESRCH)
-			return send_error(conn, MHD_HTTP_BAD_REQUEST, "pid %d: no such process",
-					  pid);
-		if (e == -EXDEV)
-			return send_error(conn, MHD_HTTP_BAD_REQUEST,
-					  "pid %d is in a cgroup outside the watched root", pid);
-		return send_error(conn, MHD_HTTP_BAD_REQUEST,
-				  "pid %d: its cpuset cgroup cannot be found: %s", pid,
-				  strerror(-e));
-	}
-	if (nf_nodeset_empty(&c->eff)) {
-		nf_registration_free(r);
-		return send_error(conn, MHD_HTTP_BAD_REQUEST, "cgroup '%s' has no cpuset", c->rel);
-	}
-	bool update = c->reg && strcmp(c->reg->id, r->id) == 0;
-	unregister(c, a->top, r->id);
-	nf_registration_free(c->reg);
-	c->reg = r;
-	nf_agent_refresh(a, c);
-	if (nf_cg_outside(a, c, &c->eff, true) > c->residual)
-		nf_agent_request(a, c, NF_TRIG_HOOK);
-	nf_log(LOG_INFO, "container %s: registered (pid %d, cgroup '%s', %s)", r->id, r->pid,
-	       c->rel, r->status ? r->status : "no status");
-	return send_json(conn, update ? MHD_HTTP_OK : MHD_HTTP_CREATED, container_json(a, c));
+	_cleanup_free_ char *msg = NULL;
+	one c = {0};
+	int e = nf_agent_register(a, r, take_container, &c, &msg);
+	if (e < 0)
+		return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", msg ? msg : strerror(-e));
+	return send_json(conn, e == 1 ? MHD_HTTP_OK : MHD_HTTP_CREATED, c.o);
 }
 
 /* ---- routing ---- */
@@ -391,20 +412,58 @@ static enum MHD_Result get_migrations(nf_agent *a, struct MHD_Connection *conn)
 	if (lim && (nf_parse_u64(lim, NULL, &limit) < 0 || limit == 0 || limit > 100000))
 		return send_error(conn, MHD_HTTP_BAD_REQUEST,
 				  "limit: '%s' is not a number from 1 to 100000", lim);
-	const char *cgroup = NULL;
-	if (cont) {
-		nf_cg *c = nf_agent_find(a, cont);
-		cgroup = c ? c->rel : NULL;
+	return send_json(conn, MHD_HTTP_OK, migrations_json(a, cont, limit));
+}
+
+/* GET: the container, with its 20 newest migrations. */
+static enum MHD_Result get_container(nf_agent *a, struct MHD_Connection *conn, const char *id)
+{
+	one c = {0};
+	if (nf_agent_container(a, id, take_container, &c) < 0)
+		return send_error(conn, MHD_HTTP_NOT_FOUND, "no container '%s'", id);
+	json_object *m = c.o ? migrations_json(a, id, 20) : NULL, *arr;
+	if (!m || !json_object_object_get_ex(m, "migrations", &arr) ||
+	    !put(c.o, "migrations", json_object_get(arr))) {
+		json_object_put(m);
+		json_object_put(c.o);
+		return send_json(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
 	}
+	json_object_put(m);
+	return send_json(conn, MHD_HTTP_OK, c.o);
+}
+
+static enum MHD_Result delete_container(nf_agent *a, struct MHD_Connection *conn, const char *id)
+{
+	int r = nf_agent_unregister(a, id);
+	if (r == -ENOENT)
+		return send_error(conn, MHD_HTTP_NOT_FOUND, "no container '%s'", id);
+	if (r == -ENODATA)
+		return send_error(conn, MHD_HTTP_NOT_FOUND, "container '%s' is not registered", id);
 	json_object *o = json_object_new_object();
-	json_object_object_add(o, "migrations", migrations_json(a, cont, cgroup, limit));
+	if (o && !put(o, "deleted", json_object_new_string(id)))
+		o = (json_object_put(o), NULL);
 	return send_json(conn, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result migrate_container(nf_agent *a, struct MHD_Connection *conn, const char *id)
+{
+	nf_record *rec;
+	int r = nf_agent_migrate(a, id, &rec);
+	if (r == -ENOENT)
+		return send_error(conn, MHD_HTTP_NOT_FOUND, "no container '%s'", id);
+	if (r == -ENXIO)
+		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				  "container '%s' has no effective mems", id);
+	if (r < 0)
+		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "%s", strerror(-r));
+	json_object *o = nf_record_json(rec);
+	nf_record_unref(rec);
+	return send_json(conn, MHD_HTTP_ACCEPTED, o);
 }
 
 static enum MHD_Result container_route(const endpoint *ep, struct MHD_Connection *conn,
 				       const char *method, const char *rest)
 {
-	nf_agent *a = ep->a;
 	size_t len = strlen(rest);
 	bool migrate = len > 8 && strcmp(rest + len - 8, "/migrate") == 0;
 	_cleanup_free_ char *id = strndup(rest, migrate ? len - 8 : len);
@@ -417,35 +476,20 @@ static enum MHD_Result container_route(const endpoint *ep, struct MHD_Connection
 	const char *why = get ? NULL : refuse(ep, conn);
 	if (why)
 		return send_error(conn, MHD_HTTP_FORBIDDEN, "%s", why);
-	nf_cg *c = nf_agent_find(a, id);
-	if (!c)
-		return send_error(conn, MHD_HTTP_NOT_FOUND, "no container '%s'", id);
-	if (get) {
-		nf_agent_refresh(a, c);
-		json_object *o = container_json(a, c);
-		json_object_object_add(o, "migrations",
-				       migrations_json(a, nf_cg_id(c), c->rel, 20));
-		return send_json(conn, MHD_HTTP_OK, o);
-	}
-	if (del) {
-		if (!c->reg)
-			return send_error(conn, MHD_HTTP_NOT_FOUND,
-					  "container '%s' is not registered", id);
-		nf_log(LOG_INFO, "container %s: unregistered", c->reg->id);
-		nf_registration_free(c->reg);
-		c->reg = NULL;
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "deleted", json_object_new_string(id));
-		return send_json(conn, MHD_HTTP_OK, o);
-	}
-	if (nf_nodeset_empty(&c->eff))
-		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-				  "container '%s' has no effective mems", id);
-	nf_agent_refresh(a, c);
-	json_object *rec = nf_agent_request(a, c, NF_TRIG_API);
-	if (!rec)
-		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
-	return send_json(conn, MHD_HTTP_ACCEPTED, json_object_get(rec));
+	return get   ? get_container(ep->a, conn, id)
+	       : del ? delete_container(ep->a, conn, id)
+		     : migrate_container(ep->a, conn, id);
+}
+
+static enum MHD_Result get_migration(nf_agent *a, struct MHD_Connection *conn, const char *arg)
+{
+	uint64_t id;
+	nf_record *r = nf_parse_u64(arg, NULL, &id) == 0 ? nf_agent_record(a, id) : NULL;
+	if (!r)
+		return send_error(conn, MHD_HTTP_NOT_FOUND, "no migration '%s'", arg);
+	json_object *o = nf_record_json(r);
+	nf_record_unref(r);
+	return send_json(conn, MHD_HTTP_OK, o);
 }
 
 static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, const char *url,
@@ -466,15 +510,11 @@ static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, co
 				 nf_metrics(a), NULL);
 	}
 	if (strcmp(url, "/v1/status") == 0)
-		return get ? send_json(conn, MHD_HTTP_OK, status_json(a))
+		return get ? send_json(conn, MHD_HTTP_OK, status_json(ep))
 			   : send_405(conn, "GET", method);
 	if (strcmp(url, "/v1/containers") == 0 || strcmp(url, "/v1/containers/") == 0) {
-		if (get) {
-			json_object *o = json_object_new_object(), *arr = json_object_new_array();
-			containers_into(a, a->top, arr);
-			json_object_object_add(o, "containers", arr);
-			return send_json(conn, MHD_HTTP_OK, o);
-		}
+		if (get)
+			return send_json(conn, MHD_HTTP_OK, containers_json(a));
 		if (strcmp(method, "POST") != 0)
 			return send_405(conn, "GET, POST", method);
 		const char *why = refuse(ep, conn);
@@ -485,15 +525,8 @@ static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, co
 		return container_route(ep, conn, method, url + 15);
 	if (strcmp(url, "/v1/migrations") == 0)
 		return get ? get_migrations(a, conn) : send_405(conn, "GET", method);
-	if (strncmp(url, "/v1/migrations/", 15) == 0) {
-		uint64_t id;
-		if (!get)
-			return send_405(conn, "GET", method);
-		json_object *o =
-		    nf_parse_u64(url + 15, NULL, &id) == 0 ? find_migration(a, id) : NULL;
-		return o ? send_json(conn, MHD_HTTP_OK, json_object_get(o))
-			 : send_error(conn, MHD_HTTP_NOT_FOUND, "no migration '%s'", url + 15);
-	}
+	if (strncmp(url, "/v1/migrations/", 15) == 0)
+		return get ? get_migration(a, conn, url + 15) : send_405(conn, "GET", method);
 	return send_error(conn, MHD_HTTP_NOT_FOUND, "no route '%s'", url);
 }
 
@@ -535,10 +568,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	if (q->seen > NF_API_MAX_BODY)
 		return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "the body is over %d bytes",
 				  NF_API_MAX_BODY);
-	pthread_mutex_lock(&ep->a->lock);
-	enum MHD_Result r = route(ep, conn, url, method, q);
-	pthread_mutex_unlock(&ep->a->lock);
-	return r;
+	return route(ep, conn, url, method, q);
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -622,7 +652,7 @@ int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret)
 		}
 		group = g->gr_gid;
 	}
-	api->unix_ep = (endpoint){.a = a, .group = group};
+	api->unix_ep = (endpoint){.a = a, .group = group, .self_check = cfg->self_check};
 	api->socket_path = strdup(cfg->socket_path);
 	int fd = unix_listener(cfg->socket_path, group);
 	if (fd < 0 || !(api->unix_d = daemon_start(&api->unix_ep, fd, NULL))) {
@@ -641,7 +671,8 @@ int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret)
 			return r;
 		}
 		api->token = cfg->token ? strdup(cfg->token) : NULL;
-		api->tcp_ep = (endpoint){.a = a, .tcp = true, .token = api->token};
+		api->tcp_ep = (endpoint){
+		    .a = a, .tcp = true, .token = api->token, .self_check = cfg->self_check};
 		if (!(api->tcp_d = daemon_start(&api->tcp_ep, -1, &sa))) {
 			nf_log(LOG_ERR, "--listen '%s': cannot listen there", cfg->listen);
 			nf_api_stop(api);

@@ -14,6 +14,7 @@ typedef struct {
 	const char *socket_group; /* may mutate, besides root; NULL: the agent's group */
 	const char *listen;	  /* "ADDR:PORT" or NULL */
 	const char *token;	  /* for mutations over TCP; NULL: TCP is read-only */
+	json_object *self_check;  /* served in /v1/status */
 } nf_api_config;
 
 typedef struct nf_api nf_api;

@@ -25,35 +25,39 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void series(FILE *f, const char *name, const nf_cg *c)
+static void series(FILE *f, const char *name, const nf_container *c)
 {
 	fprintf(f, "%s{container=", name);
-	label(f, nf_cg_id(c));
+	label(f, c->id);
 	fputs(",cgroup=", f);
-	label(f, c->rel);
+	label(f, c->cgroup);
 }
 
-static void per_container(FILE *f, const nf_agent *a, const nf_cg *c, int what)
+/* One family's series of every container: one pass each, so that a family's
+ * lines stay together as the format wants. */
+typedef struct {
+	FILE *f;
+	int what;
+} family;
+
+static void per_container(const nf_container *c, void *userdata)
 {
-	if (nf_cg_is_container(c)) {
-		for (unsigned n = 0; what == 0 && c->anon && n < a->nnodes; n++) {
-			uint64_t b = c->anon[n] + c->file[n];
-			if (b) {
-				series(f, "numafollow_container_memory_bytes", c);
-				fprintf(f, ",node=\"%u\"} %llu\n", n, (unsigned long long)b);
-			}
-		}
-		if (what == 1) {
-			series(f, "numafollow_container_residual_bytes", c);
-			fprintf(f, "} %llu\n",
-				(unsigned long long)nf_cg_outside(a, c, &c->eff, false));
-		} else if (what == 2) {
-			series(f, "numafollow_container_tasks", c);
-			fprintf(f, "} %zu\n", c->tasks);
+	const family *fam = userdata;
+	FILE *f = fam->f;
+	for (unsigned n = 0; fam->what == 0 && c->anon && n < c->nnodes; n++) {
+		uint64_t b = c->anon[n] + c->file[n];
+		if (b) {
+			series(f, "numafollow_container_memory_bytes", c);
+			fprintf(f, ",node=\"%u\"} %llu\n", n, (unsigned long long)b);
 		}
 	}
-	for (const nf_cg *k = c->child; k; k = k->next)
-		per_container(f, a, k, what);
+	if (fam->what == 1) {
+		series(f, "numafollow_container_residual_bytes", c);
+		fprintf(f, "} %llu\n", (unsigned long long)c->outside);
+	} else if (fam->what == 2) {
+		series(f, "numafollow_container_tasks", c);
+		fprintf(f, "} %zu\n", c->tasks);
+	}
 }
 
 static void counter(FILE *f, const char *name, const char *help, uint64_t v)
@@ -62,7 +66,7 @@ static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 	fprintf(f, "%s %llu\n", name, (unsigned long long)v);
 }
 
-static void histogram(FILE *f, const nf_agent *a)
+static void histogram(FILE *f, const nf_agent_stats *a)
 {
 	uint64_t cum = 0;
 	const char *name = "numafollow_migration_duration_seconds";
@@ -82,38 +86,40 @@ char *nf_metrics(nf_agent *a)
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
+	nf_agent_stats st, *s = &st;
 	if (!f)
 		return NULL;
+	nf_agent_stats_get(a, &st);
 	head(f, "numafollow_info", "gauge", "Version and cgroup hierarchy of the agent.");
 	fprintf(f, "numafollow_info{version=\"%s\",hierarchy=\"%s\"} 1\n", NF_VERSION,
-		nf_hierarchy_name(&a->h));
+		nf_hierarchy_name(s->h));
 	head(f, "numafollow_cgroups_watched", "gauge", "Cgroup directories watched.");
-	fprintf(f, "numafollow_cgroups_watched %zu\n", a->n_cgs + 1);
+	fprintf(f, "numafollow_cgroups_watched %zu\n", s->cgroups_watched);
 	head(f, "numafollow_container_memory_bytes", "gauge",
 	     "Memory of a container on a NUMA node at the last sample.");
-	per_container(f, a, a->top, 0);
+	nf_agent_each_container(a, per_container, &(family){f, 0});
 	head(f, "numafollow_container_residual_bytes", "gauge",
 	     "Memory of a container outside its effective mems at the last sample.");
-	per_container(f, a, a->top, 1);
+	nf_agent_each_container(a, per_container, &(family){f, 1});
 	head(f, "numafollow_container_tasks", "gauge", "Processes in a container's cgroup.");
-	per_container(f, a, a->top, 2);
+	nf_agent_each_container(a, per_container, &(family){f, 2});
 	head(f, "numafollow_migrations_total", "counter", "Finished migrations by result.");
 	for (int r = 0; r < NF_RES_COUNT; r++)
 		fprintf(f, "numafollow_migrations_total{result=\"%s\"} %llu\n", nf_result_name(r),
-			(unsigned long long)a->results[r]);
-	counter(f, "numafollow_moved_bytes_total", "Bytes the agent moved.", a->moved_total);
+			(unsigned long long)s->results[r]);
+	counter(f, "numafollow_moved_bytes_total", "Bytes the agent moved.", s->moved_total);
 	counter(f, "numafollow_kernel_moved_bytes_total",
 		"Bytes the kernel moved on cpuset.mems writes (cgroup v2), as the agent saw them.",
-		a->kernel_moved_total);
+		s->kernel_moved_total);
 	counter(f, "numafollow_residual_bytes_total",
-		"Bytes left outside the target at the end of migrations.", a->residual_total);
-	histogram(f, a);
-	counter(f, "numafollow_watch_events_total", "inotify events read.", a->events);
-	counter(f, "numafollow_watch_overflows_total", "inotify queue overflows.", a->overflows);
-	counter(f, "numafollow_reconciles_total", "Periodic reconciles run.", a->reconciles);
+		"Bytes left outside the target at the end of migrations.", s->residual_total);
+	histogram(f, s);
+	counter(f, "numafollow_watch_events_total", "inotify events read.", s->events);
+	counter(f, "numafollow_watch_overflows_total", "inotify queue overflows.", s->overflows);
+	counter(f, "numafollow_reconciles_total", "Periodic reconciles run.", s->reconciles);
 	counter(f, "numafollow_drift_repairs_total",
 		"Migrations started because a reconcile found memory outside the mems.",
-		a->drift_repairs);
+		s->drift_repairs);
 	fclose(f);
 	return buf;
 }

@@ -4,7 +4,7 @@
 
 #include "agent.h"
 
-/* The exposition of A (with the lock held); NULL when out of memory. */
+/* The exposition of A; NULL when out of memory. */
 char *nf_metrics(nf_agent *a);
 
 #endif

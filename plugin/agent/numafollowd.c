@@ -269,7 +269,7 @@ static void warn(json_object *warnings, const char *fmt, ...)
 	json_object_array_add(warnings, json_object_new_string(msg));
 }
 
-static json_object *self_check(const nf_agent *a)
+static json_object *self_check(nf_agent *a)
 {
 	json_object *o = json_object_new_object(), *warnings = json_object_new_array();
 	nf_nodeset online = {0}, mem = {0}, self = {0}, missing;
@@ -283,9 +283,12 @@ static json_object *self_check(const nf_agent *a)
 	bool nice = status && capability(status, 23), ptrace = status && capability(status, 19);
 	nf_read_line("/proc/sys/kernel/yama/ptrace_scope", &scope);
 	nf_nodeset_minus(&mem, &self, &missing);
+	nf_agent_stats st;
+	nf_agent_stats_get(a, &st);
+	const nf_hierarchy *h = st.h;
 
-	json_object_object_add(o, "cgroup_mode", json_object_new_string(nf_hierarchy_name(&a->h)));
-	json_object_object_add(o, "cgroup_mount", json_object_new_string(a->h.mount));
+	json_object_object_add(o, "cgroup_mode", json_object_new_string(nf_hierarchy_name(h)));
+	json_object_object_add(o, "cgroup_mount", json_object_new_string(h->mount));
 	json_object_object_add(o, "nodes", nodes_json(&online, &mem));
 	json_object_object_add(o, "cap_sys_nice", json_object_new_boolean(nice));
 	json_object_object_add(o, "cap_sys_ptrace", json_object_new_boolean(ptrace));
@@ -297,7 +300,7 @@ static json_object *self_check(const nf_agent *a)
 	nf_log(LOG_INFO,
 	       "self-check: cgroup %s at '%s'; nodes online %s, with memory %s; own mems %s; "
 	       "CAP_SYS_NICE %s, CAP_SYS_PTRACE %s",
-	       nf_hierarchy_name(&a->h), a->h.mount, nf_nodeset_format(&online, b1, sizeof(b1)),
+	       nf_hierarchy_name(h), h->mount, nf_nodeset_format(&online, b1, sizeof(b1)),
 	       nf_nodeset_format(&mem, b2, sizeof(b2)), nf_nodeset_format(&self, b3, sizeof(b3)),
 	       nice ? "yes" : "no", ptrace ? "yes" : "no");
 	if (!nf_nodeset_empty(&missing))
@@ -383,9 +386,7 @@ static void reload(int argc, char **argv, options *o, nf_agent *a, int tfd)
 	}
 	apply_logging(&n);
 	arm(tfd, n.reconcile_s);
-	pthread_mutex_lock(&a->lock);
-	a->retries = n.retries;
-	pthread_mutex_unlock(&a->lock);
+	nf_agent_set_retries(a, n.retries);
 	for (size_t i = 0; i < NF_ARRAY_SIZE(defs); i++)
 		if (!defs[i].live && !same_option(o, &n, &defs[i]))
 			nf_log(LOG_WARNING, "reload: %s changed; it takes a restart", defs[i].name);
@@ -399,7 +400,7 @@ static void reload(int argc, char **argv, options *o, nf_agent *a, int tfd)
 static int loop(int argc, char **argv, options *o, nf_agent *a, int sfd, int tfd)
 {
 	_cleanup_close_ int ep = epoll_create1(EPOLL_CLOEXEC);
-	int fds[] = {a->inotify_fd, sfd, tfd};
+	int fds[] = {nf_agent_fd(a), sfd, tfd};
 	for (size_t i = 0; i < NF_ARRAY_SIZE(fds); i++) {
 		struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
 		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0)
@@ -412,15 +413,13 @@ static int loop(int argc, char **argv, options *o, nf_agent *a, int sfd, int tfd
 			return nf_log(LOG_ERR, "epoll_wait: %m"), -errno;
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
-			if (fd == a->inotify_fd) {
+			if (fd == nf_agent_fd(a)) {
 				nf_agent_read_events(a);
 			} else if (fd == tfd) {
 				uint64_t ticks;
 				if (read(tfd, &ticks, sizeof(ticks)) < 0)
 					continue;
-				pthread_mutex_lock(&a->lock);
 				nf_agent_reconcile(a);
-				pthread_mutex_unlock(&a->lock);
 			} else {
 				struct signalfd_siginfo si;
 				if (read(sfd, &si, sizeof(si)) != sizeof(si))
@@ -439,7 +438,7 @@ static int loop(int argc, char **argv, options *o, nf_agent *a, int sfd, int tfd
 
 static int run(int argc, char **argv, options *o)
 {
-	nf_agent a = {0};
+	nf_agent *a = NULL;
 	nf_api *api = NULL;
 	_cleanup_free_ char *token = NULL;
 	_cleanup_close_ int sfd = -1, tfd = -1;
@@ -475,20 +474,21 @@ static int run(int argc, char **argv, options *o)
 		nf_log(LOG_ERR, "signalfd/timerfd: %m");
 		return NF_EXIT_SYSTEM;
 	}
-	if (nf_agent_start(&a, &ac) < 0)
+	if (nf_agent_new(&ac, &a) < 0)
 		goto out;
-	a.selfcheck = self_check(&a);
-	if (nf_api_start(&a, &pc, &api) < 0)
+	pc.self_check = self_check(a);
+	if (nf_api_start(a, &pc, &api) < 0)
 		goto out;
 	arm(tfd, o->reconcile_s);
 	sd_notify("READY=1");
-	nf_log(LOG_INFO, "ready: %u workers, reconcile every %llu s", a.n_threads,
-	       (unsigned long long)o->reconcile_s);
-	code = loop(argc, argv, o, &a, sfd, tfd) < 0 ? NF_EXIT_SYSTEM : 0;
+	nf_log(LOG_INFO, "ready: %llu workers, reconcile every %llu s",
+	       (unsigned long long)o->workers, (unsigned long long)o->reconcile_s);
+	code = loop(argc, argv, o, a, sfd, tfd) < 0 ? NF_EXIT_SYSTEM : 0;
 	sd_notify("STOPPING=1");
 out:
 	nf_api_stop(api);
-	nf_agent_stop(&a);
+	nf_agent_free(a);
+	json_object_put(pc.self_check);
 	if (code == 0)
 		nf_log(LOG_INFO, "stopped");
 	return code;

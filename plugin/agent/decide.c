@@ -1,0 +1,52 @@
+#include "decide.h"
+
+#include <string.h>
+
+nf_req_action nf_decide_request(nf_trigger t, bool opted_out, bool pending, bool running)
+{
+	if (opted_out && t != NF_TRIG_API)
+		return NF_REQ_SKIP;
+	if (pending)
+		return NF_REQ_RETARGET;
+	return running ? NF_REQ_SUPERSEDE : NF_REQ_QUEUE;
+}
+
+const char *nf_cg_state_name(nf_cg_state s)
+{
+	static const char *const n[NF_CS_COUNT] = {"in_sync", "migrating", "opted_out", "drifted",
+						   "failed"};
+	return n[s];
+}
+
+nf_cg_state nf_decide_state(bool busy, bool opted_out, bool drifted, const nf_record *last)
+{
+	if (busy)
+		return NF_CS_MIGRATING;
+	if (opted_out)
+		return NF_CS_OPTED_OUT;
+	if (drifted)
+		return NF_CS_DRIFTED;
+	if (last && last->state == NF_REC_DONE &&
+	    (last->result == NF_RES_FAILED || last->result == NF_RES_PARTIAL))
+		return NF_CS_FAILED;
+	return NF_CS_IN_SYNC;
+}
+
+bool nf_decide_drift(uint64_t outside_anon, uint64_t last_residual, bool eff_empty)
+{
+	return !eff_empty && outside_anon > last_residual;
+}
+
+bool nf_decide_raced(const nf_trigger *running, const nf_record *last)
+{
+	if (running)
+		return *running == NF_TRIG_RECONCILE;
+	return last && last->trigger == NF_TRIG_RECONCILE;
+}
+
+nf_reg_action nf_decide_registration(const char *id, const char *registered_id, bool eff_empty)
+{
+	if (eff_empty)
+		return NF_REG_NO_CPUSET;
+	return registered_id && strcmp(registered_id, id) == 0 ? NF_REG_UPDATE : NF_REG_NEW;
+}

@@ -1,0 +1,325 @@
+#include "record.h"
+#include "json.h"
+#include "../../cgroup/util.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const trigger_names[NF_TRIG_COUNT] = {"inotify", "reconcile", "hook", "api"};
+static const char *const result_names[NF_RES_COUNT] = {"ok", "partial", "failed", "superseded"};
+static const char *const state_names[NF_REC_STATE_COUNT] = {"queued", "running", "done"};
+
+const char *nf_trigger_name(nf_trigger t)
+{
+	return trigger_names[t];
+}
+
+const char *nf_result_name(nf_result r)
+{
+	return result_names[r];
+}
+
+const char *nf_record_status(const nf_record *r)
+{
+	return r->state == NF_REC_DONE ? result_names[r->result] : state_names[r->state];
+}
+
+/* NAMES[i] == S: i, else -1. */
+static int lookup(const char *const *names, int n, const char *s)
+{
+	for (int i = 0; s && i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	return -1;
+}
+
+nf_record *nf_record_new(uint64_t id, const char *container, const char *cgroup, nf_trigger t,
+			 const nf_nodeset *from, const nf_nodeset *to)
+{
+	nf_record *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	*r = (nf_record){.id = id, .trigger = t, .from = *from, .to = *to};
+	atomic_init(&r->refs, 1);
+	r->container = strdup(container);
+	r->cgroup = strdup(cgroup);
+	if (!r->container || !r->cgroup) {
+		nf_record_unref(r);
+		return NULL;
+	}
+	return r;
+}
+
+nf_record *nf_record_ref(nf_record *r)
+{
+	if (r)
+		atomic_fetch_add(&r->refs, 1);
+	return r;
+}
+
+static void free_errors(nf_record *r)
+{
+	for (size_t i = 0; i < r->n_errors; i++)
+		free(r->errors[i]);
+	free(r->errors);
+	r->errors = NULL;
+	r->n_errors = 0;
+}
+
+void nf_record_unref(nf_record *r)
+{
+	if (!r || atomic_fetch_sub(&r->refs, 1) > 1)
+		return;
+	free(r->container);
+	free(r->cgroup);
+	free_errors(r);
+	free(r);
+}
+
+void nf_record_start(nf_record *r)
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(r->started_at, sizeof(r->started_at), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(r->started_at + n, sizeof(r->started_at) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	r->state = NF_REC_RUNNING;
+}
+
+static nf_result classify(int err, const nf_migration *m)
+{
+	if (err < 0)
+		return NF_RES_FAILED;
+	if (m->cancelled)
+		return NF_RES_SUPERSEDED;
+	if (m->tasks_failed && !m->tasks_migrated)
+		return NF_RES_FAILED;
+	return m->residual_bytes || m->tasks_failed ? NF_RES_PARTIAL : NF_RES_OK;
+}
+
+static int add_error(nf_record *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int add_error(nf_record *r, const char *fmt, ...)
+{
+	char *msg;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	char **e = n < 0 ? NULL : reallocarray(r->errors, r->n_errors + 1, sizeof(*e));
+	if (!e) {
+		if (n >= 0)
+			free(msg);
+		return -ENOMEM;
+	}
+	r->errors = e;
+	r->errors[r->n_errors++] = msg;
+	return 0;
+}
+
+int nf_record_finish(nf_record *r, int err, const nf_migration *m, uint64_t kernel, uint64_t ns)
+{
+	int ret = 0;
+	r->state = NF_REC_DONE;
+	r->result = classify(err, m);
+	r->duration_ms = ns / 1000000;
+	r->kernel_moved_bytes = kernel;
+	if (err < 0)
+		return add_error(r, "could not start: %s", strerror(-err));
+	r->tasks = m->tasks;
+	r->tasks_failed = m->tasks_failed;
+	r->pages_not_moved = m->pages_not_moved;
+	r->moved_bytes = m->moved_bytes;
+	r->residual_bytes = m->residual_bytes;
+	memcpy(r->residual, m->residual, sizeof(r->residual));
+	for (size_t i = 0; i < m->n_errors && ret == 0; i++)
+		ret = add_error(r, "pid %d: %s: %s", m->errors[i].pid, m->errors[i].what,
+				strerror(m->errors[i].err));
+	return ret;
+}
+
+/* ---- JSON ---- */
+
+/* Adds V as KEY of O; false (V dropped) when V is NULL or the add fails. */
+static bool put(json_object *o, const char *key, json_object *v)
+{
+	if (v && json_object_object_add(o, key, v) == 0)
+		return true;
+	json_object_put(v);
+	return false;
+}
+
+static bool put_u64(json_object *o, const char *key, uint64_t v)
+{
+	return put(o, key, json_object_new_int64(v));
+}
+
+static json_object *residual_json(const nf_record *r)
+{
+	json_object *o = json_object_new_object();
+	for (int c = 0; o && c < NF_STAY_COUNT; c++)
+		if (r->residual[c] && !put_u64(o, nf_stay_class_name(c), r->residual[c]))
+			return json_object_put(o), NULL;
+	return o;
+}
+
+static json_object *errors_json(const nf_record *r)
+{
+	json_object *a = json_object_new_array();
+	for (size_t i = 0; a && i < r->n_errors; i++) {
+		json_object *s = json_object_new_string(r->errors[i]);
+		if (!s || json_object_array_add(a, s) < 0)
+			return json_object_put(s), json_object_put(a), NULL;
+	}
+	return a;
+}
+
+static bool put_outcome(json_object *o, const nf_record *r)
+{
+	return put_u64(o, "duration_ms", r->duration_ms) && put_u64(o, "tasks", r->tasks) &&
+	       put_u64(o, "tasks_failed", r->tasks_failed) &&
+	       put_u64(o, "pages_not_moved", r->pages_not_moved) &&
+	       put_u64(o, "kernel_moved_bytes", r->kernel_moved_bytes) &&
+	       put_u64(o, "moved_bytes", r->moved_bytes) &&
+	       put_u64(o, "residual_bytes", r->residual_bytes) &&
+	       put(o, "residual", residual_json(r)) && put(o, "errors", errors_json(r));
+}
+
+json_object *nf_record_json(const nf_record *r)
+{
+	json_object *o = json_object_new_object();
+	bool ok = o && put_u64(o, "id", r->id) &&
+		  put(o, "container", json_object_new_string(r->container)) &&
+		  put(o, "cgroup", json_object_new_string(r->cgroup)) &&
+		  put(o, "trigger", json_object_new_string(nf_trigger_name(r->trigger))) &&
+		  put(o, "from", nf_json_nodeset(&r->from)) &&
+		  put(o, "to", nf_json_nodeset(&r->to)) &&
+		  put(o, "result", json_object_new_string(nf_record_status(r)));
+	if (ok && r->state != NF_REC_QUEUED)
+		ok = put(o, "started_at", json_object_new_string(r->started_at));
+	if (ok && r->state == NF_REC_DONE)
+		ok = put_outcome(o, r);
+	if (!ok)
+		return json_object_put(o), NULL;
+	return o;
+}
+
+/* ---- reading back ---- */
+
+static int get_u64(json_object *o, const char *key, uint64_t *ret)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0; /* absent: 0 (a queued record has none of them) */
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+		return -EINVAL;
+	*ret = json_object_get_int64(v);
+	return 0;
+}
+
+static int get_nodes(json_object *o, const char *key, nf_nodeset *ret)
+{
+	const char *s = nf_json_string(o, key);
+	return s ? nf_nodeset_parse(s, ret) : -EINVAL;
+}
+
+static int parse_residual(json_object *o, nf_record *r)
+{
+	json_object *res;
+	if (!json_object_object_get_ex(o, "residual", &res))
+		return 0;
+	for (int c = 0; c < NF_STAY_COUNT; c++)
+		if (get_u64(res, nf_stay_class_name(c), &r->residual[c]) < 0)
+			return -EINVAL;
+	return 0;
+}
+
+static int parse_errors(json_object *o, nf_record *r)
+{
+	json_object *a;
+	if (!json_object_object_get_ex(o, "errors", &a))
+		return 0;
+	if (!json_object_is_type(a, json_type_array))
+		return -EINVAL;
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		json_object *s = json_object_array_get_idx(a, i);
+		if (!json_object_is_type(s, json_type_string))
+			return -EINVAL;
+		if (add_error(r, "%s", json_object_get_string(s)) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The members that only a started or concluded record has. */
+static int parse_outcome(json_object *o, nf_record *r)
+{
+	const char *started = nf_json_string(o, "started_at");
+	if (started && strlen(started) >= sizeof(r->started_at))
+		return -EINVAL;
+	if (started)
+		strcpy(r->started_at, started);
+	int e = 0;
+	e = e ?: get_u64(o, "duration_ms", &r->duration_ms);
+	e = e ?: get_u64(o, "tasks", &r->tasks);
+	e = e ?: get_u64(o, "tasks_failed", &r->tasks_failed);
+	e = e ?: get_u64(o, "pages_not_moved", &r->pages_not_moved);
+	e = e ?: get_u64(o, "kernel_moved_bytes", &r->kernel_moved_bytes);
+	e = e ?: get_u64(o, "moved_bytes", &r->moved_bytes);
+	e = e ?: get_u64(o, "residual_bytes", &r->residual_bytes);
+	e = e ?: parse_residual(o, r);
+	return e ?: parse_errors(o, r);
+}
+
+static int parse_status(const char *s, nf_record *r)
+{
+	int i = lookup(result_names, NF_RES_COUNT, s);
+	if (i >= 0) {
+		r->state = NF_REC_DONE;
+		r->result = i;
+		return 0;
+	}
+	i = lookup(state_names, NF_REC_DONE, s);
+	if (i < 0)
+		return -EINVAL;
+	r->state = i;
+	return 0;
+}
+
+int nf_record_parse(json_object *o, nf_record **ret, const char **ret_msg)
+{
+	uint64_t id = 0;
+	nf_nodeset from = {0}, to = {0};
+	const char *container = nf_json_string(o, "container"),
+		   *cgroup = nf_json_string(o, "cgroup");
+	int t = lookup(trigger_names, NF_TRIG_COUNT, nf_json_string(o, "trigger"));
+	const char *why = !json_object_is_type(o, json_type_object) ? "not a JSON object"
+			  : get_u64(o, "id", &id) < 0 || id == 0 ? "'id' is not a positive integer"
+			  : !container || !cgroup ? "'container' or 'cgroup' is missing"
+			  : t < 0		  ? "'trigger' is missing or unknown"
+			  : get_nodes(o, "from", &from) < 0 || get_nodes(o, "to", &to) < 0
+			      ? "'from' or 'to' is not a node list"
+			      : NULL;
+	if (why) {
+		if (ret_msg)
+			*ret_msg = why;
+		return -EINVAL;
+	}
+	nf_record *r = nf_record_new(id, container, cgroup, t, &from, &to);
+	if (!r)
+		return -ENOMEM;
+	int e = parse_status(nf_json_string(o, "result"), r);
+	if (e < 0)
+		why = "'result' is missing or unknown";
+	else if ((e = parse_outcome(o, r)) == -EINVAL)
+		why = "a count, 'residual' or 'errors' is malformed";
+	if (e < 0) {
+		nf_record_unref(r);
+		if (ret_msg && why)
+			*ret_msg = why;
+		return e;
+	}
+	*ret = r;
+	return 0;
+}

@@ -1,0 +1,71 @@
+/* A migration record: what the agent queued, ran and concluded for one
+ * container. A C struct in memory; JSON only at the edges (the journal, the
+ * API, the CLI), made by nf_record_json and read back by nf_record_parse. */
+#ifndef NF_RECORD_H
+#define NF_RECORD_H
+
+#include "engine.h"
+
+#include <json.h>
+#include <stdatomic.h>
+
+typedef enum {
+	NF_TRIG_INOTIFY,   /* a cpuset.mems write */
+	NF_TRIG_RECONCILE, /* the periodic re-read found a change or drift */
+	NF_TRIG_HOOK,	   /* a registration found memory outside the mems */
+	NF_TRIG_API,	   /* POST /v1/containers/{id}/migrate */
+	NF_TRIG_COUNT
+} nf_trigger;
+
+typedef enum { NF_REC_QUEUED, NF_REC_RUNNING, NF_REC_DONE, NF_REC_STATE_COUNT } nf_rec_state;
+
+typedef enum {
+	NF_RES_OK,	   /* nothing left outside the target */
+	NF_RES_PARTIAL,	   /* a residue stayed, or some tasks failed */
+	NF_RES_FAILED,	   /* could not start, or no task could be migrated */
+	NF_RES_SUPERSEDED, /* a newer change of the mems stopped it */
+	NF_RES_COUNT
+} nf_result;
+
+typedef struct {
+	atomic_int refs;
+	uint64_t id;
+	char *container, *cgroup;
+	nf_trigger trigger;
+	nf_nodeset from, to;
+	nf_rec_state state;
+	/* From here on, set as the state advances: started_at once running, the
+	 * rest once done. */
+	char started_at[32]; /* RFC 3339, UTC, milliseconds */
+	nf_result result;
+	uint64_t duration_ms, tasks, tasks_failed, pages_not_moved;
+	uint64_t kernel_moved_bytes, moved_bytes, residual_bytes;
+	uint64_t residual[NF_STAY_COUNT];
+	char **errors; /* "pid 12: migrate_pages: Operation not permitted" */
+	size_t n_errors;
+} nf_record;
+
+const char *nf_trigger_name(nf_trigger t);
+const char *nf_result_name(nf_result r);
+/* What the JSON's "result" says: the state until done, then the result. */
+const char *nf_record_status(const nf_record *r);
+
+/* A queued record with one reference; NULL when out of memory. */
+nf_record *nf_record_new(uint64_t id, const char *container, const char *cgroup, nf_trigger t,
+			 const nf_nodeset *from, const nf_nodeset *to);
+nf_record *nf_record_ref(nf_record *r);
+void nf_record_unref(nf_record *r);
+/* Marks R running from now. */
+void nf_record_start(nf_record *r);
+/* Concludes R from the engine's run: ERR (a -errno) when it could not start,
+ * else M; KERNEL bytes moved by the kernel meanwhile, NS the time it took.
+ * -ENOMEM leaves R concluded without its error messages. */
+int nf_record_finish(nf_record *r, int err, const nf_migration *m, uint64_t kernel, uint64_t ns);
+
+/* The record as JSON (the journal's and the API's shape); NULL: out of memory. */
+json_object *nf_record_json(const nf_record *r);
+/* Reads a record back from its JSON (a journal line, an API answer).
+ * -EINVAL, with the reason in *ret_msg (static text) when it is malformed. */
+int nf_record_parse(json_object *o, nf_record **ret, const char **ret_msg);
+
+#endif
