@@ -10,20 +10,19 @@
 #include "../plugin/lib/engine.h"
 #include "../plugin/lib/http.h"
 #include "../plugin/lib/json.h"
+#include "../plugin/lib/log.h"
 #include "../plugin/lib/nf.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <syslog.h>
 
 #define DEFAULT_CONFIG "/etc/numafollow/hook.conf"
 
@@ -128,18 +127,20 @@ static void arm_watchdog(unsigned left_ms)
 	setitimer(ITIMER_REAL, &it, NULL);
 }
 
-static void hlog(const hook *h, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void hlog(const hook *h, int level, const char *fmt, ...)
+static const char *hook_id(const hook *h)
 {
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	syslog(level, "container %s: %s: %s", h->st.id ? h->st.id : "(unknown)",
-	       h->stage_known ? nf_stage_name(h->stage) : "(stage unknown)", msg);
+	return h->st.id ? h->st.id : "(unknown)";
 }
+
+static const char *hook_stage(const hook *h)
+{
+	return h->stage_known ? nf_stage_name(h->stage) : "(stage unknown)";
+}
+
+/* Every line says which container and stage: "container ID: STAGE: ...". The
+ * ID goes in as an argument, never into the format: it is the runtime's text. */
+#define hlog(h, level, fmt, ...)                                                                   \
+	nf_log(level, "container %s: %s: " fmt, hook_id(h), hook_stage(h), ##__VA_ARGS__)
 
 /* What the watchdog will log if it has to end the hook: where it was, WHAT. */
 static void last_word_set(const hook *h, const char *what)
@@ -148,8 +149,7 @@ static void last_word_set(const hook *h, const char *what)
 	int n = snprintf(last_word.msg[i], sizeof(last_word.msg[i]),
 			 "<%d>numafollow-hook[%d]: container %s: %s: the %u ms budget ran out %s; "
 			 "the watchdog ends the hook (exit %d)",
-			 LOG_DAEMON | LOG_WARNING, (int)getpid(), h->st.id ? h->st.id : "(unknown)",
-			 h->stage_known ? nf_stage_name(h->stage) : "(stage unknown)",
+			 LOG_DAEMON | LOG_WARNING, (int)getpid(), hook_id(h), hook_stage(h),
 			 h->conf.budget_ms ? h->conf.budget_ms : NF_HOOK_BUDGET_MS, what,
 			 (int)exit_on_timeout);
 	last_word.len[i] = n < 0			       ? 0
@@ -158,24 +158,26 @@ static void last_word_set(const hook *h, const char *what)
 	last_word.cur = i;
 }
 
-static bool strict(const hook *h)
+/* The exit status a failure deserves: 2 in strict mode, else 0. */
+static int failure_exit(const hook *h)
 {
-	return h->conf.strict || h->strict_arg ||
-	       nf_json_flag(h->ann ? h->ann : h->st.annotations, "numafollow.io/strict", true);
+	bool strict =
+	    h->conf.strict || h->strict_arg ||
+	    nf_json_flag(h->ann ? h->ann : h->st.annotations, "numafollow.io/strict", true);
+	return strict ? NF_EXIT_STRICT : 0;
 }
 
-/* Logs a failure; the exit status it deserves. */
-static int fail(const hook *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(const hook *h, const char *fmt, ...)
+/* Logs a failure; evaluates to the exit status it deserves. (failure_exit()
+ * only looks up annotations: errno survives for a %m in FMT.) */
+#define fail(h, fmt, ...)                                                                          \
+	(hlog(h, LOG_ERR, fmt "%s", ##__VA_ARGS__,                                                 \
+	      failure_exit(h) ? " (strict: failing the container)" : ""),                          \
+	 failure_exit(h))
+
+/* MSG, the reason a callee gave, or what R says when there was no memory for it. */
+static const char *reason(const char *msg, int r)
 {
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	bool s = strict(h);
-	hlog(h, LOG_ERR, "%s%s", msg, s ? " (strict: failing the container)" : "");
-	return s ? NF_EXIT_STRICT : 0;
+	return msg ? msg : strerror(-r);
 }
 
 static unsigned remaining_ms(const hook *h)
@@ -205,88 +207,76 @@ static int read_state(char **ret, size_t *ret_len)
 	return 0;
 }
 
-/* The settings file, then the command line. NULL or why. */
-static const char *load_conf(hook *h, char *why, size_t why_len)
+/* The settings file, then the command line. */
+static int load_conf(hook *h, char **ret_msg)
 {
-	_cleanup_free_ char *text = NULL;
+	_cleanup_free_ char *text = NULL, *msg = NULL;
 	const char *path = h->config_path ? h->config_path : DEFAULT_CONFIG;
-	if (nf_hook_conf_default(&h->conf) < 0)
-		return "out of memory";
-	int r = nf_read_file(path, &text, NULL);
-	if (r < 0 && (r != -ENOENT || h->config_path)) {
-		snprintf(why, why_len, "'%s': %s", path, strerror(-r));
-		return why;
-	}
-	char line_why[256];
-	if (text && nf_hook_conf_parse(text, &h->conf, line_why, sizeof(line_why))) {
-		snprintf(why, why_len, "'%s' %s", path, line_why);
-		return why;
-	}
-	const char *err;
-	if (h->socket_arg && (err = nf_hook_conf_set(&h->conf, "socket", h->socket_arg)))
-		return snprintf(why, why_len, "--socket: %s", err), why;
-	if (h->budget_arg && (err = nf_hook_conf_set(&h->conf, "budget-ms", h->budget_arg)))
-		return snprintf(why, why_len, "--budget-ms: %s", err), why;
-	return NULL;
+	int r = nf_hook_conf_default(&h->conf);
+	if (r < 0)
+		return nf_oci_fail(r, ret_msg, "out of memory");
+	r = nf_read_file(path, &text, NULL);
+	if (r < 0 && (r != -ENOENT || h->config_path))
+		return nf_oci_fail(r, ret_msg, "'%s': %s", path, strerror(-r));
+	if (text && (r = nf_hook_conf_parse(text, &h->conf, &msg)) < 0)
+		return nf_oci_fail(r, ret_msg, "'%s' %s", path, reason(msg, r));
+	if (h->socket_arg && (r = nf_hook_conf_set(&h->conf, "socket", h->socket_arg, &msg)) < 0)
+		return nf_oci_fail(r, ret_msg, "--socket: %s", reason(msg, r));
+	if (h->budget_arg && (r = nf_hook_conf_set(&h->conf, "budget-ms", h->budget_arg, &msg)) < 0)
+		return nf_oci_fail(r, ret_msg, "--budget-ms: %s", reason(msg, r));
+	return 0;
 }
 
 /* BUNDLE/config.json; the state's annotations win over the config's (they
- * are the same when both are there). NULL or why. */
-static const char *load_bundle(hook *h, char *why, size_t why_len)
+ * are the same when both are there). */
+static int load_bundle(hook *h, char **ret_msg)
 {
-	_cleanup_free_ char *path = NULL, *text = NULL;
+	_cleanup_free_ char *path = NULL, *text = NULL, *msg = NULL;
 	size_t len;
 	if (asprintf(&path, "%s/config.json", h->st.bundle) < 0)
-		return "out of memory";
+		return nf_oci_fail(-ENOMEM, ret_msg, "out of memory");
 	int r = nf_read_file_max(path, NF_OCI_CONFIG_MAX, &text, &len);
 	if (r == -EFBIG)
-		return snprintf(why, why_len, "'%s' is larger than %d MiB", path,
-				NF_OCI_CONFIG_MAX >> 20),
-		       why;
+		return nf_oci_fail(r, ret_msg, "'%s' is larger than %d MiB", path,
+				   NF_OCI_CONFIG_MAX >> 20);
 	if (r < 0)
-		return snprintf(why, why_len, "cannot read '%s': %s", path, strerror(-r)), why;
-	const char *bad = nf_oci_config_parse(text, len, &h->cfg);
-	if (bad)
-		return snprintf(why, why_len, "'%s': %s", path, bad), why;
+		return nf_oci_fail(r, ret_msg, "cannot read '%s': %s", path, strerror(-r));
+	if ((r = nf_oci_config_parse(text, len, &h->cfg, &msg)) < 0)
+		return nf_oci_fail(r, ret_msg, "'%s': %s", path, reason(msg, r));
 	h->ann =
 	    json_object_object_length(h->st.annotations) ? h->st.annotations : h->cfg.annotations;
-	return NULL;
+	return 0;
 }
 
-/* The container's cpuset cgroup, as the kernel says (/proc/PID/cgroup). NULL or why. */
-static const char *find_cgroup(const hook *h, nf_hierarchy *hier, nf_cgroup *ret, char *why,
-			       size_t why_len)
+/* The container's cpuset cgroup, as the kernel says (/proc/PID/cgroup). */
+static int find_cgroup(const hook *h, nf_hierarchy *hier, nf_cgroup *ret, char **ret_msg)
 {
 	_cleanup_free_ char *rel = NULL;
 	pid_t pid = h->st.pid;
 	int r = nf_hierarchy_detect(hier);
 	if (r < 0)
-		return snprintf(why, why_len,
-				"no cpuset cgroup hierarchy is mounted whole where the hook runs "
-				"(%s)",
-				strerror(-r)),
-		       why;
+		return nf_oci_fail(
+		    r, ret_msg,
+		    "no cpuset cgroup hierarchy is mounted whole where the hook runs (%s)",
+		    strerror(-r));
 	if ((r = nf_pid_cgroup(pid, hier->version, &rel)) < 0)
-		return snprintf(why, why_len, "pid %d: %s", pid,
-				r == -ESRCH    ? "no such process"
-				: r == -ENOENT ? "no cpuset cgroup in /proc/PID/cgroup"
-					       : strerror(-r)),
-		       why;
+		return nf_oci_fail(r, ret_msg, "pid %d: %s", pid,
+				   r == -ESRCH	  ? "no such process"
+				   : r == -ENOENT ? "no cpuset cgroup in /proc/PID/cgroup"
+						  : strerror(-r));
 	if ((r = nf_cgroup_open(hier, rel, ret)) < 0)
-		return snprintf(why, why_len, "pid %d's cgroup '%s' %s", pid, rel,
-				r == -EXDEV ? "is outside the cgroup hierarchy (another cgroup "
-					      "namespace?)"
-					    : strerror(-r)),
-		       why;
+		return nf_oci_fail(r, ret_msg, "pid %d's cgroup '%s' %s", pid, rel,
+				   r == -EXDEV ? "is outside the cgroup hierarchy (another cgroup "
+						 "namespace?)"
+					       : strerror(-r));
 	if (strcmp(ret->rel, "/") == 0) {
 		nf_cgroup_done(ret);
-		return snprintf(why, why_len,
-				"pid %d is in the root cgroup: refusing to treat the whole "
-				"machine as one container",
-				pid),
-		       why;
+		return nf_oci_fail(-EINVAL, ret_msg,
+				   "pid %d is in the root cgroup: refusing to treat the whole "
+				   "machine as one container",
+				   pid);
 	}
-	return NULL;
+	return 0;
 }
 
 /* A unix socket's connect(2) fails at once when nobody listens; one that
@@ -367,6 +357,7 @@ static int standalone(hook *h, const nf_cgroup *cg, const nf_nodeset *eff, const
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		for (int fd = 0; null >= 0 && fd <= (h->verbose ? 1 : 2); fd++)
 			dup2(null, fd);
+		closelog(); /* the log's socket too: glibc reopens it for the child's line */
 		close_range(3, ~0U, 0);	  /* and any other descriptor a runtime passed */
 		signal(SIGALRM, SIG_DFL); /* a child stuck for a minute dies */
 		alarm(60);
@@ -412,15 +403,16 @@ static int place(hook *h)
 	nf_hierarchy hier = {0};
 	nf_cgroup cg = {0};
 	nf_http_reply rep;
-	char why[512];
-	int code = 0;
-	if (load_bundle(h, why, sizeof(why)))
-		return fail(h, "%s", why);
-	exit_on_timeout = strict(h) ? NF_EXIT_STRICT : 0;
+	_cleanup_free_ char *msg = NULL;
+	char why_alone[512];
+	int code = 0, r = load_bundle(h, &msg);
+	if (r < 0)
+		return fail(h, "%s", reason(msg, r));
+	exit_on_timeout = failure_exit(h);
 	bool moves = !nf_json_flag(h->ann, "numafollow.io/migrate", false);
-	if (find_cgroup(h, &hier, &cg, why, sizeof(why))) {
+	if ((r = find_cgroup(h, &hier, &cg, &msg)) < 0) {
 		nf_hierarchy_done(&hier);
-		return fail(h, "%s", why);
+		return fail(h, "%s", reason(msg, r));
 	}
 	nf_nodeset eff = {0};
 	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
@@ -434,7 +426,7 @@ static int place(hook *h)
 	json_object *body = registration(h);
 	nf_http_peer p = peer(h);
 	last_word_set(h, "waiting for the agent");
-	int r = nf_http(&p, "POST", "/v1/containers", json_object_to_json_string(body), &rep);
+	r = nf_http(&p, "POST", "/v1/containers", json_object_to_json_string(body), &rep);
 	json_object_put(body);
 	if (r == 0 && (rep.status == 200 || rep.status == 201)) {
 		hlog(h, LOG_INFO, "%s with the agent: cgroup '%s'%s",
@@ -447,13 +439,13 @@ static int place(hook *h)
 		json_object_put(keep);
 	} else if (r == -ECONNREFUSED && h->conf.standalone && moves &&
 		   h->stage != NF_STAGE_POSTSTART) {
-		snprintf(why, sizeof(why), "'%s': %s", h->conf.socket, rep.error);
+		snprintf(why_alone, sizeof(why_alone), "'%s': %s", h->conf.socket, rep.error);
 		code = mems_r < 0
 			   ? fail(h,
 				  "agent unreachable (%s); cannot read the effective mems of "
 				  "'%s': %s",
-				  why, cg.rel, strerror(-mems_r))
-			   : standalone(h, &cg, &eff, why);
+				  why_alone, cg.rel, strerror(-mems_r))
+			   : standalone(h, &cg, &eff, why_alone);
 	} else if (r == -ECONNREFUSED) {
 		hlog(h, LOG_INFO, "agent unreachable at '%s' (%s); %s", h->conf.socket, rep.error,
 		     !moves			      ? "numafollow.io/migrate=false"
@@ -494,27 +486,26 @@ static int poststop(hook *h)
 
 static int run(hook *h)
 {
-	_cleanup_free_ char *text = NULL;
-	char why[512];
+	_cleanup_free_ char *text = NULL, *conf_msg = NULL, *msg = NULL;
 	size_t len = 0;
-	const char *conf_bad = load_conf(h, why, sizeof(why));
-	exit_on_timeout = strict(h) ? NF_EXIT_STRICT : 0;
+	int conf_r = load_conf(h, &conf_msg);
+	exit_on_timeout = failure_exit(h);
 	/* The budget counts from the start; main() armed the default one. */
 	h->deadline_ns = h->start_ns + h->conf.budget_ms * UINT64_C(1000000);
 	last_word_set(h, "reading the state on stdin");
 	arm_watchdog(remaining_ms(h));
 	/* Read the state even when doing nothing: a runtime writing it must not see
 	 * EPIPE. Parse it too: the log names the container. */
-	int r = read_state(&text, &len);
-	const char *bad = r < 0 ? NULL : nf_oci_state_parse(text, len, &h->st);
-	if (conf_bad)
-		return fail(h, "settings %s; doing nothing", conf_bad);
+	int read_r = read_state(&text, &len);
+	int r = read_r < 0 ? read_r : nf_oci_state_parse(text, len, &h->st, &msg);
+	if (conf_r < 0)
+		return fail(h, "settings %s; doing nothing", reason(conf_msg, conf_r));
 	if (!h->conf.enabled)
 		return 0;
+	if (read_r < 0)
+		return fail(h, "cannot read the state on stdin: %s", strerror(-read_r));
 	if (r < 0)
-		return fail(h, "cannot read the state on stdin: %s", strerror(-r));
-	if (bad)
-		return fail(h, "malformed state on stdin: %s", bad);
+		return fail(h, "malformed state on stdin: %s", reason(msg, r));
 	if (!h->stage_known && nf_stage_from_status(h->st.status, &h->stage) < 0)
 		return fail(h,
 			    "no STAGE argument or 'stage' variable, and status '%s' does not tell "
@@ -522,24 +513,23 @@ static int run(hook *h)
 			    h->st.status ? h->st.status : "(none)");
 	h->stage_known = true;
 	last_word_set(h, "reading the bundle and the cgroup");
-	if ((bad = nf_oci_state_check(&h->st, h->stage)))
-		return fail(h, "malformed state on stdin: %s", bad);
+	if ((r = nf_oci_state_check(&h->st, h->stage, &msg)) < 0)
+		return fail(h, "malformed state on stdin: %s", reason(msg, r));
 	if (h->stage == NF_STAGE_POSTSTOP)
 		return poststop(h);
-	exit_on_timeout = strict(h) ? NF_EXIT_STRICT : 0;
+	exit_on_timeout = failure_exit(h);
 	return place(h);
 }
 
 /* Bad usage fails open too: a typo in a hook's args must not stop every container. */
-static int usage_error(const hook *h, const char *fmt, const char *arg)
+static int usage_error(const hook *h, const char *what, const char *arg)
 {
-	char msg[512];
-	snprintf(msg, sizeof(msg), fmt, arg);
-	fprintf(stderr, "numafollow-hook: %s; try 'numafollow-hook --help'\n", msg);
-	syslog(LOG_ERR, "bad usage: %s", msg);
+	fprintf(stderr, "numafollow-hook: %s '%s'; try 'numafollow-hook --help'\n", what, arg);
+	nf_log(LOG_ERR, "bad usage: %s '%s'", what, arg);
 	return h->strict_arg ? NF_EXIT_STRICT : 0;
 }
 
+/* 0 to go on, 1 when it printed the help or the version, -EINVAL on bad usage. */
 static int parse_args(int argc, char **argv, hook *h)
 {
 	static const struct option longs[] = {
@@ -569,10 +559,10 @@ static int parse_args(int argc, char **argv, hook *h)
 			break;
 		case 'h':
 			fputs(usage, stdout);
-			return -1;
+			return 1;
 		case 'V':
 			puts("numafollow-hook " NF_VERSION);
-			return -1;
+			return 1;
 		default:
 			return -EINVAL;
 		}
@@ -585,19 +575,19 @@ int main(int argc, char **argv)
 	hook h = {.start_ns = nf_now_ns()};
 	arm_watchdog(NF_HOOK_BUDGET_MS); /* before anything that might wait */
 	int r = parse_args(argc, argv, &h);
-	if (r == -1)
+	if (r > 0)
 		return 0;
-	openlog("numafollow-hook", LOG_PID | (h.verbose ? LOG_PERROR : 0), LOG_DAEMON);
-	setlogmask(LOG_UPTO(h.verbose ? LOG_DEBUG : LOG_INFO));
+	nf_log_mirror_stderr(h.verbose);
+	nf_log_setup(h.verbose ? LOG_DEBUG : LOG_INFO, true, "numafollow-hook");
 	last_word_open();
 	last_word_set(&h, "at start");
 	if (r < 0)
-		return usage_error(&h, "unknown option or missing value: '%s'", argv[optind - 1]);
+		return usage_error(&h, "unknown option or missing value:", argv[optind - 1]);
 	const char *stage = optind < argc ? argv[optind] : getenv("stage");
 	if (optind + 1 < argc)
-		return usage_error(&h, "unexpected argument '%s'", argv[optind + 1]);
+		return usage_error(&h, "unexpected argument", argv[optind + 1]);
 	if (stage && nf_stage_parse(stage, &h.stage) < 0)
-		return usage_error(&h, "unknown stage '%s'", stage);
+		return usage_error(&h, "unknown stage", stage);
 	h.stage_known = stage != NULL;
 	/* Nothing may reach a runtime's stdout; fd 1 stays open (on /dev/null). */
 	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);

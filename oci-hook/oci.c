@@ -4,8 +4,21 @@
 #include "../plugin/lib/nf.h"
 
 #include <limits.h>
+#include <stdarg.h>
 #include <string.h>
 #include <strings.h>
+
+int nf_oci_fail(int r, char **ret_msg, const char *fmt, ...)
+{
+	va_list ap;
+	if (!ret_msg)
+		return r;
+	va_start(ap, fmt);
+	if (vasprintf(ret_msg, fmt, ap) < 0)
+		*ret_msg = NULL;
+	va_end(ap);
+	return r;
+}
 
 static const char *const stages[] = {
     [NF_STAGE_PRESTART] = "prestart",
@@ -65,83 +78,89 @@ static json_object *parse_object(const char *text, size_t len)
 
 /* PARENT's "annotations": an object of strings, or a new empty object when
  * absent or null. */
-static const char *annotations_of(json_object *parent, json_object **ret)
+static int annotations_of(json_object *parent, json_object **ret, char **ret_msg)
 {
 	json_object *v;
 	if (!json_object_object_get_ex(parent, "annotations", &v) ||
 	    json_object_is_type(v, json_type_null)) {
 		*ret = json_object_new_object();
-		return *ret ? NULL : "out of memory";
+		return *ret ? 0 : nf_oci_fail(-ENOMEM, ret_msg, "out of memory");
 	}
 	if (!nf_json_is_string_map(v))
-		return "'annotations' must be an object of strings";
+		return nf_oci_fail(-EINVAL, ret_msg, "'annotations' must be an object of strings");
 	*ret = json_object_get(v);
-	return NULL;
+	return 0;
 }
 
-/* An optional string member; NULL when absent or null. */
-static const char *opt_string(json_object *o, const char *key, const char **ret)
+/* An optional string member; NULL when absent or null, -EINVAL when not a string. */
+static int opt_string(json_object *o, const char *key, const char **ret)
 {
 	json_object *v;
 	*ret = NULL;
 	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
-		return NULL;
+		return 0;
 	if (!json_object_is_type(v, json_type_string))
-		return "must be a string";
+		return -EINVAL;
 	*ret = json_object_get_string(v);
-	return NULL;
+	return 0;
 }
 
-static const char *state_fields(json_object *o, nf_oci_state *s)
+static int state_fields(json_object *o, nf_oci_state *s, char **ret_msg)
 {
 	const char *id, *status, *bundle;
 	json_object *v;
-	if (opt_string(o, "id", &id) || !id || !*id || strlen(id) > 255)
-		return "'id' must be a string of 1 to 255 characters";
+	if (opt_string(o, "id", &id) < 0 || !id || !*id || strlen(id) > 255)
+		return nf_oci_fail(-EINVAL, ret_msg,
+				   "'id' must be a string of 1 to 255 characters");
 	if (!(s->id = strdup(id)))
-		return "out of memory";
+		return nf_oci_fail(-ENOMEM, ret_msg, "out of memory");
 	if (json_object_object_get_ex(o, "pid", &v) && !json_object_is_type(v, json_type_null)) {
 		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
 		    json_object_get_int64(v) > INT_MAX)
-			return "'pid' must be a non-negative integer";
+			return nf_oci_fail(-EINVAL, ret_msg,
+					   "'pid' must be a non-negative integer");
 		s->pid = json_object_get_int64(v);
 	}
-	if (opt_string(o, "status", &status))
-		return "'status' must be a string";
-	if (opt_string(o, "bundle", &bundle) || (!bundle && opt_string(o, "bundlePath", &bundle)))
-		return "'bundle' must be a string";
+	if (opt_string(o, "status", &status) < 0)
+		return nf_oci_fail(-EINVAL, ret_msg, "'status' must be a string");
+	if (opt_string(o, "bundle", &bundle) < 0 ||
+	    (!bundle && opt_string(o, "bundlePath", &bundle) < 0))
+		return nf_oci_fail(-EINVAL, ret_msg, "'bundle' must be a string");
 	if ((status && !(s->status = strdup(status))) || (bundle && !(s->bundle = strdup(bundle))))
-		return "out of memory";
-	return annotations_of(o, &s->annotations);
+		return nf_oci_fail(-ENOMEM, ret_msg, "out of memory");
+	return annotations_of(o, &s->annotations, ret_msg);
 }
 
-const char *nf_oci_state_parse(const char *text, size_t len, nf_oci_state *ret)
+int nf_oci_state_parse(const char *text, size_t len, nf_oci_state *ret, char **ret_msg)
 {
 	if (len > NF_OCI_STATE_MAX)
-		return "the state is larger than 1 MiB";
+		return nf_oci_fail(-EFBIG, ret_msg, "the state is larger than 1 MiB");
 	json_object *o = parse_object(text, len);
 	if (!o)
-		return "the state is not a JSON object";
+		return nf_oci_fail(-EINVAL, ret_msg, "the state is not a JSON object");
 	nf_oci_state s = {0};
-	const char *why = state_fields(o, &s);
+	int r = state_fields(o, &s, ret_msg);
 	json_object_put(o);
-	if (why) {
+	if (r < 0) {
 		nf_oci_state_done(&s);
-		return why;
+		return r;
 	}
 	*ret = s;
-	return NULL;
+	return 0;
 }
 
-const char *nf_oci_state_check(const nf_oci_state *s, nf_stage stage)
+int nf_oci_state_check(const nf_oci_state *s, nf_stage stage, char **ret_msg)
 {
 	if (stage == NF_STAGE_POSTSTOP)
-		return NULL;
+		return 0;
 	if (s->pid == 0)
-		return "'pid' is missing or 0 (the runtime gives it at every stage but poststop)";
+		return nf_oci_fail(
+		    -EINVAL, ret_msg,
+		    "'pid' is missing or 0 (the runtime gives it at every stage but poststop)");
 	if (!s->bundle || s->bundle[0] != '/')
-		return "'bundle' (or 'bundlePath') must be an absolute path";
-	return NULL;
+		return nf_oci_fail(-EINVAL, ret_msg,
+				   "'bundle' (or 'bundlePath') must be an absolute path");
+	return 0;
 }
 
 void nf_oci_state_done(nf_oci_state *s)
@@ -164,37 +183,41 @@ static bool member_object(json_object *o, const char *key, json_object **ret)
 	return json_object_is_type(v, json_type_object);
 }
 
-static const char *config_fields(json_object *o, nf_oci_config *c)
+static int config_fields(json_object *o, nf_oci_config *c, char **ret_msg)
 {
 	json_object *linux_, *res, *cpu;
 	const char *mems;
 	if (!member_object(o, "linux", &linux_) || !member_object(linux_, "resources", &res) ||
 	    !member_object(res, "cpu", &cpu))
-		return "'linux', 'linux.resources' and 'linux.resources.cpu' must be objects";
-	if (cpu && opt_string(cpu, "mems", &mems))
-		return "'linux.resources.cpu.mems' must be a string";
+		return nf_oci_fail(
+		    -EINVAL, ret_msg,
+		    "'linux', 'linux.resources' and 'linux.resources.cpu' must be objects");
+	if (cpu && opt_string(cpu, "mems", &mems) < 0)
+		return nf_oci_fail(-EINVAL, ret_msg, "'linux.resources.cpu.mems' must be a string");
 	if (cpu && mems && *mems) {
 		if (nf_nodeset_parse(mems, &c->mems) < 0)
-			return "'linux.resources.cpu.mems' is not a node list like \"0-1,3\"";
+			return nf_oci_fail(
+			    -EINVAL, ret_msg,
+			    "'linux.resources.cpu.mems' is not a node list like \"0-1,3\"");
 		c->has_mems = true;
 	}
-	return annotations_of(o, &c->annotations);
+	return annotations_of(o, &c->annotations, ret_msg);
 }
 
-const char *nf_oci_config_parse(const char *text, size_t len, nf_oci_config *ret)
+int nf_oci_config_parse(const char *text, size_t len, nf_oci_config *ret, char **ret_msg)
 {
 	json_object *o = parse_object(text, len);
 	if (!o)
-		return "config.json is not a JSON object";
+		return nf_oci_fail(-EINVAL, ret_msg, "config.json is not a JSON object");
 	nf_oci_config c = {0};
-	const char *why = config_fields(o, &c);
+	int r = config_fields(o, &c, ret_msg);
 	json_object_put(o);
-	if (why) {
+	if (r < 0) {
 		nf_oci_config_done(&c);
-		return why;
+		return r;
 	}
 	*ret = c;
-	return NULL;
+	return 0;
 }
 
 void nf_oci_config_done(nf_oci_config *c)
@@ -222,7 +245,7 @@ static int parse_bool(const char *s, bool *ret)
 	return -EINVAL;
 }
 
-const char *nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *value)
+int nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *value, char **ret_msg)
 {
 	bool *flag = strcmp(name, "enabled") == 0      ? &c->enabled
 		     : strcmp(name, "strict") == 0     ? &c->strict
@@ -230,45 +253,49 @@ const char *nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *valu
 						       : NULL;
 	uint64_t v;
 	if (flag)
-		return parse_bool(value, flag) < 0 ? "expected true or false" : NULL;
+		return parse_bool(value, flag) < 0
+			   ? nf_oci_fail(-EINVAL, ret_msg, "expected true or false")
+			   : 0;
 	if (strcmp(name, "budget-ms") == 0) {
 		if (nf_parse_u64(value, NULL, &v) < 0 || v < 10 || v > 60000)
-			return "expected a number of milliseconds from 10 to 60000";
+			return nf_oci_fail(-EINVAL, ret_msg,
+					   "expected a number of milliseconds from 10 to 60000");
 		c->budget_ms = v;
-		return NULL;
+		return 0;
 	}
 	if (strcmp(name, "socket") == 0) {
 		if (value[0] != '/')
-			return "expected an absolute path";
+			return nf_oci_fail(-EINVAL, ret_msg, "expected an absolute path");
 		char *s = strdup(value);
 		if (!s)
-			return "out of memory";
+			return nf_oci_fail(-ENOMEM, ret_msg, "out of memory");
 		free(c->socket);
 		c->socket = s;
-		return NULL;
+		return 0;
 	}
-	return "unknown setting (enabled, strict, standalone, budget-ms, socket)";
+	return nf_oci_fail(-EINVAL, ret_msg,
+			   "unknown setting (enabled, strict, standalone, budget-ms, socket)");
 }
 
-const char *nf_hook_conf_parse(const char *text, nf_hook_conf *c, char *why, size_t why_len)
+int nf_hook_conf_parse(const char *text, nf_hook_conf *c, char **ret_msg)
 {
 	unsigned n = 0;
 	for (const char *line = text; *line;) {
 		const char *nl = strchrnul(line, '\n');
-		_cleanup_free_ char *copy = strndup(line, nl - line);
+		_cleanup_free_ char *copy = strndup(line, nl - line), *msg = NULL;
 		char *name, *value;
-		const char *err;
 		if (!copy)
-			return "out of memory";
+			return nf_oci_fail(-ENOMEM, ret_msg, "out of memory");
 		n++;
 		line = *nl ? nl + 1 : nl;
-		int kind = nf_conf_line(copy, &name, &value);
-		if (kind < 0)
-			return snprintf(why, why_len, "line %u: expected 'name = value'", n), why;
-		if (kind > 0 && (err = nf_hook_conf_set(c, name, value)))
-			return snprintf(why, why_len, "line %u: %s: %s", n, name, err), why;
+		int r = nf_conf_line(copy, &name, &value);
+		if (r < 0)
+			return nf_oci_fail(r, ret_msg, "line %u: expected 'name = value'", n);
+		if (r > 0 && (r = nf_hook_conf_set(c, name, value, &msg)) < 0)
+			return nf_oci_fail(r, ret_msg, "line %u: %s: %s", n, name,
+					   msg ? msg : strerror(-r));
 	}
-	return NULL;
+	return 0;
 }
 
 void nf_hook_conf_done(nf_hook_conf *c)

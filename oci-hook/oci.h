@@ -1,6 +1,11 @@
 /* What an OCI hook is given: the stage, the runtime's state on stdin, the
  * bundle's config.json, and the hook's own config file. Pure parsers (no I/O)
- * so that unit tests and the fuzzer can reach every malformed input. */
+ * so that unit tests and the fuzzer can reach every malformed input.
+ *
+ * oci-hook/'s one error convention: functions return 0 or a -errno (-EINVAL
+ * for malformed input, -EFBIG for too large, -ENOMEM) and, on failure only,
+ * put the reason a user reads in *RET_MSG (malloc'ed, the caller frees it;
+ * RET_MSG may be NULL). RET_MSG is always the last parameter. */
 #ifndef NF_OCI_H
 #define NF_OCI_H
 
@@ -42,11 +47,11 @@ typedef struct {
 } nf_oci_state;
 
 /* Parses the state JSON (runc's or crun's shape; "bundle" or "bundlePath")
- * and checks its types. Returns NULL, or why the state is refused. */
-const char *nf_oci_state_parse(const char *text, size_t len, nf_oci_state *ret);
+ * and checks its types. */
+int nf_oci_state_parse(const char *text, size_t len, nf_oci_state *ret, char **ret_msg);
 /* What STAGE needs of a parsed state: a pid and an absolute bundle at every
- * stage but poststop. NULL, or why not. */
-const char *nf_oci_state_check(const nf_oci_state *s, nf_stage stage);
+ * stage but poststop. */
+int nf_oci_state_check(const nf_oci_state *s, nf_stage stage, char **ret_msg);
 void nf_oci_state_done(nf_oci_state *s);
 
 typedef struct {
@@ -55,8 +60,8 @@ typedef struct {
 	json_object *annotations; /* an object, empty when the config had none */
 } nf_oci_config;
 
-/* The parts of a bundle's config.json the hook uses. NULL or why refused. */
-const char *nf_oci_config_parse(const char *text, size_t len, nf_oci_config *ret);
+/* The parts of a bundle's config.json the hook uses. */
+int nf_oci_config_parse(const char *text, size_t len, nf_oci_config *ret, char **ret_msg);
 void nf_oci_config_done(nf_oci_config *c);
 
 #define NF_HOOK_BUDGET_MS 2000
@@ -71,11 +76,14 @@ typedef struct {
 } nf_hook_conf;
 
 int nf_hook_conf_default(nf_hook_conf *ret);
-/* Sets one setting (as in the file) from a string. NULL or why. */
-const char *nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *value);
-/* Applies TEXT over C's values. Returns NULL, or why (with the line number) in
- * WHY. */
-const char *nf_hook_conf_parse(const char *text, nf_hook_conf *c, char *why, size_t why_len);
+/* Sets one setting (as in the file) from a string. */
+int nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *value, char **ret_msg);
+/* Applies TEXT over C's values; the reason names the line. */
+int nf_hook_conf_parse(const char *text, nf_hook_conf *c, char **ret_msg);
 void nf_hook_conf_done(nf_hook_conf *c);
+
+/* Returns R, with the formatted reason in *RET_MSG when RET_MSG is not NULL
+ * (NULL there when even that allocation failed). */
+int nf_oci_fail(int r, char **ret_msg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

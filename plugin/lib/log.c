@@ -3,10 +3,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The process's one log destination, set once in main and on SIGHUP. */
 static int log_max = LOG_INFO;
-static bool log_syslog;
+static bool log_syslog, log_mirror;
+static const char *log_ident;
 
 static const char *const names[] = {"emerg",   "alert",	 "crit", "err",
 				    "warning", "notice", "info", "debug"};
@@ -19,6 +21,12 @@ void nf_log_setup(int max_level, bool use_syslog, const char *ident)
 		closelog();
 	log_max = max_level;
 	log_syslog = use_syslog;
+	log_ident = ident;
+}
+
+void nf_log_mirror_stderr(bool on)
+{
+	log_mirror = on;
 }
 
 int nf_log_level(const char *name)
@@ -37,8 +45,11 @@ static void vlog(int level, const char *fmt, va_list ap, int r)
 		snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(-r));
 	if (log_syslog)
 		syslog(level, "%s", buf);
-	else /* one write per line, so lines from threads do not interleave */
+	/* one write per line, so lines from threads do not interleave */
+	if (!log_syslog)
 		fprintf(stderr, "%s: %s\n", names[level & 7], buf);
+	else if (log_mirror)
+		fprintf(stderr, "%s[%d]: %s\n", log_ident, (int)getpid(), buf);
 }
 
 void nf_log(int level, const char *fmt, ...)

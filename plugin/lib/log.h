@@ -1,4 +1,5 @@
-/* numafollowd's log: stderr or syslog, with syslog's levels (LOG_ERR...). */
+/* The log of numafollowd and numafollow-hook: stderr or syslog (facility
+ * daemon, "IDENT[PID]: " lines), with syslog's levels (LOG_ERR...). */
 #ifndef NF_LOG_H
 #define NF_LOG_H
 
@@ -6,6 +7,9 @@
 #include <syslog.h>
 
 void nf_log_setup(int max_level, bool use_syslog, const char *ident);
+/* With syslog, also writes each line to stderr as openlog's LOG_PERROR would:
+ * for a program run by hand (the hook's --verbose). */
+void nf_log_mirror_stderr(bool on);
 /* The level's name ("err", "warning", "notice", "info", "debug") to LOG_*; -1 if unknown. */
 int nf_log_level(const char *name);
 void nf_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -67,16 +67,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 7: { /* the raw bytes: a NUL inside must not confuse the length */
 		nf_oci_state st;
-		if (!nf_oci_state_parse((const char *)data + 1, size - 1, &st)) {
-			nf_oci_state_check(&st,
-					   data[0] & 16 ? NF_STAGE_PRESTART : NF_STAGE_POSTSTOP);
+		_cleanup_free_ char *msg = NULL, *check_msg = NULL;
+		int r = nf_oci_state_parse((const char *)data + 1, size - 1, &st, &msg);
+		if ((r < 0) != (msg != NULL) ||
+		    (r < 0 && r != -EINVAL && r != -EFBIG && r != -ENOMEM))
+			__builtin_trap(); /* a reason exactly with a -errno */
+		if (r == 0) {
+			r = nf_oci_state_check(
+			    &st, data[0] & 16 ? NF_STAGE_PRESTART : NF_STAGE_POSTSTOP, &check_msg);
+			if ((r < 0) != (check_msg != NULL))
+				__builtin_trap();
 			nf_oci_state_done(&st);
 		}
 		break;
 	}
 	case 8: {
 		nf_oci_config c;
-		if (!nf_oci_config_parse((const char *)data + 1, size - 1, &c))
+		_cleanup_free_ char *msg = NULL;
+		int r = nf_oci_config_parse((const char *)data + 1, size - 1, &c, &msg);
+		if ((r < 0) != (msg != NULL) || (r < 0 && r != -EINVAL && r != -ENOMEM))
+			__builtin_trap(); /* a reason exactly with a -errno */
+		if (r == 0)
 			nf_oci_config_done(&c);
 		break;
 	}

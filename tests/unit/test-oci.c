@@ -25,20 +25,28 @@ static const char crun_poststop[] =
     "\"status\":\"stopped\",\"annotations\":{}}";
 
 /* Parses TEXT and, with NEED_PID, checks it for createRuntime; S is left
- * untouched (zeroed) on failure. */
-static const char *parse(const char *text, bool need_pid, nf_oci_state *s)
+ * untouched (zeroed) on failure, and the reason is in *RET_MSG. */
+static int parse(const char *text, bool need_pid, nf_oci_state *s, char **ret_msg)
 {
-	const char *why = nf_oci_state_parse(text, strlen(text), s);
-	if (!why && need_pid && (why = nf_oci_state_check(s, NF_STAGE_CREATE_RUNTIME)))
+	int r = nf_oci_state_parse(text, strlen(text), s, ret_msg);
+	if (r == 0 && need_pid && (r = nf_oci_state_check(s, NF_STAGE_CREATE_RUNTIME, ret_msg)) < 0)
 		nf_oci_state_done(s);
-	return why;
+	return r;
+}
+
+/* Parses TEXT as a valid state: 0, and no message. */
+static void parse_ok(const char *text, bool need_pid, nf_oci_state *s)
+{
+	char *msg = NULL;
+	assert_int_equal(parse(text, need_pid, s, &msg), 0);
+	assert_null(msg);
 }
 
 static void state_runtimes(void **state)
 {
 	nf_oci_state s;
 	(void)state;
-	assert_null(parse(runc_create, true, &s));
+	parse_ok(runc_create, true, &s);
 	assert_string_equal(s.id, "t1");
 	assert_int_equal(s.pid, 29169);
 	assert_string_equal(s.status, "creating");
@@ -47,16 +55,16 @@ static void state_runtimes(void **state)
 			    "web");
 	nf_oci_state_done(&s);
 
-	assert_null(parse(crun_create, true, &s));
+	parse_ok(crun_create, true, &s);
 	assert_int_equal(s.pid, 132);
 	assert_string_equal(s.status, "created");
 	nf_oci_state_done(&s);
 
 	/* poststop: runc leaves pid out, crun sends 0 */
-	assert_null(parse(runc_poststop, false, &s));
+	parse_ok(runc_poststop, false, &s);
 	assert_int_equal(s.pid, 0);
 	nf_oci_state_done(&s);
-	assert_null(parse(crun_poststop, false, &s));
+	parse_ok(crun_poststop, false, &s);
 	assert_int_equal(s.pid, 0);
 	assert_int_equal(json_object_object_length(s.annotations), 0);
 	nf_oci_state_done(&s);
@@ -67,18 +75,17 @@ static void state_variants(void **state)
 	nf_oci_state s;
 	(void)state;
 	/* older runtimes: bundlePath; no annotations at all, or null */
-	assert_null(parse("{\"id\":\"a\",\"pid\":7,\"bundlePath\":\"/b\"}", true, &s));
+	parse_ok("{\"id\":\"a\",\"pid\":7,\"bundlePath\":\"/b\"}", true, &s);
 	assert_string_equal(s.bundle, "/b");
 	assert_null(s.status);
 	assert_non_null(s.annotations);
 	assert_int_equal(json_object_object_length(s.annotations), 0);
 	nf_oci_state_done(&s);
-	assert_null(
-	    parse("{\"id\":\"a\",\"pid\":7,\"bundle\":\"/b\",\"annotations\":null}", true, &s));
+	parse_ok("{\"id\":\"a\",\"pid\":7,\"bundle\":\"/b\",\"annotations\":null}", true, &s);
 	assert_int_equal(json_object_object_length(s.annotations), 0);
 	nf_oci_state_done(&s);
 	/* poststop needs neither pid nor bundle */
-	assert_null(parse("{\"id\":\"a\"}", false, &s));
+	parse_ok("{\"id\":\"a\"}", false, &s);
 	assert_null(s.bundle);
 	nf_oci_state_done(&s);
 }
@@ -124,17 +131,23 @@ static void state_malformed(void **state)
 	nf_oci_state s = {0};
 	(void)state;
 	for (size_t i = 0; i < NF_ARRAY_SIZE(cases); i++) {
-		const char *why = parse(cases[i].text, true, &s);
-		assert_non_null(why);
-		assert_string_equal(why, cases[i].why);
+		char *msg = NULL;
+		assert_int_equal(parse(cases[i].text, true, &s, &msg), -EINVAL);
+		assert_non_null(msg);
+		assert_string_equal(msg, cases[i].why);
 		assert_null(s.id); /* untouched on failure */
+		free(msg);
+		/* a caller that does not want the reason */
+		assert_int_equal(parse(cases[i].text, true, &s, NULL), -EINVAL);
 	}
 	char id[300];
 	memset(id, 'x', sizeof(id));
 	id[sizeof(id) - 1] = '\0';
-	char *text;
+	char *text, *msg = NULL;
 	assert_true(asprintf(&text, "{\"id\":\"%s\",\"pid\":7,\"bundle\":\"/b\"}", id) > 0);
-	assert_string_equal(parse(text, true, &s), "'id' must be a string of 1 to 255 characters");
+	assert_int_equal(parse(text, true, &s, &msg), -EINVAL);
+	assert_string_equal(msg, "'id' must be a string of 1 to 255 characters");
+	free(msg);
 	free(text);
 }
 
@@ -148,8 +161,14 @@ static void state_too_large(void **state)
 	memset(text, ' ', len);
 	memcpy(text, crun_create, strlen(crun_create));
 	nf_oci_state s;
-	assert_string_equal(nf_oci_state_parse(text, len, &s), "the state is larger than 1 MiB");
-	assert_null(nf_oci_state_parse(text, len - 1, &s)); /* exactly 1 MiB is fine */
+	char *msg = NULL;
+	assert_int_equal(nf_oci_state_parse(text, len, &s, &msg), -EFBIG);
+	assert_string_equal(msg, "the state is larger than 1 MiB");
+	free(msg);
+	msg = NULL;
+	/* exactly 1 MiB is fine */
+	assert_int_equal(nf_oci_state_parse(text, len - 1, &s, &msg), 0);
+	assert_null(msg);
 	nf_oci_state_done(&s);
 	free(text);
 }
@@ -165,8 +184,10 @@ static const char config[] =
 static void config_parse(void **state)
 {
 	nf_oci_config c;
+	char *msg = NULL;
 	(void)state;
-	assert_null(nf_oci_config_parse(config, strlen(config), &c));
+	assert_int_equal(nf_oci_config_parse(config, strlen(config), &c, &msg), 0);
+	assert_null(msg);
 	assert_true(c.has_mems);
 	assert_int_equal(nf_nodeset_count(&c.mems), 3);
 	assert_true(nf_nodeset_has(&c.mems, 1) && nf_nodeset_has(&c.mems, 4));
@@ -180,7 +201,8 @@ static void config_parse(void **state)
 	    "{\"linux\":{\"resources\":{\"cpu\":{\"cpus\":\"0\"}}}}",
 	    "{\"linux\":{\"resources\":{\"cpu\":{\"mems\":\"\"}}}}"};
 	for (size_t i = 0; i < NF_ARRAY_SIZE(no_mems); i++) {
-		assert_null(nf_oci_config_parse(no_mems[i], strlen(no_mems[i]), &c));
+		assert_int_equal(nf_oci_config_parse(no_mems[i], strlen(no_mems[i]), &c, &msg), 0);
+		assert_null(msg);
 		assert_false(c.has_mems);
 		assert_int_equal(json_object_object_length(c.annotations), 0);
 		nf_oci_config_done(&c);
@@ -209,10 +231,14 @@ static void config_malformed(void **state)
 	nf_oci_config c = {0};
 	(void)state;
 	for (size_t i = 0; i < NF_ARRAY_SIZE(cases); i++) {
-		const char *why = nf_oci_config_parse(cases[i].text, strlen(cases[i].text), &c);
-		assert_non_null(why);
-		assert_string_equal(why, cases[i].why);
+		size_t len = strlen(cases[i].text);
+		char *msg = NULL;
+		assert_int_equal(nf_oci_config_parse(cases[i].text, len, &c, &msg), -EINVAL);
+		assert_non_null(msg);
+		assert_string_equal(msg, cases[i].why);
 		assert_null(c.annotations);
+		free(msg);
+		assert_int_equal(nf_oci_config_parse(cases[i].text, len, &c, NULL), -EINVAL);
 	}
 }
 
@@ -241,36 +267,54 @@ static void stages(void **state)
 	assert_int_equal(nf_stage_parse("", &s), -EINVAL);
 }
 
+/* Parses TEXT over C, expecting -EINVAL with reason WHY. */
+static void conf_refused(nf_hook_conf *c, const char *text, const char *why)
+{
+	char *msg = NULL;
+	assert_int_equal(nf_hook_conf_parse(text, c, &msg), -EINVAL);
+	assert_non_null(msg);
+	assert_string_equal(msg, why);
+	free(msg);
+	assert_int_equal(nf_hook_conf_parse(text, c, NULL), -EINVAL);
+}
+
 static void hook_conf(void **state)
 {
 	nf_hook_conf c;
-	char why[256];
+	char *msg = NULL;
 	(void)state;
 	assert_int_equal(nf_hook_conf_default(&c), 0);
 	assert_true(c.enabled && c.standalone && !c.strict);
 	assert_int_equal(c.budget_ms, 2000);
-	assert_null(
+	assert_int_equal(
 	    nf_hook_conf_parse("# numafollow hook\n\nenabled = no\n  strict=TRUE\n"
 			       "budget-ms = 500\r\nsocket = /run/x.sock\nstandalone = off\n",
-			       &c, why, sizeof(why)));
+			       &c, &msg),
+	    0);
+	assert_null(msg);
 	assert_false(c.enabled);
 	assert_true(c.strict);
 	assert_false(c.standalone);
 	assert_int_equal(c.budget_ms, 500);
 	assert_string_equal(c.socket, "/run/x.sock");
-	assert_string_equal(nf_hook_conf_parse("\n\nenabled = maybe\n", &c, why, sizeof(why)),
-			    "line 3: enabled: expected true or false");
-	assert_string_equal(
-	    nf_hook_conf_parse("budget-ms = 5\n", &c, why, sizeof(why)),
-	    "line 1: budget-ms: expected a number of milliseconds from 10 to 60000");
-	assert_string_equal(nf_hook_conf_parse("socket = rel\n", &c, why, sizeof(why)),
-			    "line 1: socket: expected an absolute path");
-	assert_string_equal(nf_hook_conf_parse("x\n", &c, why, sizeof(why)),
-			    "line 1: expected 'name = value'");
-	assert_string_equal(
-	    nf_hook_conf_parse("colour = red\n", &c, why, sizeof(why)),
+	conf_refused(&c, "\n\nenabled = maybe\n", "line 3: enabled: expected true or false");
+	conf_refused(&c, "budget-ms = 5\n",
+		     "line 1: budget-ms: expected a number of milliseconds from 10 to 60000");
+	conf_refused(&c, "socket = rel\n", "line 1: socket: expected an absolute path");
+	conf_refused(&c, "x\n", "line 1: expected 'name = value'");
+	conf_refused(
+	    &c, "colour = red\n",
 	    "line 1: colour: unknown setting (enabled, strict, standalone, budget-ms, socket)");
 	assert_string_equal(c.socket, "/run/x.sock"); /* the bad lines changed nothing */
+
+	/* one setting, as the command line sets it */
+	assert_int_equal(nf_hook_conf_set(&c, "budget-ms", "750", &msg), 0);
+	assert_null(msg);
+	assert_int_equal(c.budget_ms, 750);
+	assert_int_equal(nf_hook_conf_set(&c, "socket", "rel", &msg), -EINVAL);
+	assert_string_equal(msg, "expected an absolute path");
+	free(msg);
+	assert_int_equal(nf_hook_conf_set(&c, "strict", "maybe", NULL), -EINVAL);
 	nf_hook_conf_done(&c);
 }
 
