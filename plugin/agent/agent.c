@@ -76,7 +76,8 @@ struct nf_agent {
 	bool stopping;
 
 	nf_journal journal;
-	bool journal_ok;
+	bool journal_ok;      /* opened: history is meant to survive a restart */
+	bool journal_failing; /* the last append failed (a full disk?) */
 	nf_history hist;
 	uint64_t next_id;
 	uint64_t started_ns;
@@ -283,6 +284,31 @@ static void enqueue(nf_agent *a, nf_job *j)
 	pthread_cond_signal(&a->work);
 }
 
+/* Appends REC as it is now. A failure (a full disk) costs persistence, not
+ * the migration: it is said once, counted, and cleared by the next success. */
+static void journal(nf_agent *a, const nf_record *rec)
+{
+	if (!a->journal_ok)
+		return;
+	json_object *o = nf_record_json(rec);
+	int r = !o ? -ENOMEM
+		   : nf_journal_append(&a->journal, json_object_to_json_string_ext(
+							o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	if (r < 0) {
+		a->stats.history_write_errors++;
+		if (!a->journal_failing)
+			nf_log_errno(LOG_ERR, r,
+				     "history journal: appending migration %llu (history is not "
+				     "being written; migrations go on)",
+				     (unsigned long long)rec->id);
+	} else if (a->journal_failing) {
+		nf_log(LOG_NOTICE, "history journal: writing again");
+	}
+	a->journal_failing = r < 0;
+}
+
 static nf_job *job_new(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *from)
 {
 	nf_job *j = calloc(1, sizeof(*j));
@@ -318,6 +344,9 @@ static nf_record *request(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset 
 	if (!(j = job_new(a, c, t, from)))
 		return NULL;
 	nf_history_push(&a->hist, j->record);
+	/* Journaled as handed out (the API returns its id at once): a crash before
+	 * it ends must not let the next start hand the id out again. */
+	journal(a, j->record);
 	c->pending = j;
 	if (c->running) {
 		c->running->cancel = true;
@@ -344,19 +373,6 @@ static void count(nf_agent *a, const nf_record *r)
 	s->duration_bucket[b]++;
 }
 
-static void journal(nf_agent *a, const nf_record *rec)
-{
-	json_object *o = rec ? nf_record_json(rec) : NULL;
-	int r = !o ? -ENOMEM
-		   : nf_journal_append(&a->journal, json_object_to_json_string_ext(
-							o, JSON_C_TO_STRING_PLAIN |
-							       JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
-	if (r < 0)
-		nf_log_errno(LOG_ERR, r, "history journal: appending migration %llu",
-			     (unsigned long long)rec->id);
-}
-
 /* With the lock held: the record, the metrics, the journal, the container. */
 static void finish(nf_agent *a, nf_job *j, int r, const nf_migration *m, uint64_t kernel,
 		   uint64_t ns)
@@ -366,8 +382,7 @@ static void finish(nf_agent *a, nf_job *j, int r, const nf_migration *m, uint64_
 		nf_log(LOG_WARNING, "migration %llu: out of memory for its error messages",
 		       (unsigned long long)rec->id);
 	count(a, rec);
-	if (a->journal_ok)
-		journal(a, rec);
+	journal(a, rec);
 	nf_log(rec->result == NF_RES_OK ? LOG_INFO : LOG_WARNING,
 	       "container %s: migration %llu %s: moved %.1f MiB (kernel %.1f MiB), %.1f MiB left, "
 	       "%llu tasks, %llu ms",
@@ -942,7 +957,7 @@ void nf_agent_stats_get(nf_agent *a, nf_agent_stats *ret)
 	for (nf_job *j = a->head; j; j = j->next)
 		ret->queued++;
 	ret->workers = a->n_threads;
-	ret->history_persistent = a->journal_ok;
+	ret->history_persistent = a->journal_ok && !a->journal_failing;
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -962,8 +977,21 @@ static void replay(const char *text, void *userdata)
 	json_object_put(o);
 	if (r->id >= a->next_id)
 		a->next_id = r->id + 1;
-	nf_history_push(&a->hist, r);
+	nf_history_put(&a->hist, r);
 	nf_record_unref(r);
+}
+
+/* Records that the journal holds as queued or running were cut short by a
+ * stop or a crash: they are concluded as such, once. */
+static void conclude_interrupted(nf_agent *a)
+{
+	nf_record *r;
+	for (size_t i = 0; (r = nf_history_newest(&a->hist, i)); i++) {
+		if (r->state == NF_REC_DONE)
+			continue;
+		nf_record_abandon(r, "numafollowd stopped before this migration ended");
+		journal(a, r);
+	}
 }
 
 /* Each container's last migration, from the history just replayed. */
@@ -1022,6 +1050,7 @@ static int start(nf_agent *a, const nf_agent_config *cfg)
 	if ((r = open_top(a, cfg->cgroup_root)) < 0)
 		return nf_log_errno(LOG_ERR, r, "--cgroup-root '%s'", cfg->cgroup_root);
 	open_journal(a, cfg);
+	conclude_interrupted(a);
 	a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (a->inotify_fd < 0)
 		return nf_log_errno(LOG_ERR, -errno, "inotify_init1");

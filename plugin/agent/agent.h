@@ -61,6 +61,7 @@ typedef struct {
 	uint64_t duration_bucket[NF_DURATION_BUCKETS + 1];
 	double duration_sum;
 	uint64_t events, overflows, reconciles, drift_repairs, scan_errors;
+	uint64_t history_write_errors;
 } nf_agent_stats;
 
 /* Finds the hierarchy, opens the journal, scans and watches, queues the

@@ -28,6 +28,19 @@ void nf_history_push(nf_history *h, nf_record *r)
 	h->ring[(h->first + h->len++) % h->cap] = nf_record_ref(r);
 }
 
+void nf_history_put(nf_history *h, nf_record *r)
+{
+	for (size_t i = 0; i < h->len; i++) {
+		nf_record **slot = &h->ring[(h->first + i) % h->cap];
+		if ((*slot)->id == r->id) {
+			nf_record_unref(*slot);
+			*slot = nf_record_ref(r);
+			return;
+		}
+	}
+	nf_history_push(h, r);
+}
+
 nf_record *nf_history_newest(const nf_history *h, size_t i)
 {
 	return i < h->len ? h->ring[(h->first + h->len - 1 - i) % h->cap] : NULL;

@@ -117,6 +117,11 @@ char *nf_metrics(nf_agent *a)
 	counter(f, "numafollow_watch_events_total", "inotify events read.", s->events);
 	counter(f, "numafollow_watch_overflows_total", "inotify queue overflows.", s->overflows);
 	counter(f, "numafollow_reconciles_total", "Periodic reconciles run.", s->reconciles);
+	head(f, "numafollow_history_persistent", "gauge",
+	     "1 while the history journal is written, 0 when it cannot be (a full disk).");
+	fprintf(f, "numafollow_history_persistent %d\n", s->history_persistent);
+	counter(f, "numafollow_history_write_errors_total",
+		"Records the history journal failed to append.", s->history_write_errors);
 	counter(f, "numafollow_drift_repairs_total",
 		"Migrations started because a reconcile found memory outside the mems.",
 		s->drift_repairs);

@@ -33,15 +33,18 @@ static int intact(const char *line, size_t len)
 	return nf_crc32(line + 9, len - 9) == crc && !memchr(line, '\0', len);
 }
 
-/* Calls CB for intact records; returns the length of the intact prefix. */
+/* Calls CB for intact records; returns the length up to the last newline
+ * (what follows it is a torn tail). A damaged line in the middle is skipped,
+ * not the end of the history: appends never leave one (nf_journal_append cuts
+ * a short write back), but an older version's journal may have one. */
 static size_t replay(const char *buf, size_t len, nf_journal_cb cb, void *userdata)
 {
 	size_t off = 0;
 	while (off < len) {
 		const char *nl = memchr(buf + off, '\n', len - off);
-		if (!nl || !intact(buf + off, nl - (buf + off)))
+		if (!nl)
 			break;
-		if (cb) {
+		if (cb && intact(buf + off, nl - (buf + off))) {
 			char *rec = strndup(buf + off + 9, nl - (buf + off) - 9);
 			if (rec)
 				cb(rec, userdata);
@@ -113,12 +116,16 @@ int nf_journal_append(nf_journal *j, const char *record)
 	if (!line)
 		return -ENOMEM;
 	snprintf(line, n + 11, "%08x %s\n", nf_crc32(record, n), record);
-	/* One write(2) per record: O_APPEND keeps records whole against each other. */
+	/* One write(2) per record: O_APPEND keeps records whole against each other.
+	 * A short one (a full disk) is cut back, or the next record would be
+	 * appended to the torn line and be lost with it. */
 	ssize_t w = write(j->fd, line, n + 10);
-	if (w < 0)
-		return -errno;
-	if ((size_t)w != n + 10)
-		return -EIO;
+	if (w < 0 || (size_t)w != n + 10) {
+		int r = w < 0 ? -errno : -ENOSPC;
+		if (w > 0 && ftruncate(j->fd, j->size) < 0)
+			return -errno;
+		return r;
+	}
 	j->size += n + 10;
 	return j->size > j->max_bytes ? compact(j) : 0;
 }

@@ -18,10 +18,11 @@ typedef void (*nf_journal_cb)(const char *record, void *userdata);
 
 uint32_t nf_crc32(const void *data, size_t len);
 /* Opens (creating) DIR/history.journal, calls CB for every intact record in
- * order and truncates whatever follows the last intact one. */
+ * order (skipping damaged lines) and cuts a torn last line off. */
 int nf_journal_open(const char *dir, size_t max_bytes, nf_journal_cb cb, void *userdata,
 		    nf_journal *ret);
-/* Appends one record (a single line of JSON, no newline). */
+/* Appends one record (a single line of JSON, no newline). A write that
+ * fails (-ENOSPC, -EIO...) leaves the journal as it was. */
 int nf_journal_append(nf_journal *j, const char *record);
 void nf_journal_close(nf_journal *j);
 

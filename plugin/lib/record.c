@@ -139,6 +139,13 @@ int nf_record_finish(nf_record *r, int err, const nf_migration *m, uint64_t kern
 	return ret;
 }
 
+int nf_record_abandon(nf_record *r, const char *why)
+{
+	r->state = NF_REC_DONE;
+	r->result = NF_RES_FAILED;
+	return add_error(r, "%s", why);
+}
+
 /* ---- JSON ---- */
 
 /* Adds V as KEY of O; false (V dropped) when V is NULL or the add fails. */

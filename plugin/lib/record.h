@@ -61,6 +61,8 @@ void nf_record_start(nf_record *r);
  * else M; KERNEL bytes moved by the kernel meanwhile, NS the time it took.
  * -ENOMEM leaves R concluded without its error messages. */
 int nf_record_finish(nf_record *r, int err, const nf_migration *m, uint64_t kernel, uint64_t ns);
+/* Concludes R, which never ran to its end, as failed, saying WHY. */
+int nf_record_abandon(nf_record *r, const char *why);
 
 /* The record as JSON (the journal's and the API's shape); NULL: out of memory. */
 json_object *nf_record_json(const nf_record *r);

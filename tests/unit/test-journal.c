@@ -7,7 +7,10 @@
 #include "../../cgroup/util.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 typedef struct {
 	char seen[64][64];
@@ -67,11 +70,45 @@ static void roundtrip_and_torn_tail(void **state)
 	assert_string_equal(s.seen[2], "{\"id\":4}");
 	nf_journal_close(&j);
 
-	/* a record whose CRC does not match ends the intact prefix */
+	/* a record whose CRC does not match is skipped, not the end of history */
 	append_file("00000000 {\"id\":5}\n");
+	append_file("ffffffff torn by an older version\n");
+	assert_int_equal(nf_journal_open(dir, 1 << 20, NULL, NULL, &j), 0);
+	assert_int_equal(nf_journal_append(&j, "{\"id\":6}"), 0);
+	nf_journal_close(&j);
 	s.n = 0;
 	assert_int_equal(nf_journal_open(dir, 1 << 20, collect, &s, &j), 0);
-	assert_int_equal(s.n, 3);
+	assert_int_equal(s.n, 4);
+	assert_string_equal(s.seen[3], "{\"id\":6}");
+	nf_journal_close(&j);
+}
+
+/* A full disk: the write comes back short (here RLIMIT_FSIZE cuts it, as
+ * ENOSPC would); the journal cuts the torn part back, says so, and the next
+ * record, once there is room, lands on a clean line. */
+static void short_write(void **state)
+{
+	nf_journal j;
+	seen_t s = {0};
+	struct rlimit old, lim;
+	(void)state;
+	assert_int_equal(nf_journal_open(dir, 1 << 20, NULL, NULL, &j), 0);
+	size_t size = j.size;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = (struct rlimit){.rlim_cur = size + 12, .rlim_max = old.rlim_max};
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(nf_journal_append(&j, "{\"id\":7,\"pad\":\"xxxxxxxxxxxx\"}"), -ENOSPC);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(j.size, size);
+	struct stat st;
+	assert_int_equal(fstat(j.fd, &st), 0);
+	assert_int_equal((size_t)st.st_size, size); /* no torn line left */
+	assert_int_equal(nf_journal_append(&j, "{\"id\":8}"), 0);
+	nf_journal_close(&j);
+	assert_int_equal(nf_journal_open(dir, 1 << 20, collect, &s, &j), 0);
+	assert_int_equal(s.n, 5);
+	assert_string_equal(s.seen[4], "{\"id\":8}");
 	nf_journal_close(&j);
 }
 
@@ -102,6 +139,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(crc),
 	    cmocka_unit_test(roundtrip_and_torn_tail),
+	    cmocka_unit_test(short_write),
 	    cmocka_unit_test(bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -203,6 +203,17 @@ static void history_ring(void **state)
 	assert_null(nf_history_newest(&h, 3));
 	assert_null(nf_history_find(&h, 2)); /* dropped out */
 	assert_int_equal(nf_history_find(&h, 4)->id, 4);
+	/* put: a record journaled again (concluded) replaces its earlier line */
+	nf_record *again = rec(4);
+	again->state = NF_REC_DONE;
+	nf_history_put(&h, again);
+	nf_record_unref(again);
+	assert_int_equal(h.len, 3);
+	assert_int_equal(nf_history_find(&h, 4)->state, NF_REC_DONE);
+	again = rec(6);
+	nf_history_put(&h, again); /* a new id is pushed */
+	nf_record_unref(again);
+	assert_int_equal(nf_history_newest(&h, 0)->id, 6);
 	/* a record the ring dropped lives on with whoever else holds it */
 	assert_int_equal(kept->id, 1);
 	nf_record_unref(kept);

@@ -89,3 +89,21 @@ expect_on "$pid" 1 "after SIGTERM during the migration"
 start_agent
 expect_eq "the drained migration, after a restart" \
 	"$(api "/v1/containers/$cid" | jq -r '.last_migration | "\(.to) \(.result)"')" "1 ok"
+
+# SIGKILL while a migration runs: its id was journaled when handed out, so
+# the restarted agent neither forgets it nor hands it out again. (Should it
+# have ended before the kill landed, it is journaled as ended.)
+set_mems "$cg" 0
+wait_for "the migration to start" 20 running
+mid=$(api "/v1/migrations?container=$cid&limit=1" | jq -r '.migrations[0].id')
+kill -9 "$AGENT"
+wait "$AGENT" 2>/dev/null || true
+start_agent
+api "/v1/migrations/$mid" >"$T/m.json" || fail "migration $mid is gone after a SIGKILL"
+say "after SIGKILL: $(jq -c '{id, result, errors}' "$T/m.json")"
+jq -e '(.result == "failed" and (.errors[0] | test("stopped before"))) or .result == "ok"' \
+	"$T/m.json" >/dev/null || fail "migration $mid after a SIGKILL: $(cat "$T/m.json")"
+next=$(api "/v1/containers/$cid/migrate" -X POST | jq -r .id)
+[ "$next" -gt "$mid" ] || fail "a new migration got id $next, not above $mid"
+expect_eq "records with id $mid" \
+	"$(api '/v1/migrations?limit=1000' | jq --argjson id "$mid" '[.migrations[] | select(.id == $id)] | length')" 1
