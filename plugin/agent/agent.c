@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <numa.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -846,16 +847,47 @@ static int pid_error(int r, pid_t pid, char **ret_msg)
 	return r;
 }
 
+/* Whether another container than C goes by ID without a registration of it
+ * (its cgroup's name says ID): a registration that took ID would shadow it. */
+static const nf_cg *id_taken(nf_agent *a, const nf_cg *c, const char *id)
+{
+	const nf_cg *o = find_in(a->top, id);
+	return o && o != c && !(o->reg && strcmp(o->reg->id, id) == 0) ? o : NULL;
+}
+
+static int refused(nf_registration *r, int err, char **ret_msg, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int refused(nf_registration *r, int err, char **ret_msg, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (ret_msg && vasprintf(ret_msg, fmt, ap) < 0)
+		*ret_msg = NULL;
+	va_end(ap);
+	nf_registration_free(r);
+	return err;
+}
+
 static int registered(nf_agent *a, nf_cg *c, nf_registration *r, char **ret_msg)
 {
-	nf_reg_action act =
-	    nf_decide_registration(r->id, c->reg ? c->reg->id : NULL, nf_nodeset_empty(&c->eff));
-	if (act == NF_REG_NO_CPUSET) {
-		if (ret_msg && asprintf(ret_msg, "cgroup '%s' has no cpuset", c->rel) < 0)
-			*ret_msg = NULL;
-		nf_registration_free(r);
-		return -ENXIO;
+	const nf_cg *other = id_taken(a, c, r->id);
+	switch (nf_decide_registration(r->id, c->reg ? c->reg->id : NULL, strcmp(c->rel, "/") == 0,
+				       other != NULL, nf_nodeset_empty(&c->eff))) {
+	case NF_REG_ROOT:
+		return refused(r, -EPERM, ret_msg,
+			       "pid %d is in the root cgroup: refusing to treat the whole machine "
+			       "as one container",
+			       r->pid);
+	case NF_REG_ID_TAKEN:
+		return refused(r, -EEXIST, ret_msg, "id '%s' is the container of cgroup '%s'",
+			       r->id, other->rel);
+	case NF_REG_NO_CPUSET:
+		return refused(r, -ENXIO, ret_msg, "cgroup '%s' has no cpuset", c->rel);
+	case NF_REG_NEW:
+	case NF_REG_UPDATE:
+		break;
 	}
+	bool update = c->reg && strcmp(c->reg->id, r->id) == 0;
 	unregister_in(c, a->top, r->id);
 	nf_registration_free(c->reg);
 	c->reg = r;
@@ -864,7 +896,7 @@ static int registered(nf_agent *a, nf_cg *c, nf_registration *r, char **ret_msg)
 		request(a, c, NF_TRIG_HOOK, NULL);
 	nf_log(LOG_INFO, "container %s: registered (pid %d, cgroup '%s', %s)", r->id, r->pid,
 	       c->rel, r->status ? r->status : "no status");
-	return act == NF_REG_UPDATE;
+	return update;
 }
 
 int nf_agent_register(nf_agent *a, nf_registration *r, nf_container_fn fn, void *userdata,

@@ -93,6 +93,7 @@ nf_record *nf_agent_record(nf_agent *a, uint64_t id);
  * id elsewhere moves), asks for a migration when memory is outside the mems,
  * and calls FN with the container. 0 new, 1 updated, or -errno with the
  * reason in *ret_msg: -ESRCH (no such pid), -EXDEV (outside the watched root),
+ * -EPERM (the root cgroup), -EEXIST (another container goes by that id),
  * -ENXIO (no effective mems), another when the cgroup cannot be found. */
 int nf_agent_register(nf_agent *a, nf_registration *r, nf_container_fn fn, void *userdata,
 		      char **ret_msg);

@@ -10,6 +10,8 @@
 #include <libgen.h>
 #include <microhttpd.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,6 +28,7 @@ struct nf_api {
 	struct MHD_Daemon *unix_d, *tcp_d;
 	endpoint unix_ep, tcp_ep;
 	char *socket_path, *token;
+	int lock_fd; /* PATH.lock, held for life: one agent per socket */
 };
 
 typedef struct {
@@ -39,41 +42,41 @@ typedef struct {
 
 /* ---- replies ---- */
 
-/* Sends TEXT (and frees it); ALLOW, if any, goes into an Allow header. */
+/* Sends TEXT (and frees it), with header HDR: VALUE when HDR is set. */
 static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, const char *type,
-				 char *text, const char *allow)
+				 char *text, const char *hdr, const char *value)
 {
 	if (!text)
 		return MHD_NO;
 	struct MHD_Response *r =
 	    MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	if (allow)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	if (hdr)
+		MHD_add_response_header(r, hdr, value);
 	enum MHD_Result ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
 /* Sends O (and drops the reference), with a newline for curl users. */
-static enum MHD_Result send_json_allow(struct MHD_Connection *conn, unsigned status, json_object *o,
-				       const char *allow)
+static enum MHD_Result send_json_hdr(struct MHD_Connection *conn, unsigned status, json_object *o,
+				     const char *hdr, const char *value)
 {
 	char *s = NULL;
 	if (!o)
 		return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json",
-				 strdup("{\"error\":\"out of memory\"}\n"), allow);
+				 strdup("{\"error\":\"out of memory\"}\n"), NULL, NULL);
 	if (asprintf(&s, "%s\n",
 		     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							   JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
 		s = NULL;
 	json_object_put(o);
-	return send_text(conn, status, "application/json", s, allow);
+	return send_text(conn, status, "application/json", s, hdr, value);
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_object *o)
 {
-	return send_json_allow(conn, status, o, NULL);
+	return send_json_hdr(conn, status, o, NULL, NULL);
 }
 
 static json_object *error_json(const char *msg)
@@ -100,7 +103,8 @@ static enum MHD_Result send_405(struct MHD_Connection *conn, const char *allow, 
 {
 	char msg[512];
 	snprintf(msg, sizeof(msg), "method %s not allowed here (allowed: %s)", method, allow);
-	return send_json_allow(conn, MHD_HTTP_METHOD_NOT_ALLOWED, error_json(msg), allow);
+	return send_json_hdr(conn, MHD_HTTP_METHOD_NOT_ALLOWED, error_json(msg),
+			     MHD_HTTP_HEADER_ALLOW, allow);
 }
 
 /* ---- JSON views ---- */
@@ -257,50 +261,59 @@ static json_object *status_json(const endpoint *ep)
 
 /* ---- mutations ---- */
 
-static bool in_groups(pid_t pid, gid_t g)
+/* The peer's supplementary groups from the socket (SO_PEERGROUPS, Linux
+ * 4.13): what it had at connect(2), not /proc/PID of a pid that may be reused. */
+static bool peer_in_group(int fd, gid_t g)
 {
-	char path[64];
-	_cleanup_free_ char *text = NULL;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	if (nf_read_file(path, &text, NULL) < 0)
-		return false;
-	const char *p = strstr(text, "\nGroups:");
-	for (p = p ? p + 8 : NULL; p && *p && *p != '\n';) {
-		char *end;
-		unsigned long v = strtoul(p, &end, 10);
-		if (end == p)
-			break;
-		if (v == g)
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false; /* ERANGE: over 256 groups; changes need root or the gid then */
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == g)
 			return true;
-		p = end;
-	}
 	return false;
 }
 
-/* NULL when the peer may mutate; otherwise why not. */
+static bool token_ok(const endpoint *ep, struct MHD_Connection *conn)
+{
+	const char *auth =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	size_t n = ep->token ? strlen(ep->token) : 0;
+	if (!n || !auth || strncmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) != n)
+		return false;
+	unsigned char diff = 0; /* constant time */
+	for (size_t i = 0; i < n; i++)
+		diff |= auth[7 + i] ^ ep->token[i];
+	return diff == 0;
+}
+
+/* Over TCP only /healthz and /metrics are public: the rest names pods,
+ * namespaces, cgroups and pids, and the kubelet's read-only port 10255 is the
+ * lesson. NULL when the request may go on; otherwise why not (401). */
+static const char *tcp_gate(const endpoint *ep, struct MHD_Connection *conn, const char *url)
+{
+	if (!ep->tcp || strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0 ||
+	    token_ok(ep, conn))
+		return NULL;
+	return ep->token ? "missing or wrong bearer token"
+			 : "over TCP only /healthz and /metrics are served without a token "
+			   "(configure --token-file)";
+}
+
+/* NULL when the peer may change things; otherwise why not. Over TCP the
+ * token, checked by tcp_gate, is what allows it. */
 static const char *refuse(const endpoint *ep, struct MHD_Connection *conn)
 {
-	if (ep->tcp) {
-		if (!ep->token)
-			return "the TCP listener is read-only (configure --token-file to allow "
-			       "changes)";
-		const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							       MHD_HTTP_HEADER_AUTHORIZATION);
-		size_t n = strlen(ep->token);
-		if (!auth || strncmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) != n)
-			return "missing or wrong bearer token";
-		unsigned char diff = 0; /* constant time */
-		for (size_t i = 0; i < n; i++)
-			diff |= auth[7 + i] ^ ep->token[i];
-		return diff ? "missing or wrong bearer token" : NULL;
-	}
+	if (ep->tcp)
+		return NULL;
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 	if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		return "cannot tell who the peer is (SO_PEERCRED)";
-	if (cr.uid == 0 || cr.gid == ep->group || in_groups(cr.pid, ep->group))
+	if (cr.uid == 0 || cr.gid == ep->group || peer_in_group(ci->connect_fd, ep->group))
 		return NULL;
 	return "changes need root or the socket's group";
 }
@@ -497,17 +510,21 @@ static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, co
 {
 	nf_agent *a = ep->a;
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	const char *why = tcp_gate(ep, conn, url);
+	if (why)
+		return send_json_hdr(conn, MHD_HTTP_UNAUTHORIZED, error_json(why),
+				     MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	if (strcmp(url, "/healthz") == 0) {
 		if (!get)
 			return send_405(conn, "GET", method);
 		return send_text(conn, MHD_HTTP_OK, "application/json",
-				 strdup("{\"status\":\"ok\"}\n"), NULL);
+				 strdup("{\"status\":\"ok\"}\n"), NULL, NULL);
 	}
 	if (strcmp(url, "/metrics") == 0) {
 		if (!get)
 			return send_405(conn, "GET", method);
 		return send_text(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-				 nf_metrics(a), NULL);
+				 nf_metrics(a), NULL, NULL);
 	}
 	if (strcmp(url, "/v1/status") == 0)
 		return get ? send_json(conn, MHD_HTTP_OK, status_json(ep))
@@ -517,7 +534,7 @@ static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, co
 			return send_json(conn, MHD_HTTP_OK, containers_json(a));
 		if (strcmp(method, "POST") != 0)
 			return send_405(conn, "GET, POST", method);
-		const char *why = refuse(ep, conn);
+		why = refuse(ep, conn);
 		return why ? send_error(conn, MHD_HTTP_FORBIDDEN, "%s", why)
 			   : do_register(a, conn, q);
 	}
@@ -583,6 +600,22 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* ---- listeners ---- */
+
+/* Locks PATH.lock (made if need be): -EADDRINUSE while another agent
+ * holds it. Only then may the socket of a previous run be replaced: taking
+ * over a live one left the first agent deaf once the second stopped. */
+static int lock_socket(const char *path)
+{
+	_cleanup_free_ char *lock = NULL;
+	if (asprintf(&lock, "%s.lock", path) < 0)
+		return -ENOMEM;
+	_cleanup_close_ int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
+	return TAKE_FD(fd);
+}
 
 static int unix_listener(const char *path, gid_t group)
 {
@@ -654,7 +687,17 @@ int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret)
 	}
 	api->unix_ep = (endpoint){.a = a, .group = group, .self_check = cfg->self_check};
 	api->socket_path = strdup(cfg->socket_path);
-	int fd = unix_listener(cfg->socket_path, group);
+	api->lock_fd = -1;
+	int fd = -1;
+	if (!api->socket_path || (api->lock_fd = lock_socket(cfg->socket_path)) < 0) {
+		r = api->socket_path ? api->lock_fd : -ENOMEM;
+		nf_log_errno(LOG_ERR, r, "API socket '%s'%s", cfg->socket_path,
+			     r == -EADDRINUSE ? ": another numafollowd serves it" : "");
+		api->socket_path = (free(api->socket_path), NULL); /* not ours to remove */
+		nf_api_stop(api);
+		return r;
+	}
+	fd = unix_listener(cfg->socket_path, group);
 	if (fd < 0 || !(api->unix_d = daemon_start(&api->unix_ep, fd, NULL))) {
 		r = fd < 0 ? fd : -EIO;
 		nf_log(LOG_ERR, "API socket '%s': %s", cfg->socket_path, strerror(-r));
@@ -696,6 +739,8 @@ void nf_api_stop(nf_api *api)
 		MHD_stop_daemon(api->unix_d);
 		unlink(api->socket_path);
 	}
+	if (api->lock_fd >= 0)
+		close(api->lock_fd);
 	free(api->socket_path);
 	if (api->token)
 		explicit_bzero(api->token, strlen(api->token));

@@ -44,8 +44,13 @@ bool nf_decide_raced(const nf_trigger *running, const nf_record *last)
 	return last && last->trigger == NF_TRIG_RECONCILE;
 }
 
-nf_reg_action nf_decide_registration(const char *id, const char *registered_id, bool eff_empty)
+nf_reg_action nf_decide_registration(const char *id, const char *registered_id, bool root,
+				     bool id_taken, bool eff_empty)
 {
+	if (root)
+		return NF_REG_ROOT;
+	if (id_taken)
+		return NF_REG_ID_TAKEN;
 	if (eff_empty)
 		return NF_REG_NO_CPUSET;
 	return registered_id && strcmp(registered_id, id) == 0 ? NF_REG_UPDATE : NF_REG_NEW;

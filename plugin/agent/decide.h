@@ -41,12 +41,16 @@ bool nf_decide_drift(uint64_t outside_anon, uint64_t last_residual, bool eff_emp
  * its write(2) and raced the kernel's migration (tests/vm/t-agent-race.sh). */
 bool nf_decide_raced(const nf_trigger *running, const nf_record *last);
 
-/* A registration of container ID for a pid in cgroup REL. */
+/* A registration of container ID for a pid in a cgroup that holds
+ * REGISTERED_ID's registration (or none). */
 typedef enum {
 	NF_REG_NEW,
-	NF_REG_UPDATE,	 /* the cgroup holds ID's registration already */
-	NF_REG_NO_CPUSET /* the cgroup has no effective mems */
+	NF_REG_UPDATE,	  /* the cgroup holds ID's registration already */
+	NF_REG_ROOT,	  /* the pid is in the root cgroup: not a container */
+	NF_REG_ID_TAKEN,  /* another container goes by ID (its cgroup's name) */
+	NF_REG_NO_CPUSET, /* the cgroup has no effective mems */
 } nf_reg_action;
-nf_reg_action nf_decide_registration(const char *id, const char *registered_id, bool eff_empty);
+nf_reg_action nf_decide_registration(const char *id, const char *registered_id, bool root,
+				     bool id_taken, bool eff_empty);
 
 #endif

@@ -84,10 +84,14 @@ static void raced(void **state)
 static void registrations(void **state)
 {
 	(void)state;
-	assert_int_equal(nf_decide_registration("a", NULL, false), NF_REG_NEW);
-	assert_int_equal(nf_decide_registration("a", "a", false), NF_REG_UPDATE);
-	assert_int_equal(nf_decide_registration("a", "b", false), NF_REG_NEW);
-	assert_int_equal(nf_decide_registration("a", "a", true), NF_REG_NO_CPUSET);
+	assert_int_equal(nf_decide_registration("a", NULL, false, false, false), NF_REG_NEW);
+	assert_int_equal(nf_decide_registration("a", "a", false, false, false), NF_REG_UPDATE);
+	assert_int_equal(nf_decide_registration("a", "b", false, false, false), NF_REG_NEW);
+	assert_int_equal(nf_decide_registration("a", "a", false, false, true), NF_REG_NO_CPUSET);
+	/* the root cgroup is the machine, not a container */
+	assert_int_equal(nf_decide_registration("init", NULL, true, false, false), NF_REG_ROOT);
+	/* one id, one container: not another cgroup's name */
+	assert_int_equal(nf_decide_registration("abc", NULL, false, true, false), NF_REG_ID_TAKEN);
 }
 
 static void settling(void **state)

@@ -69,6 +69,18 @@ expect 405 POST /v1/migrations
 curl -sS -o /dev/null -D "$T/hdr" --unix-socket "$SOCK" -X PUT http://nf/v1/containers
 grep -qi '^Allow: GET, POST' "$T/hdr" || fail "405 without an Allow header"
 
+# One id, one container: a registration may not take the id another
+# container goes by (its cgroup's name), which it would shadow.
+other=$(mkcg nf-api/ctr2 0)
+opid=$(start_hog "$other" -m 1)
+taken=$(jq -r '.containers[0].id' "$T/snapshot")
+expect 400 POST /v1/containers -d "{\"id\": \"$taken\", \"pid\": $opid}"
+jq -e --arg id "$taken" '.error == "id '"'"'\($id)'"'"' is the container of cgroup '"'"'/nf-api/ctr1'"'"'"' "$T/body" >/dev/null ||
+	fail "the collision is not explained: $(cat "$T/body")"
+expect_eq "registered containers after the collision" \
+	"$(api /v1/containers | jq '[.containers[] | select(.registered)] | length')" 0
+kill "$opid"
+
 # A registration, as the hook sends it: names come from the annotations.
 reg=$(jq -n --argjson pid "$pid" '{id: "ctr-1", pid: $pid, bundle: "/run/b", status: "created",
 	annotations: {"io.kubernetes.cri.container-name": "web", "io.kubernetes.cri.sandbox-name": "shop-7f",
@@ -98,12 +110,29 @@ expect_eq "GET by uid 12345" "$got" 200
 got=$(as 65534 curl -sS -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -X POST http://nf/v1/containers -d '{}')
 expect_eq "POST by the socket's group (nogroup)" "$got" 400
 
-# TCP without a token: reads only.
-got=$(curl -sS -o "$T/body" -w '%{http_code}' http://127.0.0.1:18080/v1/containers)
-expect_eq "TCP GET" "$got" 200
-got=$(curl -sS -o "$T/body" -w '%{http_code}' -X DELETE http://127.0.0.1:18080/v1/containers/ctr-1)
-expect_eq "TCP DELETE without a token" "$got" 403
-"$NF" ps --url http://127.0.0.1:18080 | grep -q ctr-1 || fail "numafollow ps --url does not list ctr-1"
+# TCP without a token: /healthz and /metrics only; the rest names pods,
+# namespaces, cgroups and pids (401).
+tcp() { curl -sS -o "$T/body" -w '%{http_code}' "$@"; }
+expect_eq "TCP GET /healthz" "$(tcp http://127.0.0.1:18080/healthz)" 200
+expect_eq "TCP GET /metrics" "$(tcp http://127.0.0.1:18080/metrics)" 200
+for path in /v1/containers /v1/containers/ctr-1 /v1/migrations /v1/migrations/1 /v1/status; do
+	expect_eq "TCP GET $path without a token" "$(tcp -D "$T/headers" http://127.0.0.1:18080$path)" 401
+	grep -qi '^WWW-Authenticate: Bearer' "$T/headers" || fail "401 without WWW-Authenticate"
+done
+jq -e '.error | test("only /healthz and /metrics")' "$T/body" >/dev/null || fail "401 says: $(cat "$T/body")"
+expect_eq "TCP DELETE without a token" "$(tcp -X DELETE http://127.0.0.1:18080/v1/containers/ctr-1)" 401
+expect_eq "ctr-1 after the TCP DELETE" "$(api /v1/containers/ctr-1 | jq .registered)" true
+rc=0
+"$NF" ps --url http://127.0.0.1:18080 >/dev/null 2>"$T/err" || rc=$?
+[ "$rc" != 0 ] || fail "numafollow ps --url without a token listed the containers"
+say "numafollow ps --url without a token: exit $rc, $(cat "$T/err")"
+
+# One agent per socket: a second one exits 3 and leaves the first serving.
+rc=0
+"$NFD" --config /dev/null --socket "$SOCK" --state-dir "$T/state2" >"$T/second.log" 2>&1 || rc=$?
+expect_eq "exit of a second agent on the same socket" "$rc" 3
+grep -q "another numafollowd serves it" "$T/second.log" || fail "second agent: $(cat "$T/second.log")"
+expect 200 GET /healthz
 
 expect 200 DELETE /v1/containers/ctr-1
 expect 404 DELETE /v1/containers/ctr-1
@@ -114,10 +143,13 @@ kill "$AGENT"; wait "$AGENT" || fail "numafollowd exited $? on SIGTERM"
 grep -q "stopped" "$T/agent.log" || fail "no clean stop in the log"
 echo s3cret-token >"$T/token" && chmod 600 "$T/token"
 start_agent --cgroup-root /nf-api --listen 127.0.0.1:18080 --token-file "$T/token"
-tcp() { curl -sS -o "$T/body" -w '%{http_code}' "$@"; }
-expect_eq "TCP POST, no token" "$(tcp -X POST http://127.0.0.1:18080/v1/containers -d "$reg")" 403
-expect_eq "TCP POST, wrong token" "$(tcp -H 'Authorization: Bearer nope' -X POST http://127.0.0.1:18080/v1/containers -d "$reg")" 403
+expect_eq "TCP POST, no token" "$(tcp -X POST http://127.0.0.1:18080/v1/containers -d "$reg")" 401
+expect_eq "TCP POST, wrong token" "$(tcp -H 'Authorization: Bearer nope' -X POST http://127.0.0.1:18080/v1/containers -d "$reg")" 401
+expect_eq "TCP GET, wrong token" "$(tcp -H 'Authorization: Bearer nope' http://127.0.0.1:18080/v1/containers)" 401
+expect_eq "TCP GET, token" "$(tcp -H 'Authorization: Bearer s3cret-token' http://127.0.0.1:18080/v1/containers)" 200
 expect_eq "TCP POST, token" "$(tcp -H 'Authorization: Bearer s3cret-token' -X POST http://127.0.0.1:18080/v1/containers -d "$reg")" 201
+"$NF" ps --url http://127.0.0.1:18080 --token-file "$T/token" | grep -q ctr-1 ||
+	fail "numafollow ps --url --token-file does not list ctr-1"
 "$NF" migrate --via-agent --url http://127.0.0.1:18080 --token-file "$T/token" ctr-1 >/dev/null ||
 	fail "migrate --via-agent over TCP with the token exited $?"
 say "TCP: changes need the token"

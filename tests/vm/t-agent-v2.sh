@@ -13,6 +13,13 @@ cg=$(mkcg system.slice/docker-$cid.scope 0)
 pid=$(start_hog "$cg" -m 128)
 start_agent
 
+# The root cgroup is the machine, not a container: a registration of pid 1
+# is refused, and nothing takes the name "init".
+got=$(api_status /v1/containers -X POST -d '{"id": "init", "pid": 1}')
+expect_eq "POST {id: init, pid: 1}" "$got" 400
+jq -e '.error | test("root cgroup")' "$T/body" >/dev/null || fail "root registration: $(cat "$T/body")"
+expect_eq "GET /v1/containers/init" "$(api_status /v1/containers/init)" 404
+
 api "/v1/containers/$cid" >"$T/c.json"
 jq -c 'del(.annotations)' "$T/c.json"
 expect_eq runtime "$(jq -r .runtime "$T/c.json")" docker
