@@ -104,3 +104,53 @@ int nf_conf_line(char *line, char **name, char **value)
 	*value = trim(eq + 1);
 	return 1;
 }
+
+/* The length of the well-formed UTF-8 sequence at S (at most N bytes): 1-4,
+ * or 0 when it is not one (stray continuation, overlong form, surrogate,
+ * beyond U+10FFFF, cut short). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] < 0x80   ? 1
+		     : s[0] < 0xc2 ? 0
+		     : s[0] < 0xe0 ? 2
+		     : s[0] < 0xf0 ? 3
+		     : s[0] < 0xf5 ? 4
+				   : 0;
+	if (len == 0 || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+		return 0;
+	return len;
+}
+
+bool nf_utf8_valid(const char *s)
+{
+	size_t n = strlen(s);
+	for (size_t i = 0, l; i < n; i += l)
+		if (!(l = utf8_len((const unsigned char *)s + i, n - i)))
+			return false;
+	return true;
+}
+
+char *nf_utf8_clean(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(n * 3 + 1), *o = out; /* each bad byte becomes 3 */
+	for (size_t i = 0, l; out && i < n; i += l ? l : 1) {
+		l = utf8_len((const unsigned char *)s + i, n - i);
+		if (l) {
+			memcpy(o, s + i, l);
+			o += l;
+		} else {
+			memcpy(o, "\xef\xbf\xbd", 3); /* U+FFFD */
+			o += 3;
+		}
+	}
+	if (out)
+		*o = '\0';
+	return out;
+}

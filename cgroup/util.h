@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-
 #define NF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static inline void nf_freep(void *p)
@@ -67,5 +66,11 @@ uint64_t nf_now_ns(void);
 /* A settings-file line "name = value", split in place with both sides
  * trimmed: 1, or 0 for a blank or '#' comment line, or -EINVAL without '='. */
 int nf_conf_line(char *line, char **name, char **value);
+/* Whether S is well-formed UTF-8. Cgroup names need not be: anyone with a
+ * delegated subtree can name one with any bytes. */
+bool nf_utf8_valid(const char *s);
+/* S with each byte that is not part of well-formed UTF-8 replaced by U+FFFD,
+ * to free; NULL when out of memory. */
+char *nf_utf8_clean(const char *s);
 
 #endif

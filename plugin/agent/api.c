@@ -10,6 +10,7 @@
 #include <libgen.h>
 #include <microhttpd.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -79,10 +80,21 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, j
 	return send_json_hdr(conn, status, o, NULL, NULL);
 }
 
+/* Adds V as KEY of O; false (V dropped) when V is NULL or the add fails. */
+static bool put(json_object *o, const char *key, json_object *v)
+{
+	if (v && json_object_object_add(o, key, v) == 0)
+		return true;
+	json_object_put(v);
+	return false;
+}
+
+/* {"error": MSG}; MSG may quote a URL's bytes, so it is made valid UTF-8. */
 static json_object *error_json(const char *msg)
 {
 	json_object *o = json_object_new_object();
-	json_object_object_add(o, "error", json_object_new_string(msg));
+	if (o && !put(o, "error", nf_json_text(msg)))
+		return json_object_put(o), NULL;
 	return o;
 }
 
@@ -109,20 +121,10 @@ static enum MHD_Result send_405(struct MHD_Connection *conn, const char *allow, 
 
 /* ---- JSON views ---- */
 
-/* Adds V as KEY of O; false (V dropped) when V is NULL or the add fails. */
-static bool put(json_object *o, const char *key, json_object *v)
-{
-	if (v && json_object_object_add(o, key, v) == 0)
-		return true;
-	json_object_put(v);
-	return false;
-}
-
 /* A string member, null when empty: put() of a null member must not fail. */
 static bool put_str(json_object *o, const char *key, const char *s)
 {
-	return s && *s ? put(o, key, json_object_new_string(s))
-		       : json_object_object_add(o, key, NULL) == 0;
+	return s && *s ? put(o, key, nf_json_text(s)) : json_object_object_add(o, key, NULL) == 0;
 }
 
 static bool put_pod(json_object *o, const nf_container *c)
@@ -158,10 +160,9 @@ static bool put_last(json_object *o, const nf_record *last)
 static json_object *container_json(const nf_container *c)
 {
 	json_object *o = json_object_new_object();
-	bool ok = o && put(o, "id", json_object_new_string(c->id)) &&
-		  put_str(o, "runtime", c->runtime) &&
+	bool ok = o && put(o, "id", nf_json_text(c->id)) && put_str(o, "runtime", c->runtime) &&
 		  put_str(o, "name", c->reg ? c->reg->name : NULL) && put_pod(o, c) &&
-		  put(o, "cgroup", json_object_new_string(c->cgroup)) &&
+		  put(o, "cgroup", nf_json_text(c->cgroup)) &&
 		  put(o, "mems", nf_json_nodeset(&c->mems)) &&
 		  put(o, "mems_effective", nf_json_nodeset(&c->eff)) &&
 		  put(o, "tasks", json_object_new_int64(c->tasks)) &&
@@ -337,6 +338,10 @@ static const char *parse_registration(json_object *b, nf_registration *r)
 	if (!json_object_object_get_ex(b, "id", &v) || !json_object_is_type(v, json_type_string) ||
 	    !*json_object_get_string(v) || json_object_get_string_len(v) > 255)
 		return "'id' must be a string of 1 to 255 characters";
+	/* an id is a name in logs, metrics and URLs: no control characters */
+	for (const char *p = json_object_get_string(v); *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return "'id' must not contain control characters";
 	r->id = strdup(json_object_get_string(v));
 	if (!json_object_object_get_ex(b, "pid", &v) || !json_object_is_type(v, json_type_int) ||
 	    json_object_get_int64(v) <= 0 || json_object_get_int64(v) > INT32_MAX)
@@ -386,6 +391,9 @@ static void take_container(const nf_container *c, void *userdata)
 static json_object *parse_body(const request *q)
 {
 	json_tokener *tok = json_tokener_new();
+	/* RFC 8259 and nothing more: no comments, no single quotes, UTF-8 only. */
+	if (tok)
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	json_object *b = tok ? json_tokener_parse_ex(tok, q->body ? q->body : "", q->len) : NULL;
 	bool complete = tok && json_tokener_get_error(tok) == json_tokener_success &&
 			(size_t)json_tokener_get_parse_end(tok) == q->len;
@@ -453,7 +461,7 @@ static enum MHD_Result delete_container(nf_agent *a, struct MHD_Connection *conn
 	if (r == -ENODATA)
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "container '%s' is not registered", id);
 	json_object *o = json_object_new_object();
-	if (o && !put(o, "deleted", json_object_new_string(id)))
+	if (o && !put(o, "deleted", nf_json_text(id)))
 		o = (json_object_put(o), NULL);
 	return send_json(conn, MHD_HTTP_OK, o);
 }
@@ -480,8 +488,8 @@ static enum MHD_Result container_route(const endpoint *ep, struct MHD_Connection
 	size_t len = strlen(rest);
 	bool migrate = len > 8 && strcmp(rest + len - 8, "/migrate") == 0;
 	_cleanup_free_ char *id = strndup(rest, migrate ? len - 8 : len);
-	bool get = strcmp(method, "GET") == 0, del = strcmp(method, "DELETE") == 0,
-	     post = strcmp(method, "POST") == 0;
+	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
+	     del = strcmp(method, "DELETE") == 0, post = strcmp(method, "POST") == 0;
 	if (!id)
 		return MHD_NO;
 	if (migrate ? !post : !(get || del))
@@ -547,6 +555,30 @@ static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, co
 	return send_error(conn, MHD_HTTP_NOT_FOUND, "no route '%s'", url);
 }
 
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+				     const char *value)
+{
+	unsigned *n = cls;
+	(void)kind, (void)value;
+	n[0] += strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0;
+	n[1] += strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0;
+	return MHD_YES;
+}
+
+/* A body's length must be said once and one way: two Content-Length headers,
+ * or one beside chunked encoding, are how a request is smuggled past a proxy
+ * that reads them otherwise. NULL when the framing is plain. */
+static const char *framing(struct MHD_Connection *conn)
+{
+	unsigned n[2] = {0};
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, n);
+	if (n[0] > 1)
+		return "more than one Content-Length header";
+	if (n[1] > 1 || (n[0] && n[1]))
+		return "Content-Length and Transfer-Encoding together, or Transfer-Encoding twice";
+	return NULL;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_size, void **con_cls)
@@ -558,6 +590,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		if (!(q = calloc(1, sizeof(*q))))
 			return MHD_NO;
 		*con_cls = q;
+		const char *why = framing(conn);
+		if (why)
+			return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
 		uint64_t n;
@@ -653,19 +688,50 @@ static int tcp_address(const char *listen, struct sockaddr_in *sa)
 	return inet_pton(AF_INET, *host ? host : "127.0.0.1", &sa->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
-#define LIMITS                                                                                     \
-	MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,    \
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,  \
-	    completed, NULL
+static int hex(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+/* Percent-decoding as libmicrohttpd's own, but %00 stays as it is: a NUL
+ * would cut the path short ("/v1/containers/a%00b" would name "a"). */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *o = s;
+	(void)cls, (void)conn;
+	for (const char *p = s; *p; p++) {
+		int hi = p[0] == '%' ? hex(p[1]) : -1, lo = hi >= 0 ? hex(p[2]) : -1;
+		if (lo >= 0 && (hi | lo)) {
+			*o++ = (char)(hi << 4 | lo);
+			p += 2;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return o - s;
+}
+
+/* Connections are cheap with epoll, so the limits are set by file
+ * descriptors, not by what a few idle clients can hold: hundreds of slow
+ * connections (slowloris) must not keep a normal request out. */
+#define LIMITS(conns)                                                                              \
+	MHD_OPTION_CONNECTION_LIMIT, (unsigned)(conns), MHD_OPTION_CONNECTION_TIMEOUT,             \
+	    (unsigned)10, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),                 \
+	    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape,  \
+	    NULL
 
 static struct MHD_Daemon *daemon_start(endpoint *ep, int fd, const struct sockaddr_in *sa)
 {
 	if (fd >= 0) /* per-IP limits mean nothing on a unix socket */
 		return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, handle, ep,
-					MHD_OPTION_LISTEN_SOCKET, fd, LIMITS, MHD_OPTION_END);
+					MHD_OPTION_LISTEN_SOCKET, fd, LIMITS(512), MHD_OPTION_END);
 	return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, ntohs(sa->sin_port), NULL, NULL,
 				handle, ep, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
-				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)16, LIMITS,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)64, LIMITS(256),
 				MHD_OPTION_END);
 }
 

@@ -1,13 +1,18 @@
 /* GET /metrics: the Prometheus text exposition format, version 0.0.4. */
 #include "metrics.h"
 #include "../lib/nf.h"
+#include "../../cgroup/util.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* A label value: backslash, double quote and newline escaped. */
-static void label(FILE *f, const char *s)
+/* A label value: well-formed UTF-8 (a cgroup's name may not be, and one bad
+ * byte would fail the whole scrape), backslash, double quote and newline
+ * escaped. */
+static void label(FILE *f, const char *raw)
 {
+	_cleanup_free_ char *clean = nf_utf8_valid(raw) ? NULL : nf_utf8_clean(raw);
+	const char *s = clean ? clean : raw;
 	fputc('"', f);
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')

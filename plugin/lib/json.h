@@ -3,12 +3,31 @@
 #define NF_JSON_H
 
 #include "../../cgroup/nodeset.h"
+#include "../../cgroup/util.h"
 
 #include <json.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+static inline void nf_json_putp(json_object **o)
+{
+	json_object_put(*o);
+}
+#define _cleanup_json_ __attribute__((cleanup(nf_json_putp)))
+
+/* S as a JSON string, made well-formed UTF-8 (a cgroup's name, and what is
+ * derived from it, may not be); NULL when out of memory. */
+static inline json_object *nf_json_text(const char *s)
+{
+	if (nf_utf8_valid(s))
+		return json_object_new_string(s);
+	char *clean = nf_utf8_clean(s);
+	json_object *o = clean ? json_object_new_string(clean) : NULL;
+	free(clean);
+	return o;
+}
 
 /* A node set as the kernel's list string ("0-1,3"). */
 static inline json_object *nf_json_nodeset(const nf_nodeset *s)
@@ -17,19 +36,25 @@ static inline json_object *nf_json_nodeset(const nf_nodeset *s)
 	return json_object_new_string(nf_nodeset_format(s, buf, sizeof(buf)));
 }
 
-/* {"node": bytes} for the nodes with any: A[n] + B[n] over N nodes (either may be NULL). */
+/* {"node": bytes} for the nodes with any: A[n] + B[n] over N nodes (either may be
+ * NULL); NULL when out of memory. */
 static inline json_object *nf_json_per_node(const uint64_t *a, const uint64_t *b, unsigned n)
 {
 	json_object *o = json_object_new_object();
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; o && i < n; i++) {
 		uint64_t v = (a ? a[i] : 0) + (b ? b[i] : 0);
 		char key[16];
 		if (!v)
 			continue;
 		snprintf(key, sizeof(key), "%u", i);
-		json_object_object_add(o, key, json_object_new_int64(v));
+		json_object *j = json_object_new_int64(v);
+		if (!j || json_object_object_add(o, key, j) < 0) {
+			json_object_put(j);
+			json_object_put(o);
+			return NULL;
+		}
 	}
-	return o;
+	return o; /* NULL when out of memory */
 }
 
 /* O's member KEY when it is a string, else NULL. */

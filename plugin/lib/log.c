@@ -43,6 +43,11 @@ static void vlog(int level, const char *fmt, va_list ap, int r)
 	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	if (r && n >= 0 && (size_t)n < sizeof(buf))
 		snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(-r));
+	/* One event, one line: a newline in a name (a registered id, a cgroup's)
+	 * must not forge the next line. */
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	if (log_syslog)
 		syslog(level, "%s", buf);
 	/* one write per line, so lines from threads do not interleave */

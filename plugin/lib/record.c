@@ -196,9 +196,8 @@ static bool put_outcome(json_object *o, const nf_record *r)
 json_object *nf_record_json(const nf_record *r)
 {
 	json_object *o = json_object_new_object();
-	bool ok = o && put_u64(o, "id", r->id) &&
-		  put(o, "container", json_object_new_string(r->container)) &&
-		  put(o, "cgroup", json_object_new_string(r->cgroup)) &&
+	bool ok = o && put_u64(o, "id", r->id) && put(o, "container", nf_json_text(r->container)) &&
+		  put(o, "cgroup", nf_json_text(r->cgroup)) &&
 		  put(o, "trigger", json_object_new_string(nf_trigger_name(r->trigger))) &&
 		  put(o, "from", nf_json_nodeset(&r->from)) &&
 		  put(o, "to", nf_json_nodeset(&r->to)) &&
