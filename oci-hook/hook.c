@@ -13,7 +13,6 @@
 #include "../plugin/lib/log.h"
 #include "../plugin/lib/nf.h"
 
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -595,11 +594,11 @@ int main(int argc, char **argv)
 		dup2(null, STDOUT_FILENO);
 		close(null);
 	}
-	curl_global_init(CURL_GLOBAL_NOTHING);
+	nf_http_setup(false);
 	r = run(&h);
 	nf_oci_state_done(&h.st);
 	nf_oci_config_done(&h.cfg);
 	nf_hook_conf_done(&h.conf);
-	curl_global_cleanup();
+	nf_http_teardown();
 	return r;
 }

@@ -1,78 +1,76 @@
-#include "client.h"
-#include "../lib/nf.h"
+/* The commands that ask the agent (numafollowd) over HTTP: status, ps,
+ * history and migrate --via-agent. */
+#include "cli.h"
 #include "../lib/http.h"
+#include "../lib/nf.h"
+#include "../lib/record.h"
 #include "../../cgroup/util.h"
 
-#include <curl/curl.h>
 #include <errno.h>
-#include <json.h>
-#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
-int nf_cli_fail(int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("numafollow: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return code;
-}
+/* ---- requests ---- */
 
-void nf_cli_print_json(json_object *o)
+/* An answer's HTTP status as a failure: 403 (a refused peer or token) and 5xx
+ * are the system's, the other 4xx (an unknown id, say) the user's. */
+static int status_error(long status, json_object *body, nf_cli_error *e)
 {
-	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-						   JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
-/* The HTTP status as an exit code, with the agent's error message. */
-static int status_code(long status, json_object *body)
-{
-	json_object *e;
-	if (status < 300)
-		return 0;
-	const char *msg = body && json_object_object_get_ex(body, "error", &e)
-			      ? json_object_get_string(e)
+	json_object *v;
+	const char *msg = body && json_object_object_get_ex(body, "error", &v)
+			      ? json_object_get_string(v)
 			      : "no message";
-	return nf_cli_fail(status == 403 || status >= 500 ? NF_EXIT_SYSTEM : NF_EXIT_USAGE,
-			   "the agent answered %ld: %s", status, msg);
+	if (status == 403 || status >= 500)
+		return nf_cli_system(e, status == 403 ? -EACCES : -EIO,
+				     "the agent answered %ld: %s", status, msg);
+	return nf_cli_usage(e, status == 404 ? -ENOENT : -EINVAL, "the agent answered %ld: %s",
+			    status, msg);
 }
 
-/* METHOD PATH on the agent; the parsed JSON body in *RET. Returns an exit code. */
-static int request(const nf_client_args *a, const char *method, const char *path, json_object **ret)
+/* The bearer token, or NULL without --token-file. */
+static int read_token(const nf_cli_args *a, char **ret, nf_cli_error *e)
+{
+	char *token = NULL;
+	int r = a->token_file ? nf_read_line(a->token_file, &token) : 0;
+	if (r < 0)
+		return nf_cli_usage(e, r, "token file '%s': %s", a->token_file, strerror(-r));
+	*ret = token;
+	return 0;
+}
+
+/* METHOD PATH on the agent; the parsed JSON body in *RET. */
+static int request(const nf_cli_args *a, const char *method, const char *path, json_object **ret,
+		   nf_cli_error *e)
 {
 	_cleanup_free_ char *token = NULL;
-	nf_http_reply r;
-	if (a->token_file) {
-		int e = nf_read_line(a->token_file, &token);
-		if (e < 0)
-			return nf_cli_fail(NF_EXIT_USAGE, "token file '%s': %s", a->token_file,
-					   strerror(-e));
-	}
+	_cleanup_json_ json_object *o = NULL;
+	nf_http_reply reply;
+	int r = read_token(a, &token, e);
+	if (r < 0)
+		return r;
 	nf_http_peer p = {.socket = a->socket,
 			  .url = a->url,
 			  .token = token,
 			  .connect_ms = 2000,
 			  .total_ms = 30000};
-	int e = nf_http(&p, method, path, NULL, &r);
-	if (e == -ENOMEM)
-		return nf_cli_fail(NF_EXIT_SYSTEM, "out of memory");
-	if (e < 0)
-		return nf_cli_fail(NF_EXIT_SYSTEM,
-				   "cannot reach the agent at '%s': %s (is numafollowd running?)",
-				   a->url ? a->url : a->socket, r.error);
-	json_object *o = r.body ? json_tokener_parse(r.body) : NULL;
-	nf_http_reply_done(&r);
-	int code = status_code(r.status, o);
-	if (code || !o) {
-		json_object_put(o);
-		return code ? code : nf_cli_fail(NF_EXIT_SYSTEM, "the agent's answer is not JSON");
-	}
-	*ret = o;
+	r = nf_http(&p, method, path, NULL, &reply);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return nf_cli_system(e, r,
+				     "cannot reach the agent at '%s': %s (is numafollowd running?)",
+				     a->url ? a->url : a->socket, reply.error);
+	o = reply.body ? json_tokener_parse(reply.body) : NULL;
+	nf_http_reply_done(&reply);
+	if (reply.status >= 300)
+		return status_error(reply.status, o, e);
+	if (!o)
+		return nf_cli_system(e, -EBADMSG, "the agent's answer is not JSON");
+	*ret = TAKE_PTR(o);
 	return 0;
 }
+
+/* ---- reading the answers ---- */
 
 static const char *str(json_object *o, const char *key)
 {
@@ -87,9 +85,74 @@ static int64_t num(json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
 }
 
+/* A migration record from the agent, read as the agent writes it. */
+static int read_record(json_object *o, nf_record **ret, nf_cli_error *e)
+{
+	const char *why = NULL;
+	int r = nf_record_parse(o, ret, &why);
+	return r < 0 ? nf_cli_system(e, r, "the agent's migration record is malformed: %s",
+				     why ? why : strerror(-r))
+		     : 0;
+}
+
+/* One row of the history table. */
+static void print_record(const nf_record *r)
+{
+	char from[NF_NODESET_STRLEN], to[NF_NODESET_STRLEN];
+	nf_nodeset_format(&r->from, from, sizeof(from));
+	nf_nodeset_format(&r->to, to, sizeof(to));
+	printf("%5llu %-24s %-14.14s %-9s %-5s %-5s %-10s %10.1f %10.1f %9.1f %8llu\n",
+	       (unsigned long long)r->id, *r->started_at ? r->started_at : "-", r->container,
+	       nf_trigger_name(r->trigger), *from ? from : "-", *to ? to : "-", nf_record_status(r),
+	       nf_mib(r->moved_bytes), nf_mib(r->kernel_moved_bytes), nf_mib(r->residual_bytes),
+	       (unsigned long long)r->duration_ms);
+}
+
+static void print_history_header(void)
+{
+	printf("%5s %-24s %-14s %-9s %-5s %-5s %-10s %10s %10s %9s %8s\n", "ID", "STARTED",
+	       "CONTAINER", "TRIGGER", "FROM", "TO", "RESULT", "MOVED MiB", "KERNEL MiB",
+	       "LEFT MiB", "MS");
+}
+
+static int print_history(json_object *o, nf_cli_error *e)
+{
+	json_object *arr = json_object_object_get(o, "migrations");
+	print_history_header();
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		nf_record *r;
+		int err = read_record(json_object_array_get_idx(arr, i), &r, e);
+		if (err < 0)
+			return err;
+		print_record(r);
+		nf_record_unref(r);
+	}
+	if (json_object_array_length(arr) == 0)
+		printf("(no migrations)\n");
+	return 0;
+}
+
+static bool flag(json_object *o, const char *key)
+{
+	return json_object_get_boolean(json_object_object_get(o, key));
+}
+
+static void print_self_check(json_object *sc)
+{
+	json_object *w;
+	printf("self-check: own mems %s%s, CAP_SYS_NICE %s, CAP_SYS_PTRACE %s\n",
+	       str(sc, "own_mems"),
+	       flag(sc, "own_mems_cover_all") ? " (all nodes)" : " (NOT all nodes)",
+	       flag(sc, "cap_sys_nice") ? "yes" : "no", flag(sc, "cap_sys_ptrace") ? "yes" : "no");
+	if (json_object_object_get_ex(sc, "warnings", &w))
+		for (size_t i = 0; i < json_object_array_length(w); i++)
+			printf("warning: %s\n",
+			       json_object_get_string(json_object_array_get_idx(w, i)));
+}
+
 static void print_status(json_object *o)
 {
-	json_object *sc, *m, *w;
+	json_object *sc, *m;
 	printf("numafollowd %s, up %llds, cgroup %s at %s (root %s)\n", str(o, "version"),
 	       (long long)num(o, "uptime_s"), str(o, "hierarchy"), str(o, "mount"),
 	       str(o, "cgroup_root"));
@@ -102,23 +165,11 @@ static void print_status(json_object *o)
 		    printf(" %s %lld", k, (long long)json_object_get_int64(v));
 		printf("\n");
 	}
-	printf("history %s\n",
-	       json_object_get_boolean(json_object_object_get(o, "history_persistent"))
-		   ? "persistent"
-		   : "in memory only (the journal could not be opened)");
-	if (!json_object_object_get_ex(o, "self_check", &sc) || !sc)
-		return;
-	printf(
-	    "self-check: own mems %s%s, CAP_SYS_NICE %s, CAP_SYS_PTRACE %s\n", str(sc, "own_mems"),
-	    json_object_get_boolean(json_object_object_get(sc, "own_mems_cover_all"))
-		? " (all nodes)"
-		: " (NOT all nodes)",
-	    json_object_get_boolean(json_object_object_get(sc, "cap_sys_nice")) ? "yes" : "no",
-	    json_object_get_boolean(json_object_object_get(sc, "cap_sys_ptrace")) ? "yes" : "no");
-	if (json_object_object_get_ex(sc, "warnings", &w))
-		for (size_t i = 0; i < json_object_array_length(w); i++)
-			printf("warning: %s\n",
-			       json_object_get_string(json_object_array_get_idx(w, i)));
+	printf("history %s\n", flag(o, "history_persistent")
+				   ? "persistent"
+				   : "in memory only (the journal could not be opened)");
+	if (json_object_object_get_ex(o, "self_check", &sc) && sc)
+		print_self_check(sc);
 }
 
 /* "0:128.0 1:0.5" (MiB per node). */
@@ -138,116 +189,124 @@ static void memory_cell(json_object *mem, char *buf, size_t len)
 		snprintf(buf, len, "-");
 }
 
+static void print_container(json_object *c)
+{
+	json_object *pod;
+	char mem[256], name[128], id[15];
+	snprintf(id, sizeof(id), "%s", str(c, "id"));
+	memory_cell(json_object_object_get(c, "memory"), mem, sizeof(mem));
+	if (json_object_object_get_ex(c, "pod", &pod) && pod && strcmp(str(pod, "name"), "-") != 0)
+		snprintf(name, sizeof(name), "%s/%s", str(pod, "name"), str(c, "name"));
+	else
+		snprintf(name, sizeof(name), "%s", str(c, "name"));
+	printf("%-14s %-10s %-20s %-6s %-6s %5lld  %-24s %9.1f  %s\n", id, str(c, "runtime"), name,
+	       str(c, "mems"), str(c, "mems_effective"), (long long)num(c, "tasks"), mem,
+	       nf_mib(num(c, "residual_bytes")), str(c, "state"));
+}
+
 static void print_ps(json_object *o)
 {
 	json_object *arr = json_object_object_get(o, "containers");
 	printf("%-14s %-10s %-20s %-6s %-6s %5s  %-24s %9s  %s\n", "ID", "RUNTIME", "NAME", "MEMS",
 	       "EFF", "TASKS", "MEMORY MiB (node:MiB)", "LEFT MiB", "STATE");
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *c = json_object_array_get_idx(arr, i), *pod;
-		char mem[256], name[128], id[15];
-		snprintf(id, sizeof(id), "%s", str(c, "id"));
-		memory_cell(json_object_object_get(c, "memory"), mem, sizeof(mem));
-		if (json_object_object_get_ex(c, "pod", &pod) && pod &&
-		    strcmp(str(pod, "name"), "-") != 0)
-			snprintf(name, sizeof(name), "%s/%s", str(pod, "name"), str(c, "name"));
-		else
-			snprintf(name, sizeof(name), "%s", str(c, "name"));
-		printf("%-14s %-10s %-20s %-6s %-6s %5lld  %-24s %9.1f  %s\n", id,
-		       str(c, "runtime"), name, str(c, "mems"), str(c, "mems_effective"),
-		       (long long)num(c, "tasks"), mem, nf_mib(num(c, "residual_bytes")),
-		       str(c, "state"));
-	}
+	for (size_t i = 0; i < json_object_array_length(arr); i++)
+		print_container(json_object_array_get_idx(arr, i));
 	if (json_object_array_length(arr) == 0)
 		printf("(no containers)\n");
 }
 
-static void print_history(json_object *o)
-{
-	json_object *arr = json_object_object_get(o, "migrations");
-	printf("%5s %-24s %-14s %-9s %-5s %-5s %-10s %10s %10s %9s %8s\n", "ID", "STARTED",
-	       "CONTAINER", "TRIGGER", "FROM", "TO", "RESULT", "MOVED MiB", "KERNEL MiB",
-	       "LEFT MiB", "MS");
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *m = json_object_array_get_idx(arr, i);
-		char id[15];
-		snprintf(id, sizeof(id), "%s", str(m, "container"));
-		printf("%5lld %-24s %-14s %-9s %-5s %-5s %-10s %10.1f %10.1f %9.1f %8lld\n",
-		       (long long)num(m, "id"), str(m, "started_at"), id, str(m, "trigger"),
-		       str(m, "from"), str(m, "to"), str(m, "result"),
-		       nf_mib(num(m, "moved_bytes")), nf_mib(num(m, "kernel_moved_bytes")),
-		       nf_mib(num(m, "residual_bytes")), (long long)num(m, "duration_ms"));
-	}
-	if (json_object_array_length(arr) == 0)
-		printf("(no migrations)\n");
-}
+/* ---- commands ---- */
 
 /* POST .../migrate, then poll the record until it has a result. */
-static int migrate(const nf_client_args *a, json_object **ret)
+static int migrate(const nf_cli_args *a, json_object **ret, nf_record **ret_rec, nf_cli_error *e)
 {
 	_cleanup_free_ char *id = nf_http_escape(a->arg), *path = NULL;
-	json_object *o = NULL;
-	int code;
-	if (!id || asprintf(&path, "/v1/containers/%s/migrate", id) < 0)
-		return nf_cli_fail(NF_EXIT_SYSTEM, "out of memory");
-	if ((code = request(a, "POST", path, &o)))
-		return code;
-	long long mid = num(o, "id");
+	_cleanup_json_ json_object *o = NULL;
+	nf_record *rec = NULL;
+	int r;
+	if (!id || !(path = nf_cli_format("/v1/containers/%s/migrate", id)))
+		return -ENOMEM;
+	if ((r = request(a, "POST", path, &o, e)) < 0 || (r = read_record(o, &rec, e)) < 0)
+		return r;
 	if (!a->json)
-		fprintf(stderr, "migration %lld queued for %s\n", mid, a->arg);
-	for (;;) {
-		const char *res = str(o, "result");
-		if (strcmp(res, "queued") != 0 && strcmp(res, "running") != 0)
-			break;
-		json_object_put(o);
-		o = NULL;
+		fprintf(stderr, "migration %llu queued for %s\n", (unsigned long long)rec->id,
+			a->arg);
+	free(path);
+	if (!(path = nf_cli_format("/v1/migrations/%llu", (unsigned long long)rec->id)))
+		r = -ENOMEM;
+	while (r == 0 && rec->state != NF_REC_DONE) {
+		json_object_put(TAKE_PTR(o));
+		nf_record_unref(TAKE_PTR(rec));
 		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000}, NULL);
-		free(path);
-		if (asprintf(&path, "/v1/migrations/%lld", mid) < 0)
-			return nf_cli_fail(NF_EXIT_SYSTEM, "out of memory");
-		if ((code = request(a, "GET", path, &o)))
-			return code;
+		if ((r = request(a, "GET", path, &o, e)) == 0)
+			r = read_record(o, &rec, e);
 	}
-	*ret = o;
-	return strcmp(str(o, "result"), "ok") == 0 ? 0 : NF_EXIT_PARTIAL;
+	if (r == 0) {
+		*ret = TAKE_PTR(o);
+		*ret_rec = TAKE_PTR(rec);
+	}
+	nf_record_unref(rec);
+	return r;
 }
 
-int nf_client(const nf_client_args *a)
+/* The route that answers status, ps or history; NULL when out of memory. */
+static char *query_path(const nf_cli_args *a)
 {
-	json_object *o = NULL;
-	_cleanup_free_ char *path = NULL, *id = NULL;
-	int code;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (strcmp(a->cmd, "migrate") == 0) {
-		code = migrate(a, &o);
-	} else {
-		if (strcmp(a->cmd, "status") == 0)
-			path = strdup("/v1/status");
-		else if (strcmp(a->cmd, "ps") == 0)
-			path = strdup("/v1/containers");
-		else if (!a->arg)
-			path = strdup("/v1/migrations?limit=50");
-		else if ((id = nf_http_escape(a->arg)))
-			asprintf(&path, "/v1/migrations?limit=50&container=%s", id);
-		code =
-		    path ? request(a, "GET", path, &o) : nf_cli_fail(NF_EXIT_SYSTEM, "out of memory");
-	}
-	if (o && a->json)
-		nf_cli_print_json(o);
-	else if (o && strcmp(a->cmd, "status") == 0)
+	_cleanup_free_ char *id = NULL;
+	if (strcmp(a->cmd, "status") == 0)
+		return strdup("/v1/status");
+	if (strcmp(a->cmd, "ps") == 0)
+		return strdup("/v1/containers");
+	if (!a->arg)
+		return strdup("/v1/migrations?limit=50");
+	id = nf_http_escape(a->arg);
+	return id ? nf_cli_format("/v1/migrations?limit=50&container=%s", id) : NULL;
+}
+
+static int query(const nf_cli_args *a, json_object **ret, nf_cli_error *e)
+{
+	_cleanup_free_ char *path = query_path(a);
+	return path ? request(a, "GET", path, ret, e) : -ENOMEM;
+}
+
+static int print_answer(const nf_cli_args *a, json_object *o, const nf_record *rec, nf_cli_error *e)
+{
+	if (strcmp(a->cmd, "status") == 0) {
 		print_status(o);
-	else if (o && strcmp(a->cmd, "ps") == 0)
+	} else if (strcmp(a->cmd, "ps") == 0) {
 		print_ps(o);
-	else if (o && strcmp(a->cmd, "history") == 0)
-		print_history(o);
-	else if (o) {
-		json_object *wrap = json_object_new_object(), *arr = json_object_new_array();
-		json_object_array_add(arr, json_object_get(o));
-		json_object_object_add(wrap, "migrations", arr);
-		print_history(wrap);
-		json_object_put(wrap);
+	} else if (strcmp(a->cmd, "history") == 0) {
+		return print_history(o, e);
+	} else {
+		print_history_header();
+		print_record(rec);
 	}
-	json_object_put(o);
-	curl_global_cleanup();
-	return code;
+	return 0;
+}
+
+/* 0 or -errno, with the verdict in *RET_STATUS: a migration that did not end
+ * ok is partial. */
+static int ask(const nf_cli_args *a, nf_cli_error *e, int *ret_status)
+{
+	_cleanup_json_ json_object *o = NULL;
+	nf_record *rec = NULL;
+	bool migrating = strcmp(a->cmd, "migrate") == 0;
+	int r = migrating ? migrate(a, &o, &rec, e) : query(a, &o, e);
+	if (r == 0)
+		r = a->json ? nf_cli_print_json(o) : print_answer(a, o, rec, e);
+	/* a migration that did not end ok is partial */
+	if (r == 0)
+		*ret_status = rec && rec->result != NF_RES_OK ? NF_EXIT_PARTIAL : 0;
+	nf_record_unref(rec);
+	return r;
+}
+
+int nf_cli_agent(const nf_cli_args *a)
+{
+	_cleanup_(nf_cli_error_done) nf_cli_error e = {0};
+	int status = 0, r;
+	nf_http_setup(true);
+	r = ask(a, &e, &status);
+	nf_http_teardown();
+	return r < 0 ? nf_cli_fail(&e, r) : status;
 }

@@ -84,6 +84,18 @@ int nf_http(const nf_http_peer *p, const char *method, const char *path, const c
 	return translate(cr);
 }
 
+int nf_http_setup(bool tls)
+{
+	return curl_global_init(tls ? CURL_GLOBAL_DEFAULT : CURL_GLOBAL_NOTHING) == CURLE_OK
+		   ? 0
+		   : -ENOMEM;
+}
+
+void nf_http_teardown(void)
+{
+	curl_global_cleanup();
+}
+
 void nf_http_reply_done(nf_http_reply *r)
 {
 	free(TAKE_PTR(r->body));

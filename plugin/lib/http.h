@@ -3,6 +3,7 @@
 #ifndef NF_HTTP_H
 #define NF_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct {
@@ -25,6 +26,10 @@ typedef struct {
 int nf_http(const nf_http_peer *p, const char *method, const char *path, const char *body,
 	    nf_http_reply *ret);
 void nf_http_reply_done(nf_http_reply *r);
+/* libcurl's global state, set up once by main() before any request and torn
+ * down at its end; TLS only for a program that may speak https. */
+int nf_http_setup(bool tls);
+void nf_http_teardown(void);
 /* S escaped for a URL path segment; NULL when out of memory. */
 char *nf_http_escape(const char *s);
 

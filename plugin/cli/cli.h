@@ -1,0 +1,57 @@
+/* What the CLI's files share: the command line, the record that carries a
+ * failure up to the one message its command prints, and output helpers.
+ * numafollow.c parses and dispatches; local.c runs show and migrate on the
+ * cgroup file system; client.c asks the agent. */
+#ifndef NF_CLI_H
+#define NF_CLI_H
+
+#include "../lib/json.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+	const char *cmd;
+	const char *arg; /* the CGROUP, or the container id for the agent's commands */
+	const char *to, *from;
+	bool dry_run, json, via_agent, help, version;
+	unsigned retries;
+	const char *socket, *url, *token_file;
+} nf_cli_args;
+
+/* Why a command failed, said where the failure is understood (whose input,
+ * which path), printed at the command's top by nf_cli_fail(). */
+typedef struct {
+	bool usage; /* the user's input is at fault, not the system */
+	char *msg;
+} nf_cli_error;
+
+/* Fill *E (the user's input at fault, or the system) and return R, a -errno. */
+int nf_cli_usage(nf_cli_error *e, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int nf_cli_system(nf_cli_error *e, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The one translation of a failure R (a -errno) to an exit status: prints
+ * "numafollow: <message>" on stderr and returns NF_EXIT_USAGE or NF_EXIT_SYSTEM. */
+int nf_cli_fail(nf_cli_error *e, int r);
+void nf_cli_error_done(nf_cli_error *e);
+/* A printf-formatted string to free, or NULL when out of memory. */
+char *nf_cli_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Adds V as O's KEY; 0, or -ENOMEM when V is NULL (json-c out of memory) or
+ * the add failed, V then released. */
+int nf_cli_add(json_object *o, const char *key, json_object *v);
+int nf_cli_append(json_object *array, json_object *v);
+/* O, pretty, on stdout; -ENOMEM when json-c cannot format it. */
+int nf_cli_print_json(json_object *o);
+
+static inline double nf_mib(uint64_t bytes)
+{
+	return bytes / 1048576.0;
+}
+
+/* The commands, each returning the exit status. */
+int nf_cli_show(const nf_cli_args *a);
+int nf_cli_migrate(const nf_cli_args *a);
+int nf_cli_agent(const nf_cli_args *a); /* status, ps, history, migrate --via-agent */
+
+#endif
