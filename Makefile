@@ -18,7 +18,8 @@ ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 # engine, journal, HTTP client, JSON helpers, log) and the hook's parsers.
 LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c cgroup/identity.c \
 	    plugin/lib/engine.c plugin/lib/journal.c plugin/lib/http.c plugin/lib/log.c \
-	    plugin/lib/record.c plugin/lib/settle.c \
+	    plugin/lib/record.c plugin/lib/settle.c plugin/lib/mover.c plugin/lib/explain.c \
+	    plugin/lib/staged.c \
 	    oci-hook/oci.c
 CLI_SRC  := $(wildcard plugin/cli/*.c)
 HOOK_SRC := oci-hook/hook.c
@@ -26,10 +27,11 @@ AGENT_SRC := $(wildcard plugin/agent/*.c)
 # The agent's parts that unit tests link (all but main).
 AGENT_LIB := $(filter-out plugin/agent/numafollowd.c,$(AGENT_SRC))
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
-HELPERS  := $(B)/memhog $(B)/memhog-static
+HELPERS  := $(B)/memhog $(B)/memhog-static $(B)/movetool $(B)/probe
 UNITS    := $(UNIT_SRC:tests/unit/test-%.c=$(B)/tests/unit-%) \
 	    $(UNIT_SRC:tests/unit/test-%.c=$(B)/asan/unit-%)
 SOURCES  := $(LIB_SRC) $(CLI_SRC) $(HOOK_SRC) $(AGENT_SRC) $(UNIT_SRC) tests/helpers/memhog.c tests/fuzz/fuzz-parsers.c \
+	    tests/helpers/probe.c tests/bench/movetool.c \
 	    $(wildcard */*.h */*/*.h)
 
 # Only the goals that promise a fresh machine may install packages.
@@ -75,6 +77,18 @@ $(B)/numafollowd: $(AGENT_SRC:%.c=$(B)/%.o) $(B)/libnf.a
 
 $(B)/memhog: tests/helpers/memhog.c | $(DEPS)
 	$(CC) $(CFLAGS) $(NF_CFLAGS) -pthread -o $@ $< $(NF_LIBS)
+
+# The mover's driver and the workload with its mmap probe (tests/vm/t-mover.sh,
+# make bench); the probe static, for containers.
+$(B)/movetool: $(B)/tests/bench/movetool.o $(B)/libnf.a
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS)
+
+$(B)/tests/bench/%.o: tests/bench/%.c | $(DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(NF_CFLAGS) -c -o $@ $<
+
+$(B)/probe: tests/helpers/probe.c | $(DEPS)
+	$(CC) $(CFLAGS) -static -pthread -o $@ $<
 
 # For containers whose rootfs is busybox and nothing else.
 $(B)/memhog-static: tests/helpers/memhog.c | $(DEPS)

@@ -226,6 +226,29 @@ int nf_cgroup_read_mems(const nf_cgroup *cg, nf_nodeset *ret_mems, nf_nodeset *r
 	return 0;
 }
 
+int nf_cgroup_mems_writable(const nf_cgroup *cg)
+{
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/cpuset.mems", cg->path) < 0)
+		return -ENOMEM;
+	return access(path, W_OK) < 0 ? -errno : 0;
+}
+
+int nf_cgroup_write_mems(const nf_cgroup *cg, const nf_nodeset *set)
+{
+	_cleanup_free_ char *path = NULL;
+	char buf[NF_NODESET_STRLEN + 1];
+	size_t n = strlen(nf_nodeset_format(set, buf, sizeof(buf) - 1));
+	buf[n++] = '\n';
+	if (asprintf(&path, "%s/cpuset.mems", cg->path) < 0)
+		return -ENOMEM;
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t w = write(fd, buf, n);
+	return w < 0 ? -errno : (size_t)w != n ? -EIO : 0;
+}
+
 typedef struct {
 	pid_t *v;
 	size_t n, cap;

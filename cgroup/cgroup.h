@@ -40,6 +40,13 @@ void nf_cgroup_done(nf_cgroup *cg);
 /* mems as written (v2: empty means inherited; not read when RET_MEMS is NULL)
  * and as in effect. */
 int nf_cgroup_read_mems(const nf_cgroup *cg, nf_nodeset *ret_mems, nf_nodeset *ret_effective);
+/* Whether cpuset.mems may be written: -EROFS (a read-only cgroup mount, as a
+ * DaemonSet's), -EACCES, -ENOENT, else 0. Nothing is opened, so no watcher
+ * sees a write. */
+int nf_cgroup_mems_writable(const nf_cgroup *cg);
+/* Writes SET to cpuset.mems, as one write(2) (on v2 the kernel migrates
+ * within it; it returns when that is done). */
+int nf_cgroup_write_mems(const nf_cgroup *cg, const nf_nodeset *set);
 /* Thread-group ids of the cgroup and (with RECURSIVE) all its descendants,
  * sorted, unique. */
 int nf_cgroup_tasks(const nf_cgroup *cg, bool recursive, pid_t **ret, size_t *ret_n);

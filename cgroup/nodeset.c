@@ -21,6 +21,12 @@ bool nf_nodeset_equal(const nf_nodeset *a, const nf_nodeset *b)
 	return memcmp(a, b, sizeof(*a)) == 0;
 }
 
+void nf_nodeset_union(const nf_nodeset *a, const nf_nodeset *b, nf_nodeset *ret)
+{
+	for (size_t i = 0; i < NF_ARRAY_SIZE(ret->w); i++)
+		ret->w[i] = a->w[i] | b->w[i];
+}
+
 void nf_nodeset_minus(const nf_nodeset *a, const nf_nodeset *b, nf_nodeset *ret)
 {
 	for (size_t i = 0; i < NF_ARRAY_SIZE(a->w); i++)

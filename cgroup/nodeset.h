@@ -28,6 +28,7 @@ bool nf_nodeset_empty(const nf_nodeset *s);
 bool nf_nodeset_equal(const nf_nodeset *a, const nf_nodeset *b);
 /* ret = a & ~b */
 void nf_nodeset_minus(const nf_nodeset *a, const nf_nodeset *b, nf_nodeset *ret);
+void nf_nodeset_union(const nf_nodeset *a, const nf_nodeset *b, nf_nodeset *ret);
 /* The kernel's node_remap(): the n-th node of from maps to the (n mod |to|)-th node of to. */
 int nf_nodeset_remap(unsigned node, const nf_nodeset *from, const nf_nodeset *to);
 

@@ -4,6 +4,7 @@
 #include "../lib/journal.h"
 #include "../lib/log.h"
 #include "../lib/settle.h"
+#include "../lib/staged.h"
 #include "../../cgroup/identity.h"
 #include "../../cgroup/util.h"
 
@@ -55,6 +56,7 @@ struct nf_job {
 	nf_trigger trigger;
 	nf_nodeset from, to;
 	bool has_from, queued;
+	bool staged; /* a staged move to TO: it writes cpuset.mems itself */
 	nf_record *record;
 	_Atomic bool cancel;
 };
@@ -68,7 +70,7 @@ struct nf_agent {
 	size_t wd_buckets, n_cgs;
 	int inotify_fd;
 	unsigned nnodes; /* node ids below this */
-	unsigned retries;
+	nf_agent_tuning tuning;
 	bool rescan; /* events were lost: the next reconcile lists directories again */
 
 	pthread_t *threads;
@@ -368,6 +370,9 @@ static void count(nf_agent *a, const nf_record *r)
 	s->kernel_moved_total += r->kernel_moved_bytes;
 	s->residual_total += r->residual_bytes;
 	s->duration_sum += secs;
+	s->gentle_total += r->gentle_bytes;
+	for (size_t i = 0; i < r->n_reasons; i++)
+		s->residue_total[r->reasons[i].why] += r->reasons[i].bytes;
 	unsigned b = 0;
 	while (b < NF_DURATION_BUCKETS && secs > nf_duration_bounds[b])
 		b++;
@@ -392,8 +397,28 @@ static void finish(nf_agent *a, nf_job *j, int r, const nf_migration *m, uint64_
 	       (unsigned long long)rec->tasks, (unsigned long long)rec->duration_ms);
 	nf_record_unref(j->cg->last);
 	j->cg->last = nf_record_ref(rec);
-	j->cg->residual = rec->residual_bytes;
+	/* What a deadline left is not stuck: the next reconcile takes it as drift. */
+	j->cg->residual = m->deadline_hit ? 0 : rec->residual_bytes;
 	j->cg->drifted = false;
+}
+
+/* The staged move of J (lock dropped): the record gets its phases; what the
+ * kernel moved is what the final write swept. */
+static int run_staged(nf_job *j, const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *ret,
+		      uint64_t *ret_kernel)
+{
+	nf_staged s;
+	int r = nf_staged_move(cg, o, &s);
+	if (r < 0)
+		return r;
+	j->record->staged = true;
+	j->record->widen_ms = s.widen_ns / 1000000;
+	j->record->move_ms = s.move_ns / 1000000;
+	j->record->narrow_ms = s.narrow_ns / 1000000;
+	*ret_kernel = s.kernel_bytes;
+	*ret = s.m; /* the migration's buffers go with it */
+	ret->residual_bytes = s.residual_bytes;
+	return 0;
 }
 
 /* Runs J with the lock dropped around the engine. What the kernel moved is the
@@ -404,13 +429,20 @@ static void run_job(nf_agent *a, nf_job *j)
 	nf_cg *c = j->cg;
 	char *rel = strdup(c->rel);
 	uint64_t before = cg_outside(a, c, &j->to, false);
+	const nf_agent_tuning *t = &a->tuning;
+	uint64_t rate = c->reg && c->reg->max_rate ? c->reg->max_rate : t->max_rate;
 	nf_migrate_opts o = {.to = j->to,
 			     .from = j->from,
 			     .has_from = j->has_from,
-			     .retries = a->retries,
+			     .retries = t->retries,
 			     .backoff_ms = 20,
 			     .no_descendants = true,
-			     .cancel = &j->cancel};
+			     .cancel = &j->cancel,
+			     .method = t->method,
+			     .threads = t->threads,
+			     .max_rate = rate,
+			     .deadline_ns =
+				 t->budget_ms ? nf_now_ns() + t->budget_ms * 1000000 : 0};
 	nf_migration m = {0};
 	nf_residency now, after;
 	nf_cgroup cg = {0};
@@ -419,6 +451,17 @@ static void run_job(nf_agent *a, nf_job *j)
 
 	uint64_t t0 = nf_now_ns(), kernel = 0;
 	int r = rel ? nf_cgroup_open(&a->h, rel, &cg) : -ENOMEM;
+	if (r == 0 && j->staged) {
+		o.no_descendants = false;
+		r = run_staged(j, &cg, &o, &m, &kernel);
+		uint64_t ns = nf_now_ns() - t0;
+		nf_cgroup_done(&cg);
+		free(rel);
+		pthread_mutex_lock(&a->lock);
+		finish(a, j, r, &m, kernel, ns);
+		nf_migration_done(&m);
+		return;
+	}
 	if (r == 0 && j->has_from)
 		nf_settle(&cg, &j->to, a->nnodes, &j->cancel);
 	bool v2 = r == 0 && nf_cgroup_numa_stat(&cg, &now);
@@ -487,6 +530,9 @@ static void check_mems(nf_agent *a, nf_cg *c, nf_trigger t, bool eff_only)
 	nf_cgroup cg = as_cgroup(a, c, path);
 	nf_nodeset old = c->eff;
 	if (nf_cgroup_read_mems(&cg, eff_only && c->wd >= 0 ? NULL : &c->mems, &c->eff) < 0)
+		return;
+	/* a staged move writes the mems itself: its own writes ask for nothing */
+	if (c->running && c->running->staged)
 		return;
 	if (is_container(c) && !nf_nodeset_equal(&old, &c->eff) && !nf_nodeset_empty(&old) &&
 	    !nf_nodeset_empty(&c->eff)) {
@@ -930,6 +976,49 @@ int nf_agent_unregister(nf_agent *a, const char *id)
 	return r;
 }
 
+/* A staged move of C to TO: queued unless C has a migration under way. */
+static int queue_move(nf_agent *a, nf_cg *c, const nf_nodeset *to, nf_record **ret, char **ret_msg)
+{
+	char path[PATH_MAX];
+	nf_cgroup cg = as_cgroup(a, c, path);
+	int r = c->running || c->pending ? -EBUSY : nf_cgroup_mems_writable(&cg);
+	if (r < 0) {
+		if (ret_msg &&
+		    asprintf(ret_msg, "%s",
+			     r == -EBUSY ? "a migration of it is under way; try again"
+			     : r == -EROFS
+				 ? "its cpuset.mems is on a read-only mount, and the staged "
+				   "move writes it: mount /sys/fs/cgroup read-write for the "
+				   "agent (the DaemonSet mounts it read-only), or write the "
+				   "mems yourself and let the agent follow"
+				 : strerror(-r)) < 0)
+			*ret_msg = NULL;
+		return r;
+	}
+	nf_nodeset now = c->eff;
+	nf_job *j = job_new(a, c, NF_TRIG_MOVE, &now);
+	if (!j)
+		return -ENOMEM;
+	j->to = j->record->to = *to;
+	j->staged = true;
+	nf_history_push(&a->hist, j->record);
+	journal(a, j->record);
+	c->pending = j;
+	enqueue(a, j);
+	*ret = nf_record_ref(j->record);
+	return 0;
+}
+
+int nf_agent_move(nf_agent *a, const char *id, const nf_nodeset *to, nf_record **ret,
+		  char **ret_msg)
+{
+	pthread_mutex_lock(&a->lock);
+	nf_cg *c = find(a, id);
+	int r = c ? queue_move(a, c, to, ret, ret_msg) : -ENOENT;
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
 int nf_agent_migrate(nf_agent *a, const char *id, nf_record **ret)
 {
 	nf_record *rec = NULL;
@@ -962,10 +1051,10 @@ void nf_agent_reconcile(nf_agent *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
-void nf_agent_set_retries(nf_agent *a, unsigned retries)
+void nf_agent_set_tuning(nf_agent *a, const nf_agent_tuning *t)
 {
 	pthread_mutex_lock(&a->lock);
-	a->retries = retries;
+	a->tuning = *t;
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -1110,7 +1199,7 @@ int nf_agent_new(const nf_agent_config *cfg, nf_agent **ret)
 	a->nnodes = numa_max_node() + 1;
 	if (a->nnodes > NF_MAX_NODES)
 		a->nnodes = NF_MAX_NODES;
-	a->retries = cfg->retries;
+	a->tuning = cfg->tuning;
 	a->next_id = 1;
 	a->wd_buckets = WD_BUCKETS;
 	a->started_ns = nf_now_ns();

@@ -15,11 +15,21 @@
 
 typedef struct nf_agent nf_agent;
 
+/* How migrations run; a reload may change it. */
+typedef struct {
+	unsigned retries;
+	nf_method method;
+	unsigned threads;   /* move_pages workers per migration; 0: the mover's default */
+	uint64_t max_rate;  /* bytes per second per migration; 0: unthrottled */
+	uint64_t budget_ms; /* a migration stops after it, the rest repaired later; 0: none */
+} nf_agent_tuning;
+
 typedef struct {
 	const char *state_dir, *cgroup_root;
-	unsigned workers, retries;
+	unsigned workers;
 	unsigned history; /* records kept in memory */
 	size_t journal_max;
+	nf_agent_tuning tuning;
 } nf_agent_config;
 
 /* What the hook told about a container (POST /v1/containers). */
@@ -27,7 +37,8 @@ typedef struct {
 	char *id, *name, *pod_uid, *pod_name, *pod_namespace, *bundle, *status;
 	pid_t pid;
 	json_object *annotations;
-	bool opted_out; /* numafollow.io/migrate=false: moved only when the API asks */
+	bool opted_out;	   /* numafollow.io/migrate=false: moved only when the API asks */
+	uint64_t max_rate; /* numafollow.io/max-rate in bytes/s, or 0: the agent's */
 } nf_registration;
 void nf_registration_free(nf_registration *r);
 
@@ -62,6 +73,8 @@ typedef struct {
 	double duration_sum;
 	uint64_t events, overflows, reconciles, drift_repairs, scan_errors;
 	uint64_t history_write_errors;
+	uint64_t gentle_total;		      /* bytes moved by move_pages */
+	uint64_t residue_total[NF_WHY_COUNT]; /* residue left, by reason */
 } nf_agent_stats;
 
 /* Finds the hierarchy, opens the journal, scans and watches, queues the
@@ -75,7 +88,7 @@ int nf_agent_fd(const nf_agent *a);
 void nf_agent_read_events(nf_agent *a);
 /* Re-reads every container's mems, tasks and residency; repairs drift. */
 void nf_agent_reconcile(nf_agent *a);
-void nf_agent_set_retries(nf_agent *a, unsigned retries);
+void nf_agent_set_tuning(nf_agent *a, const nf_agent_tuning *t);
 void nf_agent_stats_get(nf_agent *a, nf_agent_stats *ret);
 
 /* Calls FN for every container. */
@@ -102,5 +115,11 @@ int nf_agent_unregister(nf_agent *a, const char *id);
 /* Queues a migration of container ID to its effective mems; its record, with
  * a reference. -ENOENT: no such container; -ENXIO: no effective mems. */
 int nf_agent_migrate(nf_agent *a, const char *id, nf_record **ret);
+/* Queues a staged move of container ID to TO (lib/staged.h): its record, with a
+ * reference. -ENOENT: no such container; -EBUSY: a migration of it is under
+ * way; -EROFS, -EACCES: its cpuset.mems cannot be written (the reason in
+ * *ret_msg). */
+int nf_agent_move(nf_agent *a, const char *id, const nf_nodeset *to, nf_record **ret,
+		  char **ret_msg);
 
 #endif

@@ -365,6 +365,12 @@ static const char *parse_registration(json_object *b, nf_registration *r)
 	}
 	json_object *ann = r->annotations;
 	r->opted_out = nf_json_flag(ann, "numafollow.io/migrate", false);
+	const char *rate = nf_json_string(ann, "numafollow.io/max-rate");
+	uint64_t mib;
+	if (rate && (nf_parse_u64(rate, NULL, &mib) < 0 || mib == 0 || mib > 1 << 20))
+		return "annotation numafollow.io/max-rate must be a number of MiB/s from 1 to "
+		       "1048576";
+	r->max_rate = rate ? mib << 20 : 0;
 	if (!r->name)
 		r->name =
 		    first_of(ann, (const char *const[]){"io.kubernetes.cri.container-name",
@@ -482,24 +488,82 @@ static enum MHD_Result migrate_container(nf_agent *a, struct MHD_Connection *con
 	return send_json(conn, MHD_HTTP_ACCEPTED, o);
 }
 
-static enum MHD_Result container_route(const endpoint *ep, struct MHD_Connection *conn,
-				       const char *method, const char *rest)
+/* The nodes of a move's body {"to": "NODES"}: a node list of online nodes
+ * with memory. NULL, or why not. */
+static const char *move_target(const request *q, nf_nodeset *ret, char *why, size_t len)
+{
+	_cleanup_json_ json_object *b = parse_body(q);
+	nf_nodeset mem, bad;
+	const char *to = nf_json_string(b, "to");
+	if (!b)
+		return "the body is not valid JSON";
+	if (!to || nf_nodeset_parse(to, ret) < 0 || nf_nodeset_empty(ret))
+		return "'to' must be a node list, like \"1\" or \"0-1\"";
+	if (nf_memory_nodes(&mem) < 0)
+		return "cannot read the nodes with memory";
+	nf_nodeset_minus(ret, &mem, &bad);
+	if (nf_nodeset_empty(&bad))
+		return NULL;
+	snprintf(why, len, "'to': node %s is offline or has no memory", to);
+	return why;
+}
+
+static enum MHD_Result move_container(nf_agent *a, struct MHD_Connection *conn, const char *id,
+				      const request *q)
+{
+	char buf[128];
+	nf_nodeset to;
+	nf_record *rec;
+	_cleanup_free_ char *msg = NULL;
+	const char *why = move_target(q, &to, buf, sizeof(buf));
+	if (why)
+		return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+	int r = nf_agent_move(a, id, &to, &rec, &msg);
+	if (r == -ENOENT)
+		return send_error(conn, MHD_HTTP_NOT_FOUND, "no container '%s'", id);
+	if (r < 0)
+		return send_error(conn,
+				  r == -EBUSY ? MHD_HTTP_CONFLICT : MHD_HTTP_SERVICE_UNAVAILABLE,
+				  "container '%s': %s", id, msg ? msg : strerror(-r));
+	json_object *o = nf_record_json(rec);
+	nf_record_unref(rec);
+	return send_json(conn, MHD_HTTP_ACCEPTED, o);
+}
+
+/* ID, and which action its path names: "/migrate", "/move", or none. */
+static char *split_action(const char *rest, const char **ret_action)
 {
 	size_t len = strlen(rest);
-	bool migrate = len > 8 && strcmp(rest + len - 8, "/migrate") == 0;
-	_cleanup_free_ char *id = strndup(rest, migrate ? len - 8 : len);
+	static const char *const actions[] = {"/migrate", "/move"};
+	*ret_action = NULL;
+	for (size_t i = 0; i < NF_ARRAY_SIZE(actions); i++) {
+		size_t n = strlen(actions[i]);
+		if (len > n && strcmp(rest + len - n, actions[i]) == 0) {
+			*ret_action = actions[i];
+			return strndup(rest, len - n);
+		}
+	}
+	return strdup(rest);
+}
+
+static enum MHD_Result container_route(const endpoint *ep, struct MHD_Connection *conn,
+				       const char *method, const char *rest, const request *q)
+{
+	const char *action;
+	_cleanup_free_ char *id = split_action(rest, &action);
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
 	     del = strcmp(method, "DELETE") == 0, post = strcmp(method, "POST") == 0;
 	if (!id)
 		return MHD_NO;
-	if (migrate ? !post : !(get || del))
-		return send_405(conn, migrate ? "POST" : "GET, DELETE", method);
+	if (action ? !post : !(get || del))
+		return send_405(conn, action ? "POST" : "GET, DELETE", method);
 	const char *why = get ? NULL : refuse(ep, conn);
 	if (why)
 		return send_error(conn, MHD_HTTP_FORBIDDEN, "%s", why);
-	return get   ? get_container(ep->a, conn, id)
-	       : del ? delete_container(ep->a, conn, id)
-		     : migrate_container(ep->a, conn, id);
+	if (action)
+		return strcmp(action, "/move") == 0 ? move_container(ep->a, conn, id, q)
+						    : migrate_container(ep->a, conn, id);
+	return get ? get_container(ep->a, conn, id) : delete_container(ep->a, conn, id);
 }
 
 static enum MHD_Result get_migration(nf_agent *a, struct MHD_Connection *conn, const char *arg)
@@ -547,7 +611,7 @@ static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, co
 			   : do_register(a, conn, q);
 	}
 	if (strncmp(url, "/v1/containers/", 15) == 0)
-		return container_route(ep, conn, method, url + 15);
+		return container_route(ep, conn, method, url + 15, q);
 	if (strcmp(url, "/v1/migrations") == 0)
 		return get ? get_migrations(a, conn) : send_405(conn, "GET", method);
 	if (strncmp(url, "/v1/migrations/", 15) == 0)

@@ -122,6 +122,14 @@ char *nf_metrics(nf_agent *a)
 	counter(f, "numafollow_watch_events_total", "inotify events read.", s->events);
 	counter(f, "numafollow_watch_overflows_total", "inotify queue overflows.", s->overflows);
 	counter(f, "numafollow_reconciles_total", "Periodic reconciles run.", s->reconciles);
+	counter(f, "numafollow_gentle_moved_bytes_total",
+		"Bytes the agent moved with move_pages (the rest: migrate_pages).",
+		s->gentle_total);
+	head(f, "numafollow_residue_bytes_total", "counter",
+	     "Bytes left outside the target at the end of migrations, by reason.");
+	for (int w = 0; w < NF_WHY_COUNT; w++)
+		fprintf(f, "numafollow_residue_bytes_total{reason=\"%s\"} %llu\n", nf_why_name(w),
+			(unsigned long long)s->residue_total[w]);
 	head(f, "numafollow_history_persistent", "gauge",
 	     "1 while the history journal is written, 0 when it cannot be (a full disk).");
 	fprintf(f, "numafollow_history_persistent %d\n", s->history_persistent);

@@ -42,6 +42,15 @@ static const char usage_text[] =
     "  --workers N              migrations run at once (default 2)\n"
     "  --reconcile-interval S   seconds between full re-reads (default 30)\n"
     "  --retries N              extra sweeps of what a migration leaves (default 3)\n"
+    "  --method METHOD          auto (default: move_pages in batches on a thread pool\n"
+    "                           for the bulk, migrate_pages for the rest),\n"
+    "                           migrate_pages or move_pages\n"
+    "  --threads N              move_pages threads per migration (default 0: the\n"
+    "                           target nodes' CPUs, at most 8)\n"
+    "  --max-rate MIB           cap per migration in MiB/s (default 0: none); the\n"
+    "                           annotation numafollow.io/max-rate overrides it\n"
+    "  --budget-ms N            a migration stops after N ms (default 0: none); what\n"
+    "                           it left is moved by the next reconcile\n"
     "  --history N              migration records kept in memory (default 1000)\n"
     "  --journal-max-kib N      journal size bound in KiB (default 4096)\n"
     "  --log-level LEVEL        err, warning, notice, info (default) or debug\n"
@@ -50,15 +59,17 @@ static const char usage_text[] =
     "  -V, --version            the version\n"
     "\n"
     "Signals: SIGTERM/SIGINT let running migrations finish and exit; SIGHUP re-reads\n"
-    "the config file (log level, reconcile interval, retries; the rest needs a restart).\n"
+    "the config file (log level, reconcile interval, retries, method, threads,\n"
+    "max-rate, budget-ms; the rest needs a restart).\n"
     "\n"
     "Exit status: 0 after a clean stop, 2 bad usage or config, 3 cannot start.\n";
 
 typedef struct {
 	int log_level; /* first: an offset of 0 means "not a string" in defs */
 	char *config, *socket, *socket_group, *listen, *token_file, *state_dir, *cgroup_root;
-	char *log_target;
+	char *log_target, *method;
 	uint64_t workers, reconcile_s, retries, history, journal_kib;
+	uint64_t threads, max_rate, budget_ms;
 } options;
 
 typedef struct {
@@ -84,6 +95,10 @@ static const option_def defs[] = {
     {"journal-max-kib", 0, offsetof(options, journal_kib), 64, 1024 * 1024, false},
     {"log-level", 0, 0, 0, 0, true},
     {"log-target", offsetof(options, log_target), 0, 0, 0, true},
+    {"method", offsetof(options, method), 0, 0, 0, true},
+    {"threads", 0, offsetof(options, threads), 0, NF_MOVE_THREADS_MAX, true},
+    {"max-rate", 0, offsetof(options, max_rate), 0, 1 << 20, true},
+    {"budget-ms", 0, offsetof(options, budget_ms), 0, 86400000, true},
 };
 
 static void options_free(options *o)
@@ -104,7 +119,8 @@ static int options_default(options *o)
 	o->socket = strdup(NF_DEFAULT_SOCKET);
 	o->state_dir = strdup("/var/lib/numafollow");
 	o->log_target = strdup("stderr");
-	return o->socket && o->state_dir && o->log_target ? 0 : -ENOMEM;
+	o->method = strdup("auto");
+	return o->socket && o->state_dir && o->log_target && o->method ? 0 : -ENOMEM;
 }
 
 /* Sets option NAME; WHERE says where it came from, for the message. */
@@ -117,31 +133,25 @@ static int set_option(options *o, const char *name, const char *value, const cha
 			continue;
 		if (strcmp(name, "log-level") == 0) {
 			if ((o->log_level = nf_log_level(value)) < 0)
-				return fprintf(stderr,
-					       "numafollowd: %s: log-level '%s' is not one of err, "
-					       "warning, notice, info, debug\n",
-					       where, value),
-				       -EINVAL;
+				return nf_log_invalid(
+				    "%s: log-level '%s' is not one of err, warning, notice, "
+				    "info, debug",
+				    where, value);
 		} else if (d->str_off) {
 			char **p = (char **)((char *)o + d->str_off);
 			free(*p);
 			if (!(*p = strdup(value)))
 				return -ENOMEM;
 		} else if (nf_parse_u64(value, NULL, &v) < 0 || v < d->lo || v > d->hi) {
-			return fprintf(
-				   stderr,
-				   "numafollowd: %s: %s '%s' is not a number from %llu to %llu\n",
-				   where, name, value, (unsigned long long)d->lo,
-				   (unsigned long long)d->hi),
-			       -EINVAL;
+			return nf_log_invalid("%s: %s '%s' is not a number from %llu to %llu",
+					      where, name, value, (unsigned long long)d->lo,
+					      (unsigned long long)d->hi);
 		} else {
 			*(uint64_t *)((char *)o + d->num_off) = v;
 		}
 		return 0;
 	}
-	fprintf(stderr, "numafollowd: %s: unknown option '%s'; try 'numafollowd --help'\n", where,
-		name);
-	return -EINVAL;
+	return nf_log_invalid("%s: unknown option '%s'; try 'numafollowd --help'", where, name);
 }
 
 /* "name = value" lines; '#' starts a comment line. */
@@ -154,8 +164,7 @@ static int read_config(options *o, const char *path, bool must_exist)
 	if (!f) {
 		if (errno == ENOENT && !must_exist)
 			return 0;
-		fprintf(stderr, "numafollowd: config '%s': %m\n", path);
-		return -errno;
+		return nf_log_errno(LOG_ERR, -errno, "config '%s'", path);
 	}
 	while (getline(&line, &cap, f) > 0) {
 		char *name, *value, where[PATH_MAX + 32];
@@ -165,14 +174,10 @@ static int read_config(options *o, const char *path, bool must_exist)
 			continue;
 		snprintf(where, sizeof(where), "%s:%u", path, lineno);
 		if (kind < 0) {
-			fprintf(stderr, "numafollowd: %s: expected 'name = value'\n", where);
-			return -EINVAL;
+			return nf_log_invalid("%s: expected 'name = value'", where);
 		}
 		if (strcmp(name, "config") == 0) {
-			fprintf(stderr,
-				"numafollowd: %s: 'config' cannot be set in a config file\n",
-				where);
-			return -EINVAL;
+			return nf_log_invalid("%s: 'config' cannot be set in a config file", where);
 		}
 		int r = set_option(o, name, value, where);
 		if (r < 0)
@@ -203,16 +208,14 @@ static int load_options(int argc, char **argv, options *o)
 		if (c == 'V')
 			puts("numafollowd " NF_VERSION), exit(0);
 		if (c == ':' || c == '?')
-			return fprintf(stderr, "numafollowd: %s '%s'; try 'numafollowd --help'\n",
-				       c == ':' ? "missing value for" : "unknown option",
-				       argv[optind - 1]),
-			       -EINVAL;
+			return nf_log_invalid("%s '%s'; try 'numafollowd --help'",
+					      c == ':' ? "missing value for" : "unknown option",
+					      argv[optind - 1]);
 		if (strcmp(longs[idx].name, "config") == 0)
 			config = optarg;
 	}
 	if (optind < argc)
-		return fprintf(stderr, "numafollowd: unexpected argument '%s'\n", argv[optind]),
-		       -EINVAL;
+		return nf_log_invalid("unexpected argument '%s'", argv[optind]);
 	if ((r = read_config(o, config ? config : DEFAULT_CONFIG, config != NULL)) < 0)
 		return r;
 	optind = 1;
@@ -220,9 +223,11 @@ static int load_options(int argc, char **argv, options *o)
 		if ((r = set_option(o, longs[idx].name, optarg, "command line")) < 0)
 			return r;
 	if (strcmp(o->log_target, "stderr") && strcmp(o->log_target, "syslog"))
-		return fprintf(stderr, "numafollowd: log-target '%s' is not stderr or syslog\n",
-			       o->log_target),
-		       -EINVAL;
+		return nf_log_invalid("log-target '%s' is not stderr or syslog", o->log_target);
+	nf_method m;
+	if (nf_method_parse(o->method, &m) < 0)
+		return nf_log_invalid("method '%s' is not auto, migrate_pages or move_pages",
+				      o->method);
 	return 0;
 }
 
@@ -343,9 +348,9 @@ static int read_token(const char *path, char **ret)
 	struct stat st;
 	int r = nf_read_line(path, ret);
 	if (r < 0)
-		return nf_log(LOG_ERR, "token file '%s': %s", path, strerror(-r)), r;
+		return nf_log_errno(LOG_ERR, r, "token file '%s'", path);
 	if (!**ret)
-		return nf_log(LOG_ERR, "token file '%s' is empty", path), -EINVAL;
+		return nf_log_invalid("token file '%s' is empty", path);
 	if (stat(path, &st) == 0 && (st.st_mode & 0077))
 		nf_log(LOG_WARNING, "token file '%s' is readable by others than its owner", path);
 	return 0;
@@ -373,6 +378,17 @@ static bool same_option(const options *x, const options *y, const option_def *d)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/* The migrations' settings (checked by load_options). */
+static nf_agent_tuning tuning(const options *o)
+{
+	nf_agent_tuning t = {.retries = o->retries,
+			     .threads = o->threads,
+			     .max_rate = o->max_rate << 20,
+			     .budget_ms = o->budget_ms};
+	nf_method_parse(o->method, &t.method);
+	return t;
+}
+
 /* SIGHUP: what can change without a restart changes; the rest is named. */
 static void reload(int argc, char **argv, options *o, nf_agent *a, int tfd)
 {
@@ -386,12 +402,17 @@ static void reload(int argc, char **argv, options *o, nf_agent *a, int tfd)
 	}
 	apply_logging(&n);
 	arm(tfd, n.reconcile_s);
-	nf_agent_set_retries(a, n.retries);
+	nf_agent_tuning t = tuning(&n);
+	nf_agent_set_tuning(a, &t);
 	for (size_t i = 0; i < NF_ARRAY_SIZE(defs); i++)
 		if (!defs[i].live && !same_option(o, &n, &defs[i]))
 			nf_log(LOG_WARNING, "reload: %s changed; it takes a restart", defs[i].name);
-	nf_log(LOG_INFO, "reloaded the config: log level, reconcile interval %llu s, retries %llu",
-	       (unsigned long long)n.reconcile_s, (unsigned long long)n.retries);
+	nf_log(LOG_INFO,
+	       "reloaded the config: log level, reconcile interval %llu s, retries %llu, method "
+	       "%s, threads %llu, max-rate %llu MiB/s, budget %llu ms",
+	       (unsigned long long)n.reconcile_s, (unsigned long long)n.retries, n.method,
+	       (unsigned long long)n.threads, (unsigned long long)n.max_rate,
+	       (unsigned long long)n.budget_ms);
 	options_free(o);
 	*o = n;
 	sd_notify("READY=1");
@@ -404,13 +425,13 @@ static int loop(int argc, char **argv, options *o, nf_agent *a, int sfd, int tfd
 	for (size_t i = 0; i < NF_ARRAY_SIZE(fds); i++) {
 		struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
 		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0)
-			return nf_log(LOG_ERR, "epoll: %m"), -errno;
+			return nf_log_errno(LOG_ERR, -errno, "epoll");
 	}
 	for (;;) {
 		struct epoll_event evs[4];
 		int n = epoll_wait(ep, evs, NF_ARRAY_SIZE(evs), -1);
 		if (n < 0 && errno != EINTR)
-			return nf_log(LOG_ERR, "epoll_wait: %m"), -errno;
+			return nf_log_errno(LOG_ERR, -errno, "epoll_wait");
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
 			if (fd == nf_agent_fd(a)) {
@@ -461,7 +482,7 @@ static int run(int argc, char **argv, options *o)
 	nf_agent_config ac = {.state_dir = o->state_dir,
 			      .cgroup_root = o->cgroup_root,
 			      .workers = o->workers,
-			      .retries = o->retries,
+			      .tuning = tuning(o),
 			      .history = o->history,
 			      .journal_max = o->journal_kib * 1024};
 	nf_api_config pc = {.socket_path = o->socket,

@@ -16,6 +16,10 @@ typedef struct {
 	bool dry_run, json, via_agent, help, version;
 	unsigned retries;
 	const char *socket, *url, *token_file;
+	const char *method; /* --method, or NULL: auto */
+	unsigned threads;   /* --threads, 0: the mover's default */
+	uint64_t max_rate;  /* --max-rate in bytes/s, 0: unthrottled */
+	uint64_t budget_ms; /* --budget-ms, 0: none */
 } nf_cli_args;
 
 /* Why a command failed, said where the failure is understood (whose input,
@@ -52,6 +56,7 @@ static inline double nf_mib(uint64_t bytes)
 /* The commands, each returning the exit status. */
 int nf_cli_show(const nf_cli_args *a);
 int nf_cli_migrate(const nf_cli_args *a);
+int nf_cli_move(const nf_cli_args *a);
 int nf_cli_agent(const nf_cli_args *a); /* status, ps, history, migrate --via-agent */
 
 #endif

@@ -1,5 +1,7 @@
 /* The commands that work on the cgroup file system directly: show and migrate. */
 #include "cli.h"
+#include "../lib/explain.h"
+#include "../lib/staged.h"
 #include "../lib/engine.h"
 #include "../lib/json.h"
 #include "../lib/nf.h"
@@ -206,13 +208,6 @@ int nf_cli_show(const nf_cli_args *a)
 
 /* ---- migrate ---- */
 
-static const char *const stay_reason[NF_STAY_COUNT] = {
-    [NF_STAY_ANON] = "private anonymous pages the kernel could not isolate (busy or pinned)",
-    [NF_STAY_FILE] = "file-backed pages (page cache in use)",
-    [NF_STAY_SHARED] = "pages mapped by several processes (need CAP_SYS_NICE)",
-    [NF_STAY_HUGE] = "hugetlb pages (the target needs free huge pages)",
-};
-
 static const char *errno_name(int err)
 {
 	const char *s = strerrorname_np(err);
@@ -228,6 +223,37 @@ static json_object *residual_json(const nf_migration *m)
 		if (m->residual[c] &&
 		    nf_cli_add(a, nf_stay_class_name(c), json_object_new_int64(m->residual[c])) < 0)
 			return NULL;
+	return TAKE_PTR(a);
+}
+
+/* What move_pages(2) said of the pages it could not move, by status. */
+static json_object *stayed_json(const nf_migration *m)
+{
+	_cleanup_json_ json_object *a = json_object_new_object();
+	if (!a)
+		return NULL;
+	for (int c = 0; c < NF_MOVE_ERR_COUNT; c++)
+		if (m->stayed[c] &&
+		    nf_cli_add(a, nf_move_err_name(c), json_object_new_int64(m->stayed[c])) < 0)
+			return NULL;
+	return TAKE_PTR(a);
+}
+
+/* [{class, bytes, text}]: why the residue stayed, what would move it. */
+static json_object *reasons_json(const nf_migration *m, const nf_nodeset *to)
+{
+	nf_reason why[NF_REASONS_MAX];
+	size_t n = nf_explain(m, to, why);
+	_cleanup_json_ json_object *a = json_object_new_array();
+	for (size_t i = 0; a && i < n; i++) {
+		_cleanup_json_ json_object *r = json_object_new_object();
+		if (!r ||
+		    nf_cli_add(r, "class", json_object_new_string(nf_why_name(why[i].why))) < 0 ||
+		    nf_cli_add(r, "bytes", json_object_new_int64(why[i].bytes)) < 0 ||
+		    nf_cli_add(r, "text", json_object_new_string(why[i].text)) < 0 ||
+		    nf_cli_append(a, TAKE_PTR(r)) < 0)
+			return NULL;
+	}
 	return TAKE_PTR(a);
 }
 
@@ -288,6 +314,12 @@ static json_object *migration_json(const nf_cgroup *cg, const nf_migrate_opts *o
 	    nf_cli_add(j, "moved_bytes", json_object_new_int64(m->moved_bytes)) < 0 ||
 	    nf_cli_add(j, "residual_bytes", json_object_new_int64(m->residual_bytes)) < 0 ||
 	    nf_cli_add(j, "residual", residual_json(m)) < 0 ||
+	    nf_cli_add(j, "reasons", reasons_json(m, &o->to)) < 0 ||
+	    nf_cli_add(j, "method", json_object_new_string(nf_method_name(m->method))) < 0 ||
+	    nf_cli_add(j, "threads", json_object_new_int(m->threads)) < 0 ||
+	    nf_cli_add(j, "gentle_bytes", json_object_new_int64(m->gentle_bytes)) < 0 ||
+	    nf_cli_add(j, "stayed", stayed_json(m)) < 0 ||
+	    nf_cli_add(j, "deadline_hit", json_object_new_boolean(m->deadline_hit)) < 0 ||
 	    nf_cli_add(j, "plan", plan_json(m)) < 0 ||
 	    nf_cli_add(j, "duration_ms", json_object_new_int64(m->duration_ns / 1000000)) < 0 ||
 	    nf_cli_add(j, "errors", errors_json(m)) < 0)
@@ -315,7 +347,7 @@ static void print_plan(const nf_migration *m, const char *to)
 	printf("(dry run: nothing moved)\n");
 }
 
-static void print_outcome(const nf_migration *m, const char *to)
+static void print_outcome(const nf_migration *m, const nf_nodeset *nodes, const char *to)
 {
 	print_table((const char *const[]){"before", "after"},
 		    (const nf_residency *const[]){&m->before, &m->after}, 2, false);
@@ -324,11 +356,18 @@ static void print_outcome(const nf_migration *m, const char *to)
 	       nf_mib(m->moved_bytes), (unsigned long long)(m->duration_ns / 1000000),
 	       nf_mib(m->moved_bytes) / (m->duration_ns ? m->duration_ns / 1e9 : 1), m->sweeps,
 	       m->sweeps == 1 ? "" : "s", m->tasks_migrated, m->tasks_exited, m->tasks_failed);
+	if (m->method == NF_METHOD_MOVE_PAGES)
+		printf("move_pages on %u thread%s moved %.2f MiB in %llu ms (%.0f MiB/s); "
+		       "migrate_pages the rest\n",
+		       m->threads, m->threads == 1 ? "" : "s", nf_mib(m->gentle_bytes),
+		       (unsigned long long)(m->gentle_ns / 1000000),
+		       nf_mib(m->gentle_bytes) / (m->gentle_ns ? m->gentle_ns / 1e9 : 1));
 	if (m->residual_bytes)
 		printf("left outside node %s: %.2f MiB\n", to, nf_mib(m->residual_bytes));
-	for (int c = 0; c < NF_STAY_COUNT; c++)
-		if (m->residual[c])
-			printf("  %10.2f MiB  %s\n", nf_mib(m->residual[c]), stay_reason[c]);
+	nf_reason why[NF_REASONS_MAX];
+	size_t n = nf_explain(m, nodes, why);
+	for (size_t i = 0; i < n; i++)
+		printf("  %s\n", why[i].text);
 	for (size_t i = 0; i < m->n_errors; i++)
 		printf("pid %d: %s: %s\n", m->errors[i].pid, m->errors[i].what,
 		       strerror(m->errors[i].err));
@@ -343,7 +382,7 @@ static void print_migration(const nf_cgroup *cg, const nf_migrate_opts *o, const
 	if (o->dry_run)
 		print_plan(m, to);
 	else
-		print_outcome(m, to);
+		print_outcome(m, &o->to, to);
 }
 
 /* The kernel ANDs targets with the caller's own cpuset: refuse rather than
@@ -369,7 +408,17 @@ static int check_self(const nf_nodeset *to, nf_cli_error *e)
 static int prepare_opts(const nf_cli_args *a, const nf_cgroup *cg, nf_migrate_opts *ret,
 			nf_cli_error *e)
 {
-	nf_migrate_opts o = {.dry_run = a->dry_run, .retries = a->retries, .backoff_ms = 20};
+	nf_migrate_opts o = {.dry_run = a->dry_run,
+			     .retries = a->retries,
+			     .backoff_ms = 20,
+			     .threads = a->threads,
+			     .max_rate = a->max_rate,
+			     .deadline_ns =
+				 a->budget_ms ? nf_now_ns() + a->budget_ms * 1000000 : 0};
+	if (a->method && nf_method_parse(a->method, &o.method) < 0)
+		return nf_cli_usage(e, -EINVAL,
+				    "--method: '%s' is not auto, migrate_pages or move_pages",
+				    a->method);
 	int r = nf_cgroup_read_mems(cg, NULL, &o.to);
 	if (r < 0)
 		return nf_cli_system(e, r, "cgroup '%s': reading its mems: %s", cg->path,
@@ -427,5 +476,104 @@ int nf_cli_migrate(const nf_cli_args *a)
 {
 	_cleanup_(nf_cli_error_done) nf_cli_error e = {0};
 	int status, r = migrate(a, &e, &status);
+	return r < 0 ? nf_cli_fail(&e, r) : status;
+}
+
+/* ---- move (staged) ---- */
+
+static int staged_error(const nf_cgroup *cg, int r, nf_cli_error *e)
+{
+	if (r == -EROFS)
+		return nf_cli_system(e, r,
+				     "cgroup '%s': cpuset.mems is on a read-only mount, and the "
+				     "staged move writes it: give numafollow a read-write cgroup "
+				     "mount (the DaemonSet mounts /sys/fs/cgroup read-only), or "
+				     "write the mems yourself and run 'numafollow migrate'",
+				     cg->path);
+	if (r == -EACCES || r == -EPERM)
+		return nf_cli_system(e, r,
+				     "cgroup '%s': cannot write cpuset.mems (%s): the staged move "
+				     "needs root or the cgroup's delegation",
+				     cg->path, strerror(-r));
+	return nf_cli_system(e, r, "moving cgroup '%s' in stages: %s (its mems are as they were)",
+			     cg->path, strerror(-r));
+}
+
+static json_object *stages_json(const nf_staged *s)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	if (!o || nf_cli_add(o, "old", nf_json_nodeset(&s->old)) < 0 ||
+	    (s->widen && nf_cli_add(o, "widened", nf_json_nodeset(&s->widened)) < 0) ||
+	    nf_cli_add(o, "widen_ms", json_object_new_int64(s->widen_ns / 1000000)) < 0 ||
+	    nf_cli_add(o, "move_ms", json_object_new_int64(s->move_ns / 1000000)) < 0 ||
+	    nf_cli_add(o, "narrow_ms", json_object_new_int64(s->narrow_ns / 1000000)) < 0 ||
+	    nf_cli_add(o, "kernel_bytes", json_object_new_int64(s->kernel_bytes)) < 0 ||
+	    nf_cli_add(o, "residual_bytes", json_object_new_int64(s->residual_bytes)) < 0)
+		return NULL;
+	return TAKE_PTR(o);
+}
+
+static int print_staged_json(const nf_cgroup *cg, const nf_migrate_opts *o, const nf_staged *s)
+{
+	_cleanup_json_ json_object *j = migration_json(cg, o, &s->m);
+	if (!j || nf_cli_add(j, "stages", stages_json(s)) < 0)
+		return -ENOMEM;
+	return nf_cli_print_json(j);
+}
+
+static void print_staged(const nf_cgroup *cg, const nf_migrate_opts *o, const nf_staged *s)
+{
+	char old[NF_NODESET_STRLEN], mid[NF_NODESET_STRLEN], to[NF_NODESET_STRLEN];
+	nf_nodeset_format(&s->old, old, sizeof(old));
+	nf_nodeset_format(&s->widened, mid, sizeof(mid));
+	nf_nodeset_format(&o->to, to, sizeof(to));
+	printf("moved %s (%s) from node %s to node %s in stages: %zu task%s\n\n", cg->path,
+	       nf_hierarchy_name(cg->h), old, to, s->m.tasks, s->m.tasks == 1 ? "" : "s");
+	if (s->widen)
+		printf(
+		    "  1. cpuset.mems = %-8s %8llu ms  (old and new: the kernel moves nothing)\n",
+		    mid, (unsigned long long)(s->widen_ns / 1000000));
+	else if (!s->kernel_migrates)
+		printf("  1. cpuset.mems = %-8s %8llu ms  (the kernel does not migrate here)\n", to,
+		       (unsigned long long)(s->narrow_ns / 1000000));
+	printf("  2. moved %.2f MiB %14llu ms  (%s", nf_mib(s->m.moved_bytes),
+	       (unsigned long long)(s->move_ns / 1000000), nf_method_name(s->m.method));
+	if (s->m.method == NF_METHOD_MOVE_PAGES)
+		printf(" on %u thread%s, %.2f MiB", s->m.threads, s->m.threads == 1 ? "" : "s",
+		       nf_mib(s->m.gentle_bytes));
+	printf(")\n");
+	if (s->kernel_migrates)
+		printf("  3. cpuset.mems = %-8s %8llu ms  (the kernel swept %.2f MiB)\n", to,
+		       (unsigned long long)(s->narrow_ns / 1000000), nf_mib(s->kernel_bytes));
+	printf("\nleft outside node %s: %.2f MiB\n", to, nf_mib(s->residual_bytes));
+	nf_reason why[NF_REASONS_MAX];
+	size_t n = s->residual_bytes ? nf_explain(&s->m, &o->to, why) : 0;
+	for (size_t i = 0; i < n; i++)
+		printf("  %s\n", why[i].text);
+}
+
+static int move(const nf_cli_args *a, nf_cli_error *e, int *ret_status)
+{
+	_cleanup_(nf_hierarchy_done) nf_hierarchy h = {0};
+	_cleanup_(nf_cgroup_done) nf_cgroup cg = {0};
+	_cleanup_(nf_staged_done) nf_staged s = {0};
+	nf_migrate_opts o;
+	int r = open_cgroup(a->arg, &h, &cg, e);
+	if (r < 0 || (r = prepare_opts(a, &cg, &o, e)) < 0)
+		return r;
+	if ((r = nf_staged_move(&cg, &o, &s)) < 0)
+		return staged_error(&cg, r, e);
+	if (a->json && (r = print_staged_json(&cg, &o, &s)) < 0)
+		return r;
+	if (!a->json)
+		print_staged(&cg, &o, &s);
+	*ret_status = s.residual_bytes || s.m.tasks_failed ? NF_EXIT_PARTIAL : 0;
+	return 0;
+}
+
+int nf_cli_move(const nf_cli_args *a)
+{
+	_cleanup_(nf_cli_error_done) nf_cli_error e = {0};
+	int status, r = move(a, &e, &status);
 	return r < 0 ? nf_cli_fail(&e, r) : status;
 }

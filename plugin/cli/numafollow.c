@@ -1,6 +1,7 @@
 /* numafollow: move a cgroup's memory to its NUMA nodes, verified, and report.
  * This file reads the command line and hands it to the command. */
 #include "cli.h"
+#include "../lib/mover.h"
 #include "../lib/nf.h"
 #include "../../cgroup/util.h"
 
@@ -14,12 +15,26 @@ static const char usage_text[] =
     "Makes a cgroup's memory follow its NUMA placement.\n"
     "\n"
     "Commands that work on the cgroup file system directly:\n"
-    "  migrate [--to NODES] [--from NODES] [--dry-run] [--retries N] [--json] CGROUP\n"
+    "  migrate [--to NODES] [--from NODES] [--dry-run] [--retries N] [--json]\n"
+    "          [--method auto|migrate_pages|move_pages] [--threads N] [--max-rate MIB/S]\n"
+    "          [--budget-ms N] CGROUP\n"
     "        Move the memory of every task of CGROUP (and its descendants) to NODES\n"
     "        (default: the cgroup's effective mems), verify where it is afterwards and\n"
     "        retry what stayed. --dry-run shows the plan and moves nothing.\n"
     "        --from NODES gives the previous mems: pages keep the kernel's relative\n"
     "        old->new node mapping.\n"
+    "        The bulk of a task with 16 MiB or more to move goes by move_pages(2) in\n"
+    "        batches on --threads workers (default: the target nodes' CPUs, at most\n"
+    "        8), so the task's own mmap/munmap never wait for the whole move; the\n"
+    "        rest by migrate_pages(2) (--method chooses one for everything).\n"
+    "        --max-rate caps the copy rate; --budget-ms stops at a deadline and\n"
+    "        reports what is left.\n"
+    "  move --to NODES [--method M] [--threads N] [--max-rate MIB/S] [--json] CGROUP\n"
+    "        Change CGROUP's cpuset.mems to NODES in stages, so that nobody waits on\n"
+    "        the kernel for the bulk: on cgroup v2 it writes old+new (the kernel\n"
+    "        then moves nothing), moves the memory as migrate does, then writes\n"
+    "        NODES (the kernel sweeps what was allocated meanwhile). On v1 it\n"
+    "        writes NODES, then moves. Needs cpuset.mems to be writable.\n"
     "  show [--json] CGROUP\n"
     "        mems, effective mems, tasks and per-node memory of CGROUP.\n"
     "\n"
@@ -54,13 +69,20 @@ typedef struct {
 
 static int check_migrate(const nf_cli_args *a, nf_cli_error *e)
 {
-	if (a->via_agent && (a->to || a->from || a->dry_run))
+	if (a->via_agent && (a->to || a->from || a->dry_run || a->method || a->threads ||
+			     a->max_rate || a->budget_ms))
 		return nf_cli_usage(e, -EINVAL,
-				    "--via-agent migrates to the container's mems; it takes "
-				    "no --to, --from or --dry-run");
+				    "--via-agent migrates to the container's mems as the agent's "
+				    "settings say; it takes no --to, --from, --dry-run, --method, "
+				    "--threads, --max-rate or --budget-ms");
 	if (!a->via_agent && (a->url || a->token_file))
 		return nf_cli_usage(e, -EINVAL, "--url and --token-file go with --via-agent");
 	return 0;
+}
+
+static int check_move(const nf_cli_args *a, nf_cli_error *e)
+{
+	return a->to ? 0 : nf_cli_usage(e, -EINVAL, "'move' needs --to NODES");
 }
 
 static int run_migrate(const nf_cli_args *a)
@@ -69,7 +91,8 @@ static int run_migrate(const nf_cli_args *a)
 }
 
 static const command commands[] = {
-    {"migrate", "tfnjrASUK", 1, 1, check_migrate, run_migrate},
+    {"migrate", "tfnjrASUKMTRB", 1, 1, check_migrate, run_migrate},
+    {"move", "tjMTR", 1, 1, check_move, nf_cli_move},
     {"show", "j", 1, 1, NULL, nf_cli_show},
     {"status", "jSUK", 0, 0, NULL, nf_cli_agent},
     {"ps", "jSUK", 0, 0, NULL, nf_cli_agent},
@@ -82,7 +105,9 @@ static const struct option options[] = {
     {"retries", required_argument, NULL, 'r'},	  {"via-agent", no_argument, NULL, 'A'},
     {"socket", required_argument, NULL, 'S'},	  {"url", required_argument, NULL, 'U'},
     {"token-file", required_argument, NULL, 'K'}, {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},	  {0},
+    {"version", no_argument, NULL, 'V'},	  {"method", required_argument, NULL, 'M'},
+    {"threads", required_argument, NULL, 'T'},	  {"max-rate", required_argument, NULL, 'R'},
+    {"budget-ms", required_argument, NULL, 'B'},  {0},
 };
 
 /* The options before the command (--help, --version, which end the parsing:
@@ -111,9 +136,39 @@ static int parse_common(int argc, char **argv, nf_cli_args *a, nf_cli_error *e, 
 	return nf_cli_usage(e, -EINVAL, "unknown command '%s'; try 'numafollow --help'", a->cmd);
 }
 
-static int set_option(nf_cli_args *a, int c, const char *val, nf_cli_error *e)
+/* A number option's value from LO to HI. */
+static int number(const char *opt, const char *val, uint64_t lo, uint64_t hi, uint64_t *ret,
+		  nf_cli_error *e)
+{
+	if (nf_parse_u64(val, NULL, ret) < 0 || *ret < lo || *ret > hi)
+		return nf_cli_usage(e, -EINVAL, "%s: '%s' is not a number from %llu to %llu", opt,
+				    val, (unsigned long long)lo, (unsigned long long)hi);
+	return 0;
+}
+
+static int set_number(nf_cli_args *a, int c, const char *val, nf_cli_error *e)
 {
 	uint64_t v;
+	int r;
+	switch (c) {
+	case 'T':
+		r = number("--threads", val, 1, NF_MOVE_THREADS_MAX, &v, e);
+		a->threads = v;
+		return r;
+	case 'R':
+		r = number("--max-rate", val, 1, 1 << 20, &v, e);
+		a->max_rate = v << 20;
+		return r;
+	case 'B':
+		return number("--budget-ms", val, 1, 86400000, &a->budget_ms, e);
+	}
+	r = number("--retries", val, 0, 100, &v, e);
+	a->retries = v;
+	return r;
+}
+
+static int set_option(nf_cli_args *a, int c, const char *val, nf_cli_error *e)
+{
 	switch (c) {
 	case 'j':
 		a->json = true;
@@ -139,12 +194,11 @@ static int set_option(nf_cli_args *a, int c, const char *val, nf_cli_error *e)
 	case 'K':
 		a->token_file = val;
 		return 0;
+	case 'M':
+		a->method = val;
+		return 0;
 	}
-	if (nf_parse_u64(val, NULL, &v) < 0 || v > 100)
-		return nf_cli_usage(e, -EINVAL, "--retries: '%s' is not a number from 0 to 100",
-				    val);
-	a->retries = v;
-	return 0;
+	return set_number(a, c, val, e);
 }
 
 static int check_args(const command *cmd, int n, char **args, nf_cli_args *a, nf_cli_error *e)

@@ -38,6 +38,38 @@ int nf_memory_nodes(nf_nodeset *ret)
 	return nf_nodeset_parse(s, ret);
 }
 
+const char *nf_method_name(nf_method m)
+{
+	static const char *const n[] = {"auto", "migrate_pages", "move_pages"};
+	return n[m];
+}
+
+int nf_method_parse(const char *s, nf_method *ret)
+{
+	for (nf_method m = NF_METHOD_AUTO; m <= NF_METHOD_MOVE_PAGES; m++)
+		if (strcmp(s, nf_method_name(m)) == 0) {
+			*ret = m;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* CAP_SYS_NICE in effect: migrate_pages(2) then moves shared pages too, and
+ * move_pages(2) may with MPOL_MF_MOVE_ALL (without it, that flag is EPERM). */
+static bool have_sys_nice(void)
+{
+	_cleanup_free_ char *text = NULL;
+	uint64_t caps;
+	const char *p;
+	if (nf_read_file("/proc/self/status", &text, NULL) < 0 || !(p = strstr(text, "\nCapEff:")))
+		return false;
+	p += strlen("\nCapEff:");
+	p += strspn(p, " \t");
+	errno = 0;
+	caps = strtoull(p, NULL, 16);
+	return errno == 0 && (caps >> 23 & 1);
+}
+
 static struct bitmask *to_bitmask(const nf_nodeset *s)
 {
 	struct bitmask *b = numa_allocate_nodemask();
@@ -179,6 +211,13 @@ static int migrate_one(nf_migration *m, const plan_ctx *p, task *t, bool first)
 	} else {
 		r = migrate_by_node(p, t, &(nf_nodeset){0}, &not_moved);
 	}
+	/* ENOMEM: a target node is full; the task lives on with what stayed,
+	 * which the report counts and explains. */
+	if (r == -ENOMEM) {
+		m->target_full = true;
+		if ((r = add_error(m, t->pid, ENOMEM, "migrate_pages")) < 0)
+			return r;
+	}
 	/* EINVAL: the task has no mm left, it is exiting. */
 	if (r < 0)
 		return task_failed(m, t, r, -EINVAL, "migrate_pages");
@@ -226,6 +265,72 @@ static uint64_t backoff_ms(unsigned base, unsigned pass)
 	return ms < 5000 ? ms : 5000;
 }
 
+static bool past_deadline(nf_migration *m, const nf_migrate_opts *o)
+{
+	if (o->deadline_ns && nf_now_ns() >= o->deadline_ns)
+		m->deadline_hit = true;
+	return m->deadline_hit;
+}
+
+/* Whether task T's pages outside the target go to the mover. */
+static bool gentle_task(const nf_migrate_opts *o, const task *t)
+{
+	uint64_t out = t->state == T_LIVE ? outside(t, &o->to) : 0;
+	return o->method == NF_METHOD_MOVE_PAGES ? out > 0 : out >= NF_GENTLE_MIN_BYTES;
+}
+
+static void take_move_result(nf_migration *m, const nf_move_result *res)
+{
+	m->method = NF_METHOD_MOVE_PAGES;
+	m->threads = res->threads;
+	m->gentle_bytes = res->moved_bytes;
+	m->gentle_ns = res->duration_ns;
+	for (int e = 0; e < NF_MOVE_ERR_COUNT; e++)
+		m->stayed[e] = res->stayed_bytes[e];
+	m->deadline_hit |= res->deadline_hit;
+	m->cancelled |= res->cancelled;
+}
+
+/* The bulk, with move_pages(2) in batches on a pool of threads, for the
+ * tasks gentle_task() picks: pages on each node outside the target go where
+ * dest() says (the relative mapping of from -> to included; destinations are
+ * in the target, so no page is moved twice). Nodes inside the target that a
+ * relative mapping also moves are left to the first sweep. A mover that
+ * cannot start leaves everything to the sweeps. */
+static int move_bulk(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
+{
+	const nf_migrate_opts *o = p->o;
+	_cleanup_free_ pid_t *pids = calloc(n ? n : 1, sizeof(*pids));
+	size_t k = 0;
+	if (!pids)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (gentle_task(o, &ts[i]))
+			pids[k++] = ts[i].pid;
+	if (o->method == NF_METHOD_MIGRATE_PAGES || k == 0)
+		return 0;
+	nf_move_opts mo;
+	nf_move_result res;
+	nf_move_opts_init(&mo);
+	for (unsigned node = 0; node < NF_MAX_NODES; node++)
+		mo.dest[node] = nf_nodeset_has(&o->to, node) ? -1 : dest(p, node);
+	mo.threads = o->threads;
+	mo.batch_pages = o->batch_pages;
+	mo.max_rate = o->max_rate;
+	mo.deadline_ns = o->deadline_ns;
+	mo.cancel = o->cancel;
+	mo.move_all = m->sys_nice;
+	if (nf_move_pages(pids, k, &mo, &res) < 0)
+		return 0;
+	take_move_result(m, &res);
+	for (size_t i = 0; i < n; i++) {
+		int r = ts[i].state == T_LIVE ? measure(m, &ts[i], &o->to) : 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Each pass migrates and re-measures the tasks with pages outside the target;
  * the first also those a relative mapping moves within it. */
 static int run_sweeps(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
@@ -240,6 +345,8 @@ static int run_sweeps(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
 				m->cancelled = true;
 				return 0;
 			}
+			if (past_deadline(m, o))
+				return 0;
 			if (t->state != T_LIVE ||
 			    (outside(t, &o->to) == 0 && !(first && p->relative)))
 				continue;
@@ -305,6 +412,8 @@ static int run(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *m)
 		return -ENOMEM;
 	m->tasks = n;
 	m->dry_run = o->dry_run;
+	m->method = NF_METHOD_MIGRATE_PAGES;
+	m->sys_nice = have_sys_nice();
 	for (size_t i = 0; i < n && r == 0; i++) {
 		ts[i].pid = pids[i];
 		r = measure(m, &ts[i], &o->to);
@@ -313,6 +422,8 @@ static int run(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *m)
 	}
 	make_plan(m, &p);
 	if (r == 0 && !o->dry_run)
+		r = move_bulk(m, ts, n, &p);
+	if (r == 0 && !o->dry_run && !m->cancelled && !m->deadline_hit)
 		r = run_sweeps(m, ts, n, &p);
 	tally(m, ts, n, &o->to);
 	return r;

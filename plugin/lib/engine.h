@@ -3,8 +3,23 @@
 #ifndef NF_ENGINE_H
 #define NF_ENGINE_H
 
+#include "mover.h"
 #include "../../cgroup/cgroup.h"
 #include "../../cgroup/residency.h"
+
+/* How the bulk of a migration moves. migrate_pages(2) is one call per
+ * process that holds its mmap_lock for the whole walk: the process's own
+ * mmap/munmap wait for the whole move. move_pages(2) in batches on a pool of
+ * threads (mover.h) takes it per page. AUTO gives the bulk of a task with at
+ * least NF_GENTLE_MIN_BYTES to move to move_pages, the rest (small tasks,
+ * sparse mappings, stragglers) to migrate_pages sweeps. */
+typedef enum { NF_METHOD_AUTO, NF_METHOD_MIGRATE_PAGES, NF_METHOD_MOVE_PAGES } nf_method;
+/* Below this a task's migrate_pages freeze is a few ms on hardware (the
+ * engine moves several GB/s there; ~16 MiB took 40-80 ms in the emulated
+ * VM), less than the mover's own scan and thread start. */
+#define NF_GENTLE_MIN_BYTES (UINT64_C(16) << 20)
+const char *nf_method_name(nf_method m);
+int nf_method_parse(const char *s, nf_method *ret);
 
 typedef struct {
 	nf_nodeset to;
@@ -17,6 +32,11 @@ typedef struct {
 	pid_t skip;	     /* not this process (a runtime's, about to exec), if > 0 */
 	/* Set by another thread to stop between tasks (a newer change supersedes). */
 	const _Atomic bool *cancel;
+	nf_method method;
+	unsigned threads;     /* move_pages workers; 0: the mover's default */
+	size_t batch_pages;   /* per move_pages call; 0: the mover's default */
+	uint64_t max_rate;    /* bytes per second the mover may move; 0: unthrottled */
+	uint64_t deadline_ns; /* nf_now_ns() time to stop at, what is left reported; 0: none */
 } nf_migrate_opts;
 
 typedef struct {
@@ -32,7 +52,9 @@ typedef struct {
 
 typedef struct {
 	bool dry_run;
-	bool cancelled; /* stopped early through opts.cancel */
+	bool cancelled;	   /* stopped early through opts.cancel */
+	bool deadline_hit; /* stopped early at opts.deadline_ns */
+	bool target_full;  /* migrate_pages said -ENOMEM: a target node is full */
 	size_t tasks, tasks_migrated, tasks_exited, tasks_failed;
 	uint64_t pages_not_moved; /* as the kernel counted them */
 	unsigned sweeps;
@@ -40,6 +62,13 @@ typedef struct {
 	/* bytes outside the target after the run; in a dry run, now */
 	uint64_t moved_bytes, residual_bytes;
 	uint64_t residual[NF_STAY_COUNT];
+	/* the mover's share: what it moved, and why pages it addressed stayed
+	 * (move_pages' per-page status) */
+	nf_method method; /* what moved the bulk */
+	bool sys_nice;	  /* numafollow had CAP_SYS_NICE (shared pages could move) */
+	unsigned threads;
+	uint64_t gentle_bytes, gentle_ns;
+	uint64_t stayed[NF_MOVE_ERR_COUNT];
 	uint64_t duration_ns;
 	nf_plan_step *plan;
 	size_t n_plan;

@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,4 +77,14 @@ int nf_log_errno(int level, int r, const char *fmt, ...)
 	vlog(level, fmt, ap, r);
 	va_end(ap);
 	return r;
+}
+
+int nf_log_invalid(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (LOG_ERR <= log_max)
+		vlog(LOG_ERR, fmt, ap, 0);
+	va_end(ap);
+	return -EINVAL;
 }

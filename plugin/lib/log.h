@@ -16,5 +16,8 @@ void nf_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Logs "<message>: <strerror(-R)>" and returns R (a -errno), for
  * `return nf_log_errno(LOG_ERR, r, "opening '%s'", path);`. */
 int nf_log_errno(int level, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Logs bad input (a usage or config error, said as it is, at LOG_ERR) and
+ * returns -EINVAL. */
+int nf_log_invalid(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -6,7 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const trigger_names[NF_TRIG_COUNT] = {"inotify", "reconcile", "hook", "api"};
+static const char *const trigger_names[NF_TRIG_COUNT] = {"inotify", "reconcile", "hook", "api",
+							 "move"};
 static const char *const result_names[NF_RES_COUNT] = {"ok", "partial", "failed", "superseded"};
 static const char *const state_names[NF_REC_STATE_COUNT] = {"queued", "running", "done"};
 
@@ -74,6 +75,7 @@ void nf_record_unref(nf_record *r)
 	free(r->container);
 	free(r->cgroup);
 	free_errors(r);
+	free(r->reasons);
 	free(r);
 }
 
@@ -133,6 +135,16 @@ int nf_record_finish(nf_record *r, int err, const nf_migration *m, uint64_t kern
 	r->moved_bytes = m->moved_bytes;
 	r->residual_bytes = m->residual_bytes;
 	memcpy(r->residual, m->residual, sizeof(r->residual));
+	r->method = m->method;
+	r->threads = m->threads;
+	r->gentle_bytes = m->gentle_bytes;
+	memcpy(r->stayed, m->stayed, sizeof(r->stayed));
+	nf_reason why[NF_REASONS_MAX];
+	size_t n = nf_explain(m, &r->to, why);
+	if (n && (r->reasons = malloc(n * sizeof(*why)))) {
+		memcpy(r->reasons, why, n * sizeof(*why));
+		r->n_reasons = n;
+	}
 	for (size_t i = 0; i < m->n_errors && ret == 0; i++)
 		ret = add_error(r, "pid %d: %s: %s", m->errors[i].pid, m->errors[i].what,
 				strerror(m->errors[i].err));
@@ -182,6 +194,52 @@ static json_object *errors_json(const nf_record *r)
 	return a;
 }
 
+static json_object *stayed_json(const nf_record *r)
+{
+	json_object *o = json_object_new_object();
+	for (int c = 0; o && c < NF_MOVE_ERR_COUNT; c++)
+		if (r->stayed[c] && !put_u64(o, nf_move_err_name(c), r->stayed[c]))
+			return json_object_put(o), NULL;
+	return o;
+}
+
+static json_object *reasons_json(const nf_record *r)
+{
+	json_object *a = json_object_new_array();
+	for (size_t i = 0; a && i < r->n_reasons; i++) {
+		const nf_reason *w = &r->reasons[i];
+		json_object *o = json_object_new_object();
+		if (!o || !put(o, "class", json_object_new_string(nf_why_name(w->why))) ||
+		    !put_u64(o, "bytes", w->bytes) ||
+		    !put(o, "text", json_object_new_string(w->text)) ||
+		    json_object_array_add(a, o) < 0)
+			return json_object_put(o), json_object_put(a), NULL;
+	}
+	return a;
+}
+
+static json_object *stages_json(const nf_record *r)
+{
+	json_object *o = json_object_new_object();
+	if (o && put_u64(o, "widen_ms", r->widen_ms) && put_u64(o, "move_ms", r->move_ms) &&
+	    put_u64(o, "narrow_ms", r->narrow_ms))
+		return o;
+	json_object_put(o);
+	return NULL;
+}
+
+/* How it moved: only records that know (not those of numafollow 0.2.0). */
+static bool put_engine(json_object *o, const nf_record *r)
+{
+	uint64_t rate = r->duration_ms ? r->moved_bytes * 1000 / r->duration_ms : 0;
+	return r->method == NF_METHOD_AUTO ||
+	       (put(o, "method", json_object_new_string(nf_method_name(r->method))) &&
+		put_u64(o, "threads", r->threads) && put_u64(o, "gentle_bytes", r->gentle_bytes) &&
+		put_u64(o, "rate_bytes_per_s", rate) && put(o, "stayed", stayed_json(r)) &&
+		put(o, "reasons", reasons_json(r)) &&
+		(!r->staged || put(o, "stages", stages_json(r))));
+}
+
 static bool put_outcome(json_object *o, const nf_record *r)
 {
 	return put_u64(o, "duration_ms", r->duration_ms) && put_u64(o, "tasks", r->tasks) &&
@@ -190,7 +248,8 @@ static bool put_outcome(json_object *o, const nf_record *r)
 	       put_u64(o, "kernel_moved_bytes", r->kernel_moved_bytes) &&
 	       put_u64(o, "moved_bytes", r->moved_bytes) &&
 	       put_u64(o, "residual_bytes", r->residual_bytes) &&
-	       put(o, "residual", residual_json(r)) && put(o, "errors", errors_json(r));
+	       put(o, "residual", residual_json(r)) && put(o, "errors", errors_json(r)) &&
+	       put_engine(o, r);
 }
 
 json_object *nf_record_json(const nf_record *r)
@@ -258,6 +317,55 @@ static int parse_errors(json_object *o, nf_record *r)
 	return 0;
 }
 
+static int parse_reasons(json_object *o, nf_record *r)
+{
+	json_object *a;
+	if (!json_object_object_get_ex(o, "reasons", &a))
+		return 0;
+	size_t n = json_object_array_length(a);
+	if (!json_object_is_type(a, json_type_array) || n > NF_REASONS_MAX)
+		return -EINVAL;
+	if (n && !(r->reasons = calloc(n, sizeof(*r->reasons))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *w = json_object_array_get_idx(a, i);
+		const char *cls = nf_json_string(w, "class"), *text = nf_json_string(w, "text");
+		nf_reason *x = &r->reasons[r->n_reasons];
+		if (!cls || !text || nf_why_parse(cls, &x->why) < 0 ||
+		    get_u64(w, "bytes", &x->bytes) < 0)
+			return -EINVAL;
+		snprintf(x->text, sizeof(x->text), "%s", text);
+		r->n_reasons++;
+	}
+	return 0;
+}
+
+/* How it moved; absent from the records of numafollow 0.2.0. */
+static int parse_engine(json_object *o, nf_record *r)
+{
+	const char *method = nf_json_string(o, "method");
+	json_object *st;
+	uint64_t threads = 0;
+	if (!method)
+		return 0;
+	if (nf_method_parse(method, &r->method) < 0 || get_u64(o, "threads", &threads) < 0 ||
+	    get_u64(o, "gentle_bytes", &r->gentle_bytes) < 0)
+		return -EINVAL;
+	r->threads = threads;
+	if (json_object_object_get_ex(o, "stages", &st)) {
+		r->staged = true;
+		if (get_u64(st, "widen_ms", &r->widen_ms) < 0 ||
+		    get_u64(st, "move_ms", &r->move_ms) < 0 ||
+		    get_u64(st, "narrow_ms", &r->narrow_ms) < 0)
+			return -EINVAL;
+	}
+	if (json_object_object_get_ex(o, "stayed", &st))
+		for (int c = 0; c < NF_MOVE_ERR_COUNT; c++)
+			if (get_u64(st, nf_move_err_name(c), &r->stayed[c]) < 0)
+				return -EINVAL;
+	return parse_reasons(o, r);
+}
+
 /* The members that only a started or concluded record has. */
 static int parse_outcome(json_object *o, nf_record *r)
 {
@@ -275,6 +383,7 @@ static int parse_outcome(json_object *o, nf_record *r)
 	e = e ?: get_u64(o, "moved_bytes", &r->moved_bytes);
 	e = e ?: get_u64(o, "residual_bytes", &r->residual_bytes);
 	e = e ?: parse_residual(o, r);
+	e = e ?: parse_engine(o, r);
 	return e ?: parse_errors(o, r);
 }
 

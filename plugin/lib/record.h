@@ -5,6 +5,7 @@
 #define NF_RECORD_H
 
 #include "engine.h"
+#include "explain.h"
 
 #include <json.h>
 #include <stdatomic.h>
@@ -14,6 +15,7 @@ typedef enum {
 	NF_TRIG_RECONCILE, /* the periodic re-read found a change or drift */
 	NF_TRIG_HOOK,	   /* a registration found memory outside the mems */
 	NF_TRIG_API,	   /* POST /v1/containers/{id}/migrate */
+	NF_TRIG_MOVE,	   /* POST /v1/containers/{id}/move: a staged move */
 	NF_TRIG_COUNT
 } nf_trigger;
 
@@ -43,6 +45,17 @@ typedef struct {
 	uint64_t residual[NF_STAY_COUNT];
 	char **errors; /* "pid 12: migrate_pages: Operation not permitted" */
 	size_t n_errors;
+	/* How it moved (NF_METHOD_AUTO: unknown, a record of numafollow 0.2.0):
+	 * the mover's threads and share, why the pages it tried stayed. */
+	nf_method method;
+	unsigned threads;
+	uint64_t gentle_bytes;
+	uint64_t stayed[NF_MOVE_ERR_COUNT];
+	nf_reason *reasons; /* why the residue stayed (nf_explain) */
+	size_t n_reasons;
+	/* a staged move's phases: old u new written, the engine, the new set */
+	bool staged;
+	uint64_t widen_ms, move_ms, narrow_ms;
 } nf_record;
 
 const char *nf_trigger_name(nf_trigger t);

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "../../plugin/agent/history.h"
+#include "../../plugin/lib/explain.h"
 #include "../../plugin/lib/record.h"
 
 #include <errno.h>
@@ -178,6 +179,75 @@ static void malformed(void **state)
 	}
 }
 
+/* The engine's share and the explanation travel through the JSON. */
+static void engine_fields(void **state)
+{
+	(void)state;
+	nf_nodeset from = nodes("0"), to = nodes("1");
+	nf_record *r = nf_record_new(9, "c", "/c", NF_TRIG_INOTIFY, &from, &to);
+	nf_migration m = {.tasks = 1,
+			  .tasks_migrated = 1,
+			  .moved_bytes = 300 << 20,
+			  .residual_bytes = 12 << 20,
+			  .method = NF_METHOD_MOVE_PAGES,
+			  .threads = 2,
+			  .gentle_bytes = 290 << 20};
+	m.residual[NF_STAY_SHARED] = 12 << 20;
+	m.stayed[NF_MOVE_EACCES] = 12 << 20;
+	assert_int_equal(nf_record_finish(r, 0, &m, 0, 1000000000), 0);
+	/* one reason: the sharing (EACCES says the same, without the remedy) */
+	assert_int_equal(r->n_reasons, 1);
+	assert_int_equal(r->reasons[0].why, NF_WHY_SHARED);
+	json_object *o = nf_record_json(r);
+	assert_string_equal(str(o, "method"), "move_pages");
+	assert_int_equal(json_object_get_int64(json_object_object_get(o, "rate_bytes_per_s")),
+			 300 << 20);
+	nf_record *back;
+	assert_int_equal(nf_record_parse(o, &back, NULL), 0);
+	assert_int_equal(back->method, NF_METHOD_MOVE_PAGES);
+	assert_int_equal(back->threads, 2);
+	assert_int_equal(back->gentle_bytes, 290 << 20);
+	assert_int_equal(back->stayed[NF_MOVE_EACCES], 12 << 20);
+	assert_int_equal(back->n_reasons, 1);
+	assert_string_equal(back->reasons[0].text, r->reasons[0].text);
+	json_object_put(o);
+	nf_record_unref(back);
+	nf_record_unref(r);
+}
+
+static bool says(const nf_reason *w, size_t n, nf_why why, const char *words)
+{
+	for (size_t i = 0; i < n; i++)
+		if (w[i].why == why && strstr(w[i].text, words))
+			return true;
+	return false;
+}
+
+static void explain(void **state)
+{
+	(void)state;
+	nf_nodeset to = nodes("1");
+	nf_reason w[NF_REASONS_MAX];
+	nf_migration m = {0};
+	m.stayed[NF_MOVE_ENOMEM] = 1 << 20; /* what the mover met, once moved after all */
+	assert_int_equal(nf_explain(&m, &to, w), 0);
+	m.residual_bytes = 41 << 20;
+	m.residual[NF_STAY_SHARED] = 41 << 20;
+	assert_int_equal(nf_explain(&m, &to, w), 2);
+	assert_true(says(w, 2, NF_WHY_SHARED, "41.0 MiB mapped by several processes"));
+	assert_true(says(w, 2, NF_WHY_SHARED, "CAP_SYS_NICE"));
+	assert_true(says(w, 2, NF_WHY_NO_MEMORY, "no room"));
+	m.sys_nice = true; /* with the capability, shared pages stayed for another reason */
+	assert_int_equal(nf_explain(&m, &to, w), 2);
+	assert_false(says(w, 2, NF_WHY_SHARED, "CAP_SYS_NICE"));
+	/* a run stopped by its deadline did not try the rest: no guess why it stayed */
+	m = (nf_migration){.residual_bytes = 100 << 20, .deadline_hit = true};
+	m.residual[NF_STAY_ANON] = 100 << 20;
+	assert_int_equal(nf_explain(&m, &to, w), 1);
+	assert_int_equal(w[0].why, NF_WHY_DEADLINE);
+	assert_string_equal(nf_why_name(NF_WHY_NO_MEMORY), "no_memory");
+}
+
 static nf_record *rec(uint64_t id)
 {
 	nf_nodeset n = nodes("0");
@@ -225,7 +295,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(old_journal_line), cmocka_unit_test(lifecycle),
 	    cmocka_unit_test(results),		cmocka_unit_test(malformed),
-	    cmocka_unit_test(history_ring),
+	    cmocka_unit_test(history_ring),	cmocka_unit_test(engine_fields),
+	    cmocka_unit_test(explain),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

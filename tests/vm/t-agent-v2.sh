@@ -115,3 +115,25 @@ expect_on "$pid" 0 "after a write to the restarted agent"
 next_ok() { api "/v1/containers/$cid" | jq -e '.last_migration.id == 3 and .last_migration.result == "ok"' >/dev/null; }
 wait_for "migration 3 after the restart" 20 next_ok
 say "history intact across SIGKILL; ids continue"
+
+# The staged move through the API: the agent writes old and new, moves with
+# its engine, then writes the new set; its own writes ask for nothing more.
+n0=$(api "/v1/migrations?container=$cid" | jq '.migrations | length')
+expect_eq "POST move to 1" "$(api_status "/v1/containers/$cid/move" -X POST -d '{"to": "1"}')" 202
+mid=$(jq -r .id "$T/body")
+moved() { api "/v1/migrations/$mid" | jq -e '.result == "ok"' >/dev/null; }
+wait_for "the staged move" 60 moved
+api "/v1/migrations/$mid" >"$T/m.json"
+jq -c '{trigger, from, to, result, method, moved_bytes, stages}' "$T/m.json"
+expect_eq trigger "$(jq -r .trigger "$T/m.json")" move
+expect_eq "cpuset.mems after the move" "$(cat "$cg/cpuset.mems")" 1
+expect_on "$pid" 1 "after the agent's staged move"
+jq -e '.stages | has("widen_ms") and has("move_ms") and has("narrow_ms")' "$T/m.json" >/dev/null ||
+	fail "the record has no stages: $(cat "$T/m.json")"
+expect_eq "records of $cid after the move" \
+	"$(api "/v1/migrations?container=$cid" | jq '.migrations | length')" $((n0 + 1))
+for body in '{"to": "7"}' '{"to": 1}' '{"to": "0-x"}' 'not json' '{}'; do
+	expect_eq "POST move $body" "$(api_status "/v1/containers/$cid/move" -X POST -d "$body")" 400
+done
+expect_eq "POST move, unknown container" "$(api_status /v1/containers/nope/move -X POST -d '{"to": "0"}')" 404
+expect_eq "cpuset.mems after the bad moves" "$(cat "$cg/cpuset.mems")" 1

@@ -21,6 +21,12 @@ expect_eq sweeps "$(jq -r .sweeps "$T/r.json")" 2
 shared=$(jq -r '.residual.shared // 0' "$T/r.json")
 expect_ge "residual shared MiB" $((shared / MiB)) 64
 expect_ge "shared share of the residue (%)" "$(pct "$shared" "$(jq -r .residual_bytes "$T/r.json")")" 95
+# Explained, with the remedy: the biggest reason is the sharing, which needs
+# CAP_SYS_NICE.
+jq -c '.reasons' "$T/r.json"
+expect_eq "first reason" "$(jq -r '.reasons[0].class' "$T/r.json")" shared
+jq -e '.reasons[0].text | test("CAP_SYS_NICE")' "$T/r.json" >/dev/null ||
+	fail "the shared residue's reason names no remedy: $(jq -c .reasons "$T/r.json")"
 expect_on "$pid" 1
 shared_on() { maps_of "$pid" | awk -v n="N$1=" '/mapmax=/ { for (i = 1; i <= NF; i++) if (index($i, n) == 1) s += substr($i, length(n) + 1) } END { print s + 0 }'; }
 expect_ge "shared pages still on node 0" "$(shared_on 0)" $((32 * MiB / 4096))
