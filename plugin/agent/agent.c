@@ -122,6 +122,13 @@ static bool opted_out(const nf_cg *c)
 	return c->reg && c->reg->opted_out;
 }
 
+/* A staged move of C is queued or running: it writes C's mems itself and ends
+ * at its own target, so nothing else is asked of C meanwhile. */
+static bool staging(const nf_cg *c)
+{
+	return (c->running && c->running->staged) || (c->pending && c->pending->staged);
+}
+
 static nf_cg_state cg_state(const nf_cg *c)
 {
 	return nf_decide_state(c->running || c->pending, opted_out(c), c->drifted, c->last);
@@ -334,7 +341,7 @@ static nf_job *job_new(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *fr
 static nf_record *request(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *from)
 {
 	nf_job *j;
-	switch (nf_decide_request(t, opted_out(c), c->pending, c->running)) {
+	switch (nf_decide_request(t, opted_out(c), staging(c), c->pending, c->running)) {
 	case NF_REQ_SKIP:
 		return NULL;
 	case NF_REQ_RETARGET:
@@ -402,23 +409,27 @@ static void finish(nf_agent *a, nf_job *j, int r, const nf_migration *m, uint64_
 	j->cg->drifted = false;
 }
 
-/* The staged move of J (lock dropped): the record gets its phases; what the
- * kernel moved is what the final write swept. */
-static int run_staged(nf_job *j, const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *ret,
-		      uint64_t *ret_kernel)
+/* The staged move of J, called with the lock dropped; returns with it held.
+ * What the kernel moved is what the final write swept. */
+static void run_staged(nf_agent *a, nf_job *j, const nf_cgroup *cg, nf_migrate_opts *o, uint64_t t0)
 {
-	nf_staged s;
+	nf_staged s = {0};
+	o->no_descendants = false; /* the write changes the whole subtree's mems */
 	int r = nf_staged_move(cg, o, &s);
-	if (r < 0)
-		return r;
-	j->record->staged = true;
-	j->record->widen_ms = s.widen_ns / 1000000;
-	j->record->move_ms = s.move_ns / 1000000;
-	j->record->narrow_ms = s.narrow_ns / 1000000;
-	*ret_kernel = s.kernel_bytes;
-	*ret = s.m; /* the migration's buffers go with it */
-	ret->residual_bytes = s.residual_bytes;
-	return 0;
+	uint64_t ns = nf_now_ns() - t0;
+	pthread_mutex_lock(&a->lock);
+	if (r == 0) {
+		j->record->staged = true;
+		j->record->widen_ms = s.widen_ns / 1000000;
+		j->record->move_ms = s.move_ns / 1000000;
+		j->record->narrow_ms = s.narrow_ns / 1000000;
+		s.m.residual_bytes = s.residual_bytes;
+	}
+	finish(a, j, r, &s.m, s.kernel_bytes, ns);
+	/* the new mems now: the events of its own writes, read later, find no change */
+	if (!j->cg->gone)
+		nf_cgroup_read_mems(cg, NULL, &j->cg->eff);
+	nf_staged_done(&s);
 }
 
 /* Runs J with the lock dropped around the engine. What the kernel moved is the
@@ -452,14 +463,9 @@ static void run_job(nf_agent *a, nf_job *j)
 	uint64_t t0 = nf_now_ns(), kernel = 0;
 	int r = rel ? nf_cgroup_open(&a->h, rel, &cg) : -ENOMEM;
 	if (r == 0 && j->staged) {
-		o.no_descendants = false;
-		r = run_staged(j, &cg, &o, &m, &kernel);
-		uint64_t ns = nf_now_ns() - t0;
+		run_staged(a, j, &cg, &o, t0);
 		nf_cgroup_done(&cg);
 		free(rel);
-		pthread_mutex_lock(&a->lock);
-		finish(a, j, r, &m, kernel, ns);
-		nf_migration_done(&m);
 		return;
 	}
 	if (r == 0 && j->has_from)
@@ -532,7 +538,7 @@ static void check_mems(nf_agent *a, nf_cg *c, nf_trigger t, bool eff_only)
 	if (nf_cgroup_read_mems(&cg, eff_only && c->wd >= 0 ? NULL : &c->mems, &c->eff) < 0)
 		return;
 	/* a staged move writes the mems itself: its own writes ask for nothing */
-	if (c->running && c->running->staged)
+	if (staging(c))
 		return;
 	if (is_container(c) && !nf_nodeset_equal(&old, &c->eff) && !nf_nodeset_empty(&old) &&
 	    !nf_nodeset_empty(&c->eff)) {
@@ -861,12 +867,14 @@ void nf_agent_each_record(nf_agent *a, const char *id, size_t limit, nf_record_f
 	pthread_mutex_unlock(&a->lock);
 }
 
-nf_record *nf_agent_record(nf_agent *a, uint64_t id)
+int nf_agent_record(nf_agent *a, uint64_t id, nf_record_fn fn, void *userdata)
 {
 	pthread_mutex_lock(&a->lock);
-	nf_record *r = nf_record_ref(nf_history_find(&a->hist, id));
+	const nf_record *r = nf_history_find(&a->hist, id);
+	if (r)
+		fn(r, userdata);
 	pthread_mutex_unlock(&a->lock);
-	return r;
+	return r ? 0 : -ENOENT;
 }
 
 /* ---- registrations and requests ---- */
@@ -977,7 +985,8 @@ int nf_agent_unregister(nf_agent *a, const char *id)
 }
 
 /* A staged move of C to TO: queued unless C has a migration under way. */
-static int queue_move(nf_agent *a, nf_cg *c, const nf_nodeset *to, nf_record **ret, char **ret_msg)
+static int queue_move(nf_agent *a, nf_cg *c, const nf_nodeset *to, nf_record_fn fn, void *userdata,
+		      char **ret_msg)
 {
 	char path[PATH_MAX];
 	nf_cgroup cg = as_cgroup(a, c, path);
@@ -1005,35 +1014,34 @@ static int queue_move(nf_agent *a, nf_cg *c, const nf_nodeset *to, nf_record **r
 	journal(a, j->record);
 	c->pending = j;
 	enqueue(a, j);
-	*ret = nf_record_ref(j->record);
+	fn(j->record, userdata);
 	return 0;
 }
 
-int nf_agent_move(nf_agent *a, const char *id, const nf_nodeset *to, nf_record **ret,
-		  char **ret_msg)
+int nf_agent_move(nf_agent *a, const char *id, const nf_nodeset *to, nf_record_fn fn,
+		  void *userdata, char **ret_msg)
 {
 	pthread_mutex_lock(&a->lock);
 	nf_cg *c = find(a, id);
-	int r = c ? queue_move(a, c, to, ret, ret_msg) : -ENOENT;
+	int r = c ? queue_move(a, c, to, fn, userdata, ret_msg) : -ENOENT;
 	pthread_mutex_unlock(&a->lock);
 	return r;
 }
 
-int nf_agent_migrate(nf_agent *a, const char *id, nf_record **ret)
+int nf_agent_migrate(nf_agent *a, const char *id, nf_record_fn fn, void *userdata)
 {
-	nf_record *rec = NULL;
+	const nf_record *rec = NULL;
 	pthread_mutex_lock(&a->lock);
 	nf_cg *c = find(a, id);
-	int r = !c ? -ENOENT : nf_nodeset_empty(&c->eff) ? -ENXIO : 0;
+	int r = !c ? -ENOENT : nf_nodeset_empty(&c->eff) ? -ENXIO : staging(c) ? -EBUSY : 0;
 	if (r == 0) {
 		sample(a, c);
-		rec = nf_record_ref(request(a, c, NF_TRIG_API, NULL));
+		rec = request(a, c, NF_TRIG_API, NULL);
+		r = rec ? 0 : -ENOMEM;
 	}
+	if (rec)
+		fn(rec, userdata);
 	pthread_mutex_unlock(&a->lock);
-	if (r == 0 && !rec)
-		return -ENOMEM;
-	if (r == 0)
-		*ret = rec;
 	return r;
 }
 

@@ -99,8 +99,8 @@ int nf_agent_container(nf_agent *a, const char *id, nf_container_fn fn, void *us
 /* Calls FN for the newest records, of container ID (or all), at most LIMIT. */
 void nf_agent_each_record(nf_agent *a, const char *id, size_t limit, nf_record_fn fn,
 			  void *userdata);
-/* Record ID with a reference (nf_record_unref), or NULL. */
-nf_record *nf_agent_record(nf_agent *a, uint64_t id);
+/* Calls FN with record ID; -ENOENT when there is none. */
+int nf_agent_record(nf_agent *a, uint64_t id, nf_record_fn fn, void *userdata);
 
 /* Takes R. Registers it for the cgroup of its pid (a registration of the same
  * id elsewhere moves), asks for a migration when memory is outside the mems,
@@ -112,14 +112,15 @@ int nf_agent_register(nf_agent *a, nf_registration *r, nf_container_fn fn, void 
 		      char **ret_msg);
 /* -ENOENT: no container ID; -ENODATA: it is not registered. */
 int nf_agent_unregister(nf_agent *a, const char *id);
-/* Queues a migration of container ID to its effective mems; its record, with
- * a reference. -ENOENT: no such container; -ENXIO: no effective mems. */
-int nf_agent_migrate(nf_agent *a, const char *id, nf_record **ret);
-/* Queues a staged move of container ID to TO (lib/staged.h): its record, with a
- * reference. -ENOENT: no such container; -EBUSY: a migration of it is under
- * way; -EROFS, -EACCES: its cpuset.mems cannot be written (the reason in
- * *ret_msg). */
-int nf_agent_move(nf_agent *a, const char *id, const nf_nodeset *to, nf_record **ret,
-		  char **ret_msg);
+/* Queues a migration of container ID to its effective mems and calls FN with
+ * its record. -ENOENT: no such container; -ENXIO: no effective mems;
+ * -EBUSY: a staged move of it is under way. */
+int nf_agent_migrate(nf_agent *a, const char *id, nf_record_fn fn, void *userdata);
+/* Queues a staged move of container ID to TO (lib/staged.h) and calls FN
+ * with its record. -ENOENT: no such container; -EBUSY: a migration of it is
+ * under way; -EROFS, -EACCES: its cpuset.mems cannot be written (the reason
+ * in *ret_msg). */
+int nf_agent_move(nf_agent *a, const char *id, const nf_nodeset *to, nf_record_fn fn,
+		  void *userdata, char **ret_msg);
 
 #endif

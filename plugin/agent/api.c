@@ -140,14 +140,26 @@ static bool put_pod(json_object *o, const nf_container *c)
 	return false;
 }
 
+/* A copy: the response is freed after the agent's lock is dropped, and
+ * json-c's reference counts are not atomic. */
+static bool put_annotations(json_object *o, json_object *ann)
+{
+	json_object *copy = NULL;
+	if (ann && json_object_deep_copy(ann, &copy, NULL) < 0)
+		return false;
+	if (json_object_object_add(o, "annotations", copy) == 0)
+		return true;
+	json_object_put(copy);
+	return false;
+}
+
 static bool put_registration(json_object *o, const nf_registration *r)
 {
 	if (!put(o, "registered", json_object_new_boolean(r != NULL)))
 		return false;
 	return !r ||
 	       (put(o, "pid", json_object_new_int(r->pid)) && put_str(o, "bundle", r->bundle) &&
-		put_str(o, "status", r->status) &&
-		json_object_object_add(o, "annotations", json_object_get(r->annotations)) == 0);
+		put_str(o, "status", r->status) && put_annotations(o, r->annotations));
 }
 
 /* The last migration's record, or null. */
@@ -472,20 +484,27 @@ static enum MHD_Result delete_container(nf_agent *a, struct MHD_Connection *conn
 	return send_json(conn, MHD_HTTP_OK, o);
 }
 
+/* A record's JSON, made under the agent's lock (a worker fills it in). */
+static void take_record(const nf_record *r, void *userdata)
+{
+	((one *)userdata)->o = nf_record_json(r);
+}
+
 static enum MHD_Result migrate_container(nf_agent *a, struct MHD_Connection *conn, const char *id)
 {
-	nf_record *rec;
-	int r = nf_agent_migrate(a, id, &rec);
+	one rec = {0};
+	int r = nf_agent_migrate(a, id, take_record, &rec);
 	if (r == -ENOENT)
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "no container '%s'", id);
 	if (r == -ENXIO)
 		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 				  "container '%s' has no effective mems", id);
+	if (r == -EBUSY)
+		return send_error(conn, MHD_HTTP_CONFLICT,
+				  "container '%s': a staged move of it is under way", id);
 	if (r < 0)
 		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "%s", strerror(-r));
-	json_object *o = nf_record_json(rec);
-	nf_record_unref(rec);
-	return send_json(conn, MHD_HTTP_ACCEPTED, o);
+	return send_json(conn, MHD_HTTP_ACCEPTED, rec.o);
 }
 
 /* The nodes of a move's body {"to": "NODES"}: a node list of online nodes
@@ -513,21 +532,19 @@ static enum MHD_Result move_container(nf_agent *a, struct MHD_Connection *conn, 
 {
 	char buf[128];
 	nf_nodeset to;
-	nf_record *rec;
+	one rec = {0};
 	_cleanup_free_ char *msg = NULL;
 	const char *why = move_target(q, &to, buf, sizeof(buf));
 	if (why)
 		return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", why);
-	int r = nf_agent_move(a, id, &to, &rec, &msg);
+	int r = nf_agent_move(a, id, &to, take_record, &rec, &msg);
 	if (r == -ENOENT)
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "no container '%s'", id);
 	if (r < 0)
 		return send_error(conn,
 				  r == -EBUSY ? MHD_HTTP_CONFLICT : MHD_HTTP_SERVICE_UNAVAILABLE,
 				  "container '%s': %s", id, msg ? msg : strerror(-r));
-	json_object *o = nf_record_json(rec);
-	nf_record_unref(rec);
-	return send_json(conn, MHD_HTTP_ACCEPTED, o);
+	return send_json(conn, MHD_HTTP_ACCEPTED, rec.o);
 }
 
 /* ID, and which action its path names: "/migrate", "/move", or none. */
@@ -569,12 +586,10 @@ static enum MHD_Result container_route(const endpoint *ep, struct MHD_Connection
 static enum MHD_Result get_migration(nf_agent *a, struct MHD_Connection *conn, const char *arg)
 {
 	uint64_t id;
-	nf_record *r = nf_parse_u64(arg, NULL, &id) == 0 ? nf_agent_record(a, id) : NULL;
-	if (!r)
+	one rec = {0};
+	if (nf_parse_u64(arg, NULL, &id) < 0 || nf_agent_record(a, id, take_record, &rec) < 0)
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "no migration '%s'", arg);
-	json_object *o = nf_record_json(r);
-	nf_record_unref(r);
-	return send_json(conn, MHD_HTTP_OK, o);
+	return send_json(conn, MHD_HTTP_OK, rec.o);
 }
 
 static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, const char *url,

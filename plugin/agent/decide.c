@@ -2,9 +2,10 @@
 
 #include <string.h>
 
-nf_req_action nf_decide_request(nf_trigger t, bool opted_out, bool pending, bool running)
+nf_req_action nf_decide_request(nf_trigger t, bool opted_out, bool staging, bool pending,
+				bool running)
 {
-	if (opted_out && t != NF_TRIG_API)
+	if (staging || (opted_out && t != NF_TRIG_API))
 		return NF_REQ_SKIP;
 	if (pending)
 		return NF_REQ_RETARGET;

@@ -11,12 +11,14 @@
 
 /* A request for a migration of a container to its effective mems. */
 typedef enum {
-	NF_REQ_SKIP,	  /* opted out (numafollow.io/migrate=false), and not asked by the API */
+	NF_REQ_SKIP,	  /* opted out (numafollow.io/migrate=false), and not asked by the API;
+			   * or a staged move is under way (it ends at its own target) */
 	NF_REQ_RETARGET,  /* a job is queued, not started: it takes the newest mems */
 	NF_REQ_SUPERSEDE, /* a job runs: cancel it, the new one runs after it */
 	NF_REQ_QUEUE,	  /* nothing runs or waits: queue it */
 } nf_req_action;
-nf_req_action nf_decide_request(nf_trigger t, bool opted_out, bool pending, bool running);
+nf_req_action nf_decide_request(nf_trigger t, bool opted_out, bool staging, bool pending,
+				bool running);
 
 /* A container's state, as the API and the metrics show it. */
 typedef enum {

@@ -118,6 +118,8 @@ static void print_history_header(void)
 static int print_history(json_object *o, nf_cli_error *e)
 {
 	json_object *arr = json_object_object_get(o, "migrations");
+	if (!json_object_is_type(arr, json_type_array))
+		return nf_cli_system(e, -EBADMSG, "the agent's answer has no migrations");
 	print_history_header();
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		nf_record *r;

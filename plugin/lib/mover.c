@@ -658,6 +658,11 @@ static void flush(worker *w)
 	move_batch(w, t);
 	if (n_heads && w->res.moved_bytes > moved)
 		thp_fixup(w, t, heads, n_heads);
+	/* The fix-up queues the small pages of chunks that were not huge; they
+	 * go now, while the batch is still this task's (they weigh one page each,
+	 * so they queue no fix-up of their own). */
+	if (w->n)
+		flush(w);
 }
 
 static void add(worker *w, uint64_t a, uint64_t weight)
@@ -843,10 +848,11 @@ static int scan(mover *m, const pid_t *tgids, size_t n)
 	if (!m->tasks)
 		return -ENOMEM;
 	m->n_tasks = n;
+	for (size_t i = 0; i < n; i++) /* mover_done closes what is not -1 */
+		m->tasks[i].pagemap = -1;
 	for (size_t i = 0; i < n; i++) {
 		task *t = &m->tasks[i];
 		t->pid = tgids[i];
-		t->pagemap = -1;
 		int r = nf_task_thread(t->pid, &t->tid);
 		if (r == 0)
 			r = scan_task(m, i);

@@ -322,9 +322,11 @@ static int parse_reasons(json_object *o, nf_record *r)
 	json_object *a;
 	if (!json_object_object_get_ex(o, "reasons", &a))
 		return 0;
-	size_t n = json_object_array_length(a);
-	if (!json_object_is_type(a, json_type_array) || n > NF_REASONS_MAX)
+	/* the type first: json-c asserts on the length of what is not an array */
+	if (!json_object_is_type(a, json_type_array) ||
+	    json_object_array_length(a) > NF_REASONS_MAX)
 		return -EINVAL;
+	size_t n = json_object_array_length(a);
 	if (n && !(r->reasons = calloc(n, sizeof(*r->reasons))))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {

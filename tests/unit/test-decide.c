@@ -11,15 +11,24 @@ static void requests(void **state)
 {
 	(void)state;
 	/* opted out: only the API moves it */
-	assert_int_equal(nf_decide_request(NF_TRIG_INOTIFY, true, false, false), NF_REQ_SKIP);
-	assert_int_equal(nf_decide_request(NF_TRIG_RECONCILE, true, false, false), NF_REQ_SKIP);
-	assert_int_equal(nf_decide_request(NF_TRIG_HOOK, true, false, false), NF_REQ_SKIP);
-	assert_int_equal(nf_decide_request(NF_TRIG_API, true, false, false), NF_REQ_QUEUE);
+	assert_int_equal(nf_decide_request(NF_TRIG_INOTIFY, true, false, false, false),
+			 NF_REQ_SKIP);
+	assert_int_equal(nf_decide_request(NF_TRIG_RECONCILE, true, false, false, false),
+			 NF_REQ_SKIP);
+	assert_int_equal(nf_decide_request(NF_TRIG_HOOK, true, false, false, false), NF_REQ_SKIP);
+	assert_int_equal(nf_decide_request(NF_TRIG_API, true, false, false, false), NF_REQ_QUEUE);
 	/* a queued job takes the newest mems; a running one is superseded */
-	assert_int_equal(nf_decide_request(NF_TRIG_INOTIFY, false, true, true), NF_REQ_RETARGET);
-	assert_int_equal(nf_decide_request(NF_TRIG_INOTIFY, false, true, false), NF_REQ_RETARGET);
-	assert_int_equal(nf_decide_request(NF_TRIG_INOTIFY, false, false, true), NF_REQ_SUPERSEDE);
-	assert_int_equal(nf_decide_request(NF_TRIG_RECONCILE, false, false, false), NF_REQ_QUEUE);
+	assert_int_equal(nf_decide_request(NF_TRIG_INOTIFY, false, false, true, true),
+			 NF_REQ_RETARGET);
+	assert_int_equal(nf_decide_request(NF_TRIG_INOTIFY, false, false, true, false),
+			 NF_REQ_RETARGET);
+	assert_int_equal(nf_decide_request(NF_TRIG_INOTIFY, false, false, false, true),
+			 NF_REQ_SUPERSEDE);
+	assert_int_equal(nf_decide_request(NF_TRIG_RECONCILE, false, false, false, false),
+			 NF_REQ_QUEUE);
+	/* a staged move under way is neither retargeted nor superseded */
+	assert_int_equal(nf_decide_request(NF_TRIG_API, false, true, true, false), NF_REQ_SKIP);
+	assert_int_equal(nf_decide_request(NF_TRIG_INOTIFY, false, true, false, true), NF_REQ_SKIP);
 }
 
 static nf_record *done(nf_trigger t, nf_result res)

@@ -167,6 +167,10 @@ static void malformed(void **state)
 	    {"{\"id\":1,\"container\":\"c\",\"cgroup\":\"/c\",\"trigger\":\"api\",\"from\":\"\","
 	     "\"to\":\"1\",\"result\":\"ok\",\"errors\":[1]}",
 	     "a count, 'residual' or 'errors' is malformed"},
+	    /* json-c asserts on the length of a non-array: checked first */
+	    {"{\"id\":1,\"container\":\"c\",\"cgroup\":\"/c\",\"trigger\":\"api\",\"from\":\"\","
+	     "\"to\":\"1\",\"result\":\"ok\",\"method\":\"move_pages\",\"reasons\":\"x\"}",
+	     "a count, 'residual' or 'errors' is malformed"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_object *o = parse(cases[i].json);
