@@ -1,0 +1,150 @@
+#!/bin/bash
+# make bench, inside the VM (cgroup v2, 2 nodes): moving memory from node 0 to
+# node 1, each way measured in this one boot, and what the workload notices.
+# Every process carries a probe thread (tests/helpers/probe.c) that does
+# mmap + touch + munmap every 1 ms: its worst iteration during the move is the
+# "worst wait" (mmap needs the mm's mmap_lock, which one migrate_pages walk
+# holds for the whole move).
+# Methods:
+#   kernel         the kernel's own migration inside the v2 cpuset.mems write
+#                  0 -> 1 (the writer waits): the write's time
+#   migratepages   numactl's `migratepages PID 0 1` for each process
+#   nf-migrate     numafollow migrate --method migrate_pages (one call a process)
+#   nf-gentle-t1   numafollow migrate (the engine: move_pages batches), 1 thread
+#   nf-gentle-t2   the same, 2 threads
+#   nf-staged      numafollow move --to 1: 0-1, the engine, then 1
+# For all but kernel and nf-staged, the cgroup's mems are first widened to 0-1
+# (a v2 write that moves nothing) so that node 1 is allowed. Workloads: 1 x 512
+# MiB, and 4 x 128 MiB with two threads writing in one of them. Each run checks,
+# from numa_maps, that >= 99% of every process's anonymous memory is on node 1.
+# Then the engine's batch size: movetool on 1 x 512 MiB, 2 threads.
+# NF_BENCH_REPS (default 3) runs each; medians.
+. tests/vm/lib.sh
+need_nodes 2
+reps=${NF_BENCH_REPS:-3}
+PROBE=$B/probe
+MT=$B/movetool
+[ -x "$PROBE" ] && [ -x "$MT" ] || fail "probe and movetool are not built in $B"
+methods="kernel migratepages nf-migrate nf-gentle-t1 nf-gentle-t2 nf-staged"
+# NUMA balancing moves pages back and forth on its own: off for the measurement.
+echo 0 >/proc/sys/kernel/numa_balancing 2>/dev/null || true
+declare -A ms lat
+failed=()
+PIDS=()
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+start_probe() {
+	local dir=$1 ready
+	shift
+	ready=$(mktemp -u "$T/ready.XXXXXX")
+	# shellcheck disable=SC2016
+	setsid bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$dir" \
+		"$PROBE" -r "$ready" -o "$T/probe.$RANDOM$RANDOM" "$@" </dev/null >/dev/null 2>&1 &
+	for _ in $(seq 1 900); do
+		[ -e "$ready" ] && { PIDS+=("$(cat "$ready")"); return 0; }
+		sleep 0.1
+	done
+	fail "probe $* did not become ready"
+}
+
+out_of() { tr '\0' '\n' <"/proc/$1/cmdline" | grep -A1 -x -- -o | tail -n 1; }
+
+# probe_report PID: the worst iteration (us) since the last report.
+probe_report() {
+	local f
+	f=$(out_of "$1")
+	rm -f "$f"
+	kill -USR1 "$1"
+	for _ in $(seq 1 600); do
+		[ -e "$f" ] && { sed 's/.*worst_us=\([0-9]*\).*/\1/' "$f"; return; }
+		sleep 0.05
+	done
+	echo 999999999
+}
+
+move_with() { # METHOD: the move itself
+	case $1 in
+	kernel) set_mems "$cg" 1 ;;
+	migratepages) for p in "${PIDS[@]}"; do migratepages "$p" 0 1; done ;;
+	nf-migrate) "$NF" migrate --method migrate_pages --to 1 nfb >/dev/null ;;
+	nf-gentle-t1) "$NF" migrate --threads 1 --to 1 nfb >/dev/null ;;
+	nf-gentle-t2) "$NF" migrate --threads 2 --to 1 nfb >/dev/null ;;
+	nf-staged) "$NF" move --threads 2 --to 1 nfb >/dev/null ;;
+	mt-b*) "$MT" --from 0 --to 1 --threads 2 --batch "${1#mt-b}" "${PIDS[@]}" >/dev/null ;;
+	esac
+}
+
+# one METHOD WORKLOAD(1x512|4x128)
+one() {
+	local method=$1 w=$2 t0 t1 p worst=0 v
+	cg=$(mkcg nfb 0)
+	PIDS=()
+	if [ "$w" = 1x512 ]; then
+		start_probe "$cg" -m 512
+	else
+		start_probe "$cg" -m 128 -t 2
+		for _ in 1 2 3; do start_probe "$cg" -m 128; done
+	fi
+	case $method in kernel | nf-staged) ;; *) set_mems "$cg" 0-1 ;; esac
+	for p in "${PIDS[@]}"; do probe_report "$p" >/dev/null; done
+	t0=$(now_ms)
+	move_with "$method" || failed+=("$method $w: exit $?")
+	t1=$(now_ms)
+	for p in "${PIDS[@]}"; do
+		v=$(probe_report "$p")
+		[ "$v" -le "$worst" ] || worst=$v
+		[ "$(pct "$(anon_bytes "$p" 1)" "$(anon_bytes "$p" all)")" -ge 99 ] ||
+			failed+=("$method $w pid $p: $(pct "$(anon_bytes "$p" 1)" "$(anon_bytes "$p" all)")% on node 1")
+	done
+	kill "${PIDS[@]}"
+	while kill -0 "${PIDS[@]}" 2>/dev/null; do sleep 0.05; done
+	PIDS=()
+	rmdir "$cg"
+	ms[$method,$w]="${ms[$method,$w]:-} $((t1 - t0))"
+	lat[$method,$w]="${lat[$method,$w]:-} $((worst / 1000))"
+	say "$method $w: $((t1 - t0)) ms, worst wait $((worst / 1000)) ms"
+}
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+# Untimed warm-up: the first write and the first runs pay for page tables and caches.
+one kernel 1x512
+one nf-gentle-t2 1x512
+ms=() lat=()
+for rep in $(seq 1 "$reps"); do
+	for w in 1x512 4x128; do
+		for m in $methods; do one "$m" "$w"; done
+	done
+	for b in 256 1024 4096 16384; do one "mt-b$b" 1x512; done
+	say "rep $rep done"
+done
+
+echo
+echo "node 0 -> 1, medians of $reps runs, one VM boot ($(nproc) vCPUs, TCG, $(uname -r))."
+echo "MiB/s: workload MiB / median ms. x: throughput ratio (higher is faster)."
+echo
+printf '| %-8s | %-14s | %9s | %6s | %12s | %8s | %13s | %-30s |\n' workload method "median ms" "MiB/s" "x migratepg" "x kernel" "worst wait ms" "runs ms (worst wait ms)"
+printf '|%s|\n' "----------|----------------|-----------|--------|--------------|----------|---------------|--------------------------------"
+for w in 1x512 4x128; do
+	k=$(median <<<"${ms[kernel,$w]}")
+	mp=$(median <<<"${ms[migratepages,$w]}")
+	for m in $methods; do
+		med=$(median <<<"${ms[$m,$w]}")
+		printf '| %-8s | %-14s | %9s | %6s | %12s | %8s | %13s | %-30s |\n' "$w" "$m" "$med" \
+			"$((512 * 1000 / (med > 0 ? med : 1)))" \
+			"$(awk -v a="$mp" -v b="$med" 'BEGIN { printf "%.2f", a / b }')" \
+			"$(awk -v a="$k" -v b="$med" 'BEGIN { printf "%.2f", a / b }')" \
+			"$(median <<<"${lat[$m,$w]}")" "$(paste -d' ' <(tr ' ' '\n' <<<"${ms[$m,$w]}" | grep .) <(tr ' ' '\n' <<<"${lat[$m,$w]}" | grep . | sed 's/.*/(&)/') | tr '\n' ' ')"
+	done
+done
+echo
+echo "The engine's batch (pages of 4 KiB per move_pages call), movetool, 2 threads, 1 x 512 MiB:"
+printf '| %6s | %9s | %6s | %13s |\n' batch "median ms" "MiB/s" "worst wait ms"
+printf '|%s|\n' "--------|-----------|--------|---------------"
+for b in 256 1024 4096 16384; do
+	med=$(median <<<"${ms[mt-b$b,1x512]}")
+	printf '| %6s | %9s | %6s | %13s |\n' "$b" "$med" "$((512 * 1000 / (med > 0 ? med : 1)))" "$(median <<<"${lat[mt-b$b,1x512]}")"
+done
+[ ${#failed[@]} -eq 0 ] || { printf 'NOT MOVED: %s\n' "${failed[@]}"; fail "some runs left memory behind"; }
+echo PASS
