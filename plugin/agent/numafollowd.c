@@ -242,11 +242,16 @@ static bool capability(const char *status, unsigned bit)
 static json_object *nodes_json(const nf_nodeset *online, const nf_nodeset *mem)
 {
 	json_object *arr = json_object_new_array();
-	for (int n = 0; n <= numa_max_node() && n < NF_MAX_NODES; n++) {
+	for (int n = 0; arr && n <= numa_max_node() && n < NF_MAX_NODES; n++) {
 		char path[80];
 		_cleanup_free_ char *cpus = NULL;
 		long long free_b, size = numa_node_size64(n, &free_b);
 		json_object *o = json_object_new_object();
+		if (!o || json_object_array_add(arr, o) < 0) {
+			json_object_put(o);
+			json_object_put(arr);
+			return NULL; /* out of memory: the member is null */
+		}
 		snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", n);
 		nf_read_line(path, &cpus);
 		json_object_object_add(o, "node", json_object_new_int(n));
@@ -257,7 +262,6 @@ static json_object *nodes_json(const nf_nodeset *online, const nf_nodeset *mem)
 		json_object_object_add(o, "memory_bytes",
 				       json_object_new_int64(size > 0 ? size : 0));
 		json_object_object_add(o, "cpus", json_object_new_string(cpus ? cpus : ""));
-		json_object_array_add(arr, o);
 	}
 	return arr;
 }
@@ -271,13 +275,20 @@ static void warn(json_object *warnings, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	nf_log(LOG_WARNING, "self-check: %s", msg);
-	json_object_array_add(warnings, json_object_new_string(msg));
+	json_object *s = json_object_new_string(msg);
+	if (!s || json_object_array_add(warnings, s) < 0)
+		json_object_put(s);
 }
 
 static json_object *self_check(nf_agent *a)
 {
 	json_object *o = json_object_new_object(), *warnings = json_object_new_array();
 	nf_nodeset online = {0}, mem = {0}, self = {0}, missing;
+	if (!o || !warnings) { /* out of memory at start: /v1/status says null */
+		json_object_put(o);
+		json_object_put(warnings);
+		return NULL;
+	}
 	_cleanup_free_ char *line = NULL, *status = NULL, *scope = NULL;
 	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN], b3[NF_NODESET_STRLEN];
 	if (nf_read_line("/sys/devices/system/node/online", &line) == 0)
