@@ -187,15 +187,26 @@ static json_object *container_json(const nf_container *c)
 	return o;
 }
 
-/* Collects views into an array; ok turns false on the first failure. */
+/* Collects views into an array; ok turns false on the first failure. POD and
+ * NAMESPACE, when set, keep the containers of that pod uid or namespace. */
 typedef struct {
 	json_object *arr;
 	bool ok;
+	const char *pod, *ns;
 } collector;
+
+static bool wanted(const collector *k, const nf_container *c)
+{
+	const char *ns = c->reg ? c->reg->pod_namespace : NULL;
+	return (!k->pod || strcmp(c->pod_uid, k->pod) == 0) &&
+	       (!k->ns || (ns && strcmp(ns, k->ns) == 0));
+}
 
 static void collect_container(const nf_container *c, void *userdata)
 {
 	collector *k = userdata;
+	if (!wanted(k, c))
+		return;
 	json_object *o = k->ok ? container_json(c) : NULL;
 	k->ok = o && json_object_array_add(k->arr, o) == 0;
 	if (!k->ok)
@@ -232,9 +243,9 @@ static json_object *migrations_json(nf_agent *a, const char *id, size_t limit)
 	return wrapped("migrations", &k);
 }
 
-static json_object *containers_json(nf_agent *a)
+static json_object *containers_json(nf_agent *a, const char *pod, const char *ns)
 {
-	collector k = {.arr = json_object_new_array(), .ok = true};
+	collector k = {.arr = json_object_new_array(), .ok = true, .pod = pod, .ns = ns};
 	k.ok = k.arr != NULL;
 	if (k.ok)
 		nf_agent_each_container(a, collect_container, &k);
@@ -618,7 +629,12 @@ static enum MHD_Result route(const endpoint *ep, struct MHD_Connection *conn, co
 			   : send_405(conn, "GET", method);
 	if (strcmp(url, "/v1/containers") == 0 || strcmp(url, "/v1/containers/") == 0) {
 		if (get)
-			return send_json(conn, MHD_HTTP_OK, containers_json(a));
+			return send_json(
+			    conn, MHD_HTTP_OK,
+			    containers_json(
+				a, MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "pod"),
+				MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+							    "namespace")));
 		if (strcmp(method, "POST") != 0)
 			return send_405(conn, "GET, POST", method);
 		why = refuse(ep, conn);

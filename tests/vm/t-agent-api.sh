@@ -89,6 +89,12 @@ expect 201 POST /v1/containers -d "$reg"
 expect 200 POST /v1/containers -d "$(jq '.status = "running"' <<<"$reg")"
 expect 200 GET /v1/containers/ctr-1
 jq -c '{id, name, pod, cgroup, status, registered}' "$T/body"
+# filtered lists: by pod uid and by namespace
+expect_eq "GET ?pod=the uid" "$(api '/v1/containers?pod=0c8e7d43-1111-2222-3333-444455556666' | jq -c '[.containers[].id]')" '["ctr-1"]'
+expect_eq "GET ?namespace=prod" "$(api '/v1/containers?namespace=prod' | jq -c '[.containers[].id]')" '["ctr-1"]'
+expect_eq "GET ?namespace=other" "$(api '/v1/containers?namespace=other' | jq -c '[.containers[].id]')" '[]'
+expect_eq "GET ?pod=nope" "$(api '/v1/containers?pod=nope' | jq -c '[.containers[].id]')" '[]'
+
 jq -e '.name == "web" and .pod.name == "shop-7f" and .pod.namespace == "prod" and
 	.pod.uid == "0c8e7d43-1111-2222-3333-444455556666" and .cgroup == "/nf-api/ctr1" and
 	.status == "running" and .pid == '"$pid" "$T/body" >/dev/null || fail "registration not reflected"
