@@ -214,8 +214,9 @@ static int migrate_one(nf_migration *m, const plan_ctx *p, task *t, bool first)
 	/* ENOMEM: a target node is full; the task lives on with what stayed,
 	 * which the report counts and explains. */
 	if (r == -ENOMEM) {
+		r = m->target_full ? 0 : add_error(m, t->pid, ENOMEM, "migrate_pages"); /* once */
 		m->target_full = true;
-		if ((r = add_error(m, t->pid, ENOMEM, "migrate_pages")) < 0)
+		if (r < 0)
 			return r;
 	}
 	/* EINVAL: the task has no mm left, it is exiting. */
