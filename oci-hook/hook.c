@@ -52,9 +52,9 @@ static const char usage[] =
     "  -V, --version     the version\n"
     "\n"
     "Settings file lines are 'name = value': enabled, strict, standalone, budget-ms,\n"
-    "socket. Annotations: numafollow.io/migrate=false opts a container out (it is\n"
-    "registered but its memory is not moved); numafollow.io/strict=true makes its\n"
-    "failures exit 2.\n"
+    "max-rate (MiB/s of the standalone migration), socket. Annotations:\n"
+    "numafollow.io/migrate=false opts a container out (it is registered but its\n"
+    "memory is not moved); numafollow.io/strict=true makes its failures exit 2.\n"
     "\n"
     "Exit status: 0, even when something failed (a failing hook kills the\n"
     "container); 2 in strict mode when something failed. Nothing is written to\n"
@@ -302,7 +302,11 @@ static int migrate_here(const hook *h, const nf_cgroup *cg, const nf_nodeset *to
 {
 	char nodes[NF_NODESET_STRLEN];
 	nf_migration m;
-	nf_migrate_opts o = {.to = *to, .retries = 1, .backoff_ms = 10, .skip = h->st.pid};
+	nf_migrate_opts o = {.to = *to,
+			     .retries = 1,
+			     .backoff_ms = 10,
+			     .skip = h->st.pid,
+			     .max_rate = h->conf.max_rate};
 	int r = nf_migrate(cg, &o, &m);
 	if (r < 0)
 		return fail(h, "agent unreachable (%s); standalone migration of '%s' failed: %s",

@@ -263,6 +263,13 @@ int nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *value, char 
 		c->budget_ms = v;
 		return 0;
 	}
+	if (strcmp(name, "max-rate") == 0) {
+		if (nf_parse_u64(value, NULL, &v) < 0 || v > 1 << 20)
+			return nf_oci_fail(-EINVAL, ret_msg,
+					   "expected a number of MiB/s from 0 (no cap) to 1048576");
+		c->max_rate = v << 20;
+		return 0;
+	}
 	if (strcmp(name, "socket") == 0) {
 		if (value[0] != '/')
 			return nf_oci_fail(-EINVAL, ret_msg, "expected an absolute path");
@@ -274,7 +281,8 @@ int nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *value, char 
 		return 0;
 	}
 	return nf_oci_fail(-EINVAL, ret_msg,
-			   "unknown setting (enabled, strict, standalone, budget-ms, socket)");
+			   "unknown setting (enabled, strict, standalone, budget-ms, max-rate, "
+			   "socket)");
 }
 
 int nf_hook_conf_parse(const char *text, nf_hook_conf *c, char **ret_msg)

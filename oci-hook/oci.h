@@ -72,6 +72,7 @@ typedef struct {
 	bool strict;	    /* failures exit 2, which fails the container's start */
 	bool standalone;    /* migrate in the hook when the agent is unreachable */
 	unsigned budget_ms; /* NF_HOOK_BUDGET_MS unless set */
+	uint64_t max_rate;  /* the standalone migration's cap in bytes/s; 0: none */
 	char *socket;
 } nf_hook_conf;
 

@@ -301,10 +301,16 @@ static void hook_conf(void **state)
 	conf_refused(&c, "budget-ms = 5\n",
 		     "line 1: budget-ms: expected a number of milliseconds from 10 to 60000");
 	conf_refused(&c, "socket = rel\n", "line 1: socket: expected an absolute path");
+	conf_refused(&c, "max-rate = fast\n",
+		     "line 1: max-rate: expected a number of MiB/s from 0 (no cap) to 1048576");
+	assert_int_equal(c.max_rate, 0);
+	assert_int_equal(nf_hook_conf_parse("max-rate = 64\n", &c, &msg), 0);
+	assert_int_equal(c.max_rate, UINT64_C(64) << 20);
 	conf_refused(&c, "x\n", "line 1: expected 'name = value'");
 	conf_refused(
 	    &c, "colour = red\n",
-	    "line 1: colour: unknown setting (enabled, strict, standalone, budget-ms, socket)");
+	    "line 1: colour: unknown setting (enabled, strict, standalone, budget-ms, max-rate, "
+	    "socket)");
 	assert_string_equal(c.socket, "/run/x.sock"); /* the bad lines changed nothing */
 
 	/* one setting, as the command line sets it */

@@ -143,8 +143,9 @@ expect_eq "widened first" "$(js .stages.widened)" 0-1
 expect_on "$PID" 1 "after the staged move"
 say "the probe's worst wait: $w ms, in a move of $took ms"
 # The mechanism, not the emulator's speed: one migrate_pages walk, or the
-# kernel's write, would hold the probe for the whole move.
-[ "$w" -lt $((took / 4)) ] || fail "the workload waited $w ms of a $took ms move"
+# kernel's write, would hold the probe for the whole move (the bench shows
+# ~95% of it); a loaded host may delay a probe iteration, hence the margin.
+[ "$w" -lt $((took / 2)) ] || fail "the workload waited $w ms of a $took ms move"
 
 say "bad input to move changes nothing"
 bad() {
