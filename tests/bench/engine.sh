@@ -22,46 +22,16 @@
 . tests/vm/lib.sh
 need_nodes 2
 reps=${NF_BENCH_REPS:-3}
-PROBE=$B/probe
 MT=$B/movetool
-[ -x "$PROBE" ] && [ -x "$MT" ] || fail "probe and movetool are not built in $B"
+[ -x "$MT" ] || fail "movetool is not built in $B"
+. tests/vm/probe-lib.sh
 methods="kernel migratepages nf-migrate nf-gentle-t1 nf-gentle-t2 nf-staged"
 # NUMA balancing moves pages back and forth on its own: off for the measurement.
 echo 0 >/proc/sys/kernel/numa_balancing 2>/dev/null || true
 declare -A ms lat
 failed=()
-PIDS=()
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-start_probe() {
-	local dir=$1 ready
-	shift
-	ready=$(mktemp -u "$T/ready.XXXXXX")
-	# shellcheck disable=SC2016
-	setsid bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$dir" \
-		"$PROBE" -r "$ready" -o "$T/probe.$RANDOM$RANDOM" "$@" </dev/null >/dev/null 2>&1 &
-	for _ in $(seq 1 900); do
-		[ -e "$ready" ] && { PIDS+=("$(cat "$ready")"); return 0; }
-		sleep 0.1
-	done
-	fail "probe $* did not become ready"
-}
-
-out_of() { tr '\0' '\n' <"/proc/$1/cmdline" | grep -A1 -x -- -o | tail -n 1; }
-
-# probe_report PID: the worst iteration (us) since the last report.
-probe_report() {
-	local f
-	f=$(out_of "$1")
-	rm -f "$f"
-	kill -USR1 "$1"
-	for _ in $(seq 1 600); do
-		[ -e "$f" ] && { sed 's/.*worst_us=\([0-9]*\).*/\1/' "$f"; return; }
-		sleep 0.05
-	done
-	echo 999999999
-}
 
 move_with() { # METHOD: the move itself
 	case $1 in
@@ -87,12 +57,12 @@ one() {
 		for _ in 1 2 3; do start_probe "$cg" -m 128; done
 	fi
 	case $method in kernel | nf-staged) ;; *) set_mems "$cg" 0-1 ;; esac
-	for p in "${PIDS[@]}"; do probe_report "$p" >/dev/null; done
+	for p in "${PIDS[@]}"; do probe_worst "$p" >/dev/null; done
 	t0=$(now_ms)
 	move_with "$method" || failed+=("$method $w: exit $?")
 	t1=$(now_ms)
 	for p in "${PIDS[@]}"; do
-		v=$(probe_report "$p")
+		v=$(probe_worst "$p")
 		[ "$v" -le "$worst" ] || worst=$v
 		[ "$(pct "$(anon_bytes "$p" 1)" "$(anon_bytes "$p" all)")" -ge 99 ] ||
 			failed+=("$method $w pid $p: $(pct "$(anon_bytes "$p" 1)" "$(anon_bytes "$p" all)")% on node 1")

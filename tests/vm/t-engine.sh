@@ -8,48 +8,13 @@
 # the workload for the move; bad input to move changes nothing.
 . tests/vm/lib.sh
 need_nodes 2
-PROBE=$B/probe
-[ -x "$PROBE" ] || fail "$PROBE not built"
 echo 0 >/proc/sys/kernel/numa_balancing 2>/dev/null || true
-PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; cleanup' EXIT
-
-# probe DIR ARGS...: the workload with its mmap probe, in DIR, ready; sets PID.
-probe() {
-	local dir=$1 ready
-	shift
-	ready=$(mktemp -u "$T/ready.XXXXXX")
-	# shellcheck disable=SC2016
-	setsid bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$dir" \
-		"$PROBE" -r "$ready" -o "$T/probe.$RANDOM" "$@" </dev/null >/dev/null 2>&1 &
-	for _ in $(seq 1 900); do
-		[ -e "$ready" ] && { PID=$(cat "$ready"); PIDS+=("$PID"); return 0; }
-		sleep 0.1
-	done
-	fail "probe $* did not become ready"
-}
-# worst PID: the probe's worst mmap+touch+munmap (us) since the last call.
-worst() {
-	local f
-	f=$(tr '\0' '\n' <"/proc/$1/cmdline" | grep -A1 -x -- -o | tail -n 1)
-	rm -f "$f"
-	kill -USR1 "$1"
-	for _ in $(seq 1 600); do
-		[ -e "$f" ] && { sed 's/.*worst_us=\([0-9]*\).*/\1/' "$f"; return; }
-		sleep 0.05
-	done
-	fail "probe $1 did not report"
-}
-stop() {
-	kill "${PIDS[@]}" 2>/dev/null || true
-	while kill -0 "${PIDS[@]}" 2>/dev/null; do sleep 0.05; done
-	PIDS=()
-}
+. tests/vm/probe-lib.sh
 js() { jq -r "$1" "$T/r.json"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 cg=$(mkcg nf-engine 0)
-probe "$cg" -m 256 -t 1
+start_probe "$cg" -m 256 -t 1
 set_mems "$cg" 0-1 # v2: moves nothing, allows node 1
 
 say "the engine moves the bulk"
@@ -83,14 +48,14 @@ expect_eq "first reason" "$(js '.reasons[0].class')" deadline
 expect_ge "left outside node 0 (MiB)" "$(($(js .residual_bytes) / MiB))" 100
 "$NF" migrate --to 0 nf-engine >/dev/null || fail "the rest: exit $?"
 expect_on "$PID" 0 "after the rest"
-stop
+stop_probes
 
 say "transparent huge pages stay huge"
 # MADV_HUGEPAGE asks for them unless THP is off; "always" would also make
 # the sparse mapping below huge, touch by touch.
 thp_mode=/sys/kernel/mm/transparent_hugepage/enabled
 grep -q '\[never\]' "$thp_mode" && echo madvise >"$thp_mode"
-probe "$cg" -m 128 -H -P
+start_probe "$cg" -m 128 -H -P
 thp() { awk '/^AnonHugePages:/ { s += $2 } END { print int(s / 1024) }' "/proc/$1/smaps"; }
 before=$(thp "$PID")
 "$NF" migrate --json --to 1 nf-engine >"$T/r.json" || fail "exit $?: $(jq -c "del(.before, .after, .plan)" "$T/r.json")"
@@ -98,27 +63,27 @@ after=$(thp "$PID")
 say "AnonHugePages: $before MiB before, $after MiB after"
 [ "$before" -lt 64 ] || expect_ge "huge pages kept (MiB)" "$after" $((before * 9 / 10))
 expect_on "$PID" 1 "huge pages"
-stop
+stop_probes
 
 say "a sparse 64 GiB mapping with 16 MiB touched"
-probe "$cg" -m 1 -S 64:16 -P
+start_probe "$cg" -m 1 -S 64:16 -P
 t0=$(now_ms)
 "$NF" migrate --json --to 0 nf-engine >"$T/r.json" || fail "exit $?: $(jq -c "del(.before, .after, .plan)" "$T/r.json")"
 took=$(($(now_ms) - t0))
 say "sparse: $(js .moved_bytes) bytes moved in $took ms"
 [ "$took" -lt 60000 ] || fail "the sparse mapping took $took ms"
 expect_on "$PID" 0 "sparse"
-stop
+stop_probes
 
 say "a full target node: the residue says node 1 has no room"
 # (the filler in a cgroup of its own: a v2 write of the workload's mems would
 # migrate it too)
 fill=$(mkcg nf-engine-fill 1)
 free1=$(awk '/MemFree/ { print int($4 / 1024) }' /sys/devices/system/node/node1/meminfo)
-probe "$fill" -m $((free1 - 200)) -P # node 1 full but for about 200 MiB
+start_probe "$fill" -m $((free1 - 200)) -P # node 1 full but for about 200 MiB
 filler=$PID
 set_mems "$cg" 0
-probe "$cg" -m 512 -P
+start_probe "$cg" -m 512 -P
 set_mems "$cg" 0-1
 rc=0
 "$NF" migrate --json --retries 0 --to 1 nf-engine >"$T/r.json" || rc=$?
@@ -127,16 +92,16 @@ expect_eq "exit (partial)" "$rc" 1
 jq -e '.reasons | any(.class == "no_memory" and (.text | test("node 1 has [0-9.]+ MiB free")))' \
 	"$T/r.json" >/dev/null || fail "a full node is not explained: $(jq -c .reasons "$T/r.json")"
 kill "$filler"
-stop
+stop_probes
 
 say "the staged move: cpuset.mems changes, the workload is not frozen for the move"
 set_mems "$cg" 0
-probe "$cg" -m 384 -t 1
-worst "$PID" >/dev/null
+start_probe "$cg" -m 384 -t 1
+probe_worst "$PID" >/dev/null
 t0=$(now_ms)
 "$NF" move --json --to 1 nf-engine >"$T/r.json" || fail "move exited $?"
 took=$(($(now_ms) - t0))
-w=$(($(worst "$PID") / 1000))
+w=$(($(probe_worst "$PID") / 1000))
 jq -c '{method, moved_bytes, stages}' "$T/r.json"
 expect_eq "cpuset.mems" "$(cat "$cg/cpuset.mems")" 1
 expect_eq "widened first" "$(js .stages.widened)" 0-1
@@ -167,5 +132,5 @@ expect_eq "exit of move on a read-only cgroup mount" "$rc" 3
 grep -q "read-only mount" "$T/out" || fail "unclear: $(cat "$T/out")"
 expect_eq "cpuset.mems after the read-only attempt" "$(cat "$cg/cpuset.mems")" 1
 say "$(cat "$T/out")"
-stop
+stop_probes
 echo PASS
