@@ -580,10 +580,10 @@ int main(int argc, char **argv)
 	int r = parse_args(argc, argv, &h);
 	if (r > 0)
 		return 0;
-	uint64_t ms;
+	unsigned ms;
 	/* --budget-ms rules from here (a loaded host once spent the 2 s default
 	 * before the settings were read); the settings file re-arms it later. */
-	if (h.budget_arg && nf_parse_u64(h.budget_arg, NULL, &ms) == 0 && ms >= 10 && ms <= 60000) {
+	if (h.budget_arg && nf_hook_budget_parse(h.budget_arg, &ms) == 0) {
 		uint64_t spent = (nf_now_ns() - h.start_ns) / 1000000;
 		arm_watchdog(ms > spent ? ms - spent : 1);
 		h.conf.budget_ms = ms; /* for the watchdog's last word until then */

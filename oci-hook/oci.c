@@ -256,13 +256,11 @@ int nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *value, char 
 		return parse_bool(value, flag) < 0
 			   ? nf_oci_fail(-EINVAL, ret_msg, "expected true or false")
 			   : 0;
-	if (strcmp(name, "budget-ms") == 0) {
-		if (nf_parse_u64(value, NULL, &v) < 0 || v < 10 || v > 60000)
-			return nf_oci_fail(-EINVAL, ret_msg,
-					   "expected a number of milliseconds from 10 to 60000");
-		c->budget_ms = v;
-		return 0;
-	}
+	if (strcmp(name, "budget-ms") == 0)
+		return nf_hook_budget_parse(value, &c->budget_ms) < 0
+			   ? nf_oci_fail(-EINVAL, ret_msg,
+					 "expected a number of milliseconds from 10 to 60000")
+			   : 0;
 	if (strcmp(name, "max-rate") == 0) {
 		if (nf_parse_u64(value, NULL, &v) < 0 || v > 1 << 20)
 			return nf_oci_fail(-EINVAL, ret_msg,
@@ -283,6 +281,15 @@ int nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *value, char 
 	return nf_oci_fail(-EINVAL, ret_msg,
 			   "unknown setting (enabled, strict, standalone, budget-ms, max-rate, "
 			   "socket)");
+}
+
+int nf_hook_budget_parse(const char *s, unsigned *ret)
+{
+	uint64_t v;
+	if (nf_parse_u64(s, NULL, &v) < 0 || v < 10 || v > 60000)
+		return -EINVAL;
+	*ret = v;
+	return 0;
 }
 
 int nf_hook_conf_parse(const char *text, nf_hook_conf *c, char **ret_msg)

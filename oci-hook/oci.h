@@ -80,6 +80,8 @@ int nf_hook_conf_default(nf_hook_conf *ret);
 /* Sets one setting (as in the file) from a string. */
 int nf_hook_conf_set(nf_hook_conf *c, const char *name, const char *value, char **ret_msg);
 /* Applies TEXT over C's values; the reason names the line. */
+/* A budget-ms value: milliseconds from 10 to 60000, else -EINVAL. */
+int nf_hook_budget_parse(const char *s, unsigned *ret);
 int nf_hook_conf_parse(const char *text, nf_hook_conf *c, char **ret_msg);
 void nf_hook_conf_done(nf_hook_conf *c);
 

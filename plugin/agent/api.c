@@ -80,20 +80,11 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, j
 	return send_json_hdr(conn, status, o, NULL, NULL);
 }
 
-/* Adds V as KEY of O; false (V dropped) when V is NULL or the add fails. */
-static bool put(json_object *o, const char *key, json_object *v)
-{
-	if (v && json_object_object_add(o, key, v) == 0)
-		return true;
-	json_object_put(v);
-	return false;
-}
-
 /* {"error": MSG}; MSG may quote a URL's bytes, so it is made valid UTF-8. */
 static json_object *error_json(const char *msg)
 {
 	json_object *o = json_object_new_object();
-	if (o && !put(o, "error", nf_json_text(msg)))
+	if (o && !nf_json_add(o, "error", nf_json_text(msg)))
 		return json_object_put(o), NULL;
 	return o;
 }
@@ -121,10 +112,11 @@ static enum MHD_Result send_405(struct MHD_Connection *conn, const char *allow, 
 
 /* ---- JSON views ---- */
 
-/* A string member, null when empty: put() of a null member must not fail. */
+/* A string member, null when empty: nf_json_add() of a null member must not fail. */
 static bool put_str(json_object *o, const char *key, const char *s)
 {
-	return s && *s ? put(o, key, nf_json_text(s)) : json_object_object_add(o, key, NULL) == 0;
+	return s && *s ? nf_json_add(o, key, nf_json_text(s))
+		       : json_object_object_add(o, key, NULL) == 0;
 }
 
 static bool put_pod(json_object *o, const nf_container *c)
@@ -135,7 +127,7 @@ static bool put_pod(json_object *o, const nf_container *c)
 	json_object *p = json_object_new_object();
 	if (p && put_str(p, "uid", c->pod_uid) && put_str(p, "name", r ? r->pod_name : NULL) &&
 	    put_str(p, "namespace", r ? r->pod_namespace : NULL))
-		return put(o, "pod", p);
+		return nf_json_add(o, "pod", p);
 	json_object_put(p);
 	return false;
 }
@@ -155,33 +147,34 @@ static bool put_annotations(json_object *o, json_object *ann)
 
 static bool put_registration(json_object *o, const nf_registration *r)
 {
-	if (!put(o, "registered", json_object_new_boolean(r != NULL)))
+	if (!nf_json_add(o, "registered", json_object_new_boolean(r != NULL)))
 		return false;
-	return !r ||
-	       (put(o, "pid", json_object_new_int(r->pid)) && put_str(o, "bundle", r->bundle) &&
-		put_str(o, "status", r->status) && put_annotations(o, r->annotations));
+	return !r || (nf_json_add(o, "pid", json_object_new_int(r->pid)) &&
+		      put_str(o, "bundle", r->bundle) && put_str(o, "status", r->status) &&
+		      put_annotations(o, r->annotations));
 }
 
 /* The last migration's record, or null. */
 static bool put_last(json_object *o, const nf_record *last)
 {
-	return last ? put(o, "last_migration", nf_record_json(last))
+	return last ? nf_json_add(o, "last_migration", nf_record_json(last))
 		    : json_object_object_add(o, "last_migration", NULL) == 0;
 }
 
 static json_object *container_json(const nf_container *c)
 {
 	json_object *o = json_object_new_object();
-	bool ok = o && put(o, "id", nf_json_text(c->id)) && put_str(o, "runtime", c->runtime) &&
-		  put_str(o, "name", c->reg ? c->reg->name : NULL) && put_pod(o, c) &&
-		  put(o, "cgroup", nf_json_text(c->cgroup)) &&
-		  put(o, "mems", nf_json_nodeset(&c->mems)) &&
-		  put(o, "mems_effective", nf_json_nodeset(&c->eff)) &&
-		  put(o, "tasks", json_object_new_int64(c->tasks)) &&
-		  put(o, "memory", nf_json_per_node(c->anon, c->file, c->anon ? c->nnodes : 0)) &&
-		  put(o, "residual_bytes", json_object_new_int64(c->outside)) &&
-		  put(o, "state", json_object_new_string(nf_cg_state_name(c->state))) &&
-		  put_last(o, c->last) && put_registration(o, c->reg);
+	bool ok =
+	    o && nf_json_add(o, "id", nf_json_text(c->id)) && put_str(o, "runtime", c->runtime) &&
+	    put_str(o, "name", c->reg ? c->reg->name : NULL) && put_pod(o, c) &&
+	    nf_json_add(o, "cgroup", nf_json_text(c->cgroup)) &&
+	    nf_json_add(o, "mems", nf_json_nodeset(&c->mems)) &&
+	    nf_json_add(o, "mems_effective", nf_json_nodeset(&c->eff)) &&
+	    nf_json_add(o, "tasks", json_object_new_int64(c->tasks)) &&
+	    nf_json_add(o, "memory", nf_json_per_node(c->anon, c->file, c->anon ? c->nnodes : 0)) &&
+	    nf_json_add(o, "residual_bytes", json_object_new_int64(c->outside)) &&
+	    nf_json_add(o, "state", json_object_new_string(nf_cg_state_name(c->state))) &&
+	    put_last(o, c->last) && put_registration(o, c->reg);
 	if (!ok)
 		return json_object_put(o), NULL;
 	return o;
@@ -207,28 +200,22 @@ static void collect_container(const nf_container *c, void *userdata)
 	collector *k = userdata;
 	if (!wanted(k, c))
 		return;
-	json_object *o = k->ok ? container_json(c) : NULL;
-	k->ok = o && json_object_array_add(k->arr, o) == 0;
-	if (!k->ok)
-		json_object_put(o);
+	k->ok = k->ok && nf_json_append(k->arr, container_json(c));
 }
 
 static void collect_record(const nf_record *r, void *userdata)
 {
 	collector *k = userdata;
-	json_object *o = k->ok ? nf_record_json(r) : NULL;
-	k->ok = o && json_object_array_add(k->arr, o) == 0;
-	if (!k->ok)
-		json_object_put(o);
+	k->ok = k->ok && nf_json_append(k->arr, nf_record_json(r));
 }
 
 /* {KEY: the collected array}, or NULL when anything failed. */
 static json_object *wrapped(const char *key, collector *k)
 {
 	json_object *o = k->ok ? json_object_new_object() : NULL;
-	if (o && put(o, key, k->arr))
+	if (o && nf_json_add(o, key, k->arr))
 		return o;
-	if (!o) /* else put() dropped it */
+	if (!o) /* else nf_json_add() dropped it */
 		json_object_put(k->arr);
 	json_object_put(o);
 	return NULL;
@@ -256,7 +243,7 @@ static json_object *results_json(const nf_agent_stats *s)
 {
 	json_object *m = json_object_new_object();
 	for (int r = 0; m && r < NF_RES_COUNT; r++)
-		if (!put(m, nf_result_name(r), json_object_new_int64(s->results[r])))
+		if (!nf_json_add(m, nf_result_name(r), json_object_new_int64(s->results[r])))
 			return json_object_put(m), NULL;
 	return m;
 }
@@ -266,18 +253,19 @@ static json_object *status_json(const endpoint *ep)
 	nf_agent_stats s;
 	nf_agent_stats_get(ep->a, &s);
 	json_object *o = json_object_new_object();
-	bool ok = o && put(o, "version", json_object_new_string(NF_VERSION)) &&
-		  put(o, "uptime_s", json_object_new_int64(s.uptime_ns / 1000000000)) &&
-		  put(o, "hierarchy", json_object_new_string(nf_hierarchy_name(s.h))) &&
-		  put(o, "mount", json_object_new_string(s.h->mount)) &&
-		  put(o, "cgroup_root", json_object_new_string(s.cgroup_root)) &&
-		  put(o, "cgroups_watched", json_object_new_int64(s.cgroups_watched)) &&
-		  put(o, "containers", json_object_new_int64(s.containers)) &&
-		  put(o, "workers", json_object_new_int(s.workers)) &&
-		  put(o, "queued", json_object_new_int64(s.queued)) &&
-		  put(o, "migrations", results_json(&s)) &&
-		  put(o, "history_persistent", json_object_new_boolean(s.history_persistent)) &&
-		  json_object_object_add(o, "self_check", json_object_get(ep->self_check)) == 0;
+	bool ok =
+	    o && nf_json_add(o, "version", json_object_new_string(NF_VERSION)) &&
+	    nf_json_add(o, "uptime_s", json_object_new_int64(s.uptime_ns / 1000000000)) &&
+	    nf_json_add(o, "hierarchy", json_object_new_string(nf_hierarchy_name(s.h))) &&
+	    nf_json_add(o, "mount", json_object_new_string(s.h->mount)) &&
+	    nf_json_add(o, "cgroup_root", json_object_new_string(s.cgroup_root)) &&
+	    nf_json_add(o, "cgroups_watched", json_object_new_int64(s.cgroups_watched)) &&
+	    nf_json_add(o, "containers", json_object_new_int64(s.containers)) &&
+	    nf_json_add(o, "workers", json_object_new_int(s.workers)) &&
+	    nf_json_add(o, "queued", json_object_new_int64(s.queued)) &&
+	    nf_json_add(o, "migrations", results_json(&s)) &&
+	    nf_json_add(o, "history_persistent", json_object_new_boolean(s.history_persistent)) &&
+	    json_object_object_add(o, "self_check", json_object_get(ep->self_check)) == 0;
 	if (!ok)
 		return json_object_put(o), NULL;
 	return o;
@@ -473,7 +461,7 @@ static enum MHD_Result get_container(nf_agent *a, struct MHD_Connection *conn, c
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "no container '%s'", id);
 	json_object *m = c.o ? migrations_json(a, id, 20) : NULL, *arr;
 	if (!m || !json_object_object_get_ex(m, "migrations", &arr) ||
-	    !put(c.o, "migrations", json_object_get(arr))) {
+	    !nf_json_add(c.o, "migrations", json_object_get(arr))) {
 		json_object_put(m);
 		json_object_put(c.o);
 		return send_json(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
@@ -490,7 +478,7 @@ static enum MHD_Result delete_container(nf_agent *a, struct MHD_Connection *conn
 	if (r == -ENODATA)
 		return send_error(conn, MHD_HTTP_NOT_FOUND, "container '%s' is not registered", id);
 	json_object *o = json_object_new_object();
-	if (o && !put(o, "deleted", nf_json_text(id)))
+	if (o && !nf_json_add(o, "deleted", nf_json_text(id)))
 		o = (json_object_put(o), NULL);
 	return send_json(conn, MHD_HTTP_OK, o);
 }

@@ -7,6 +7,7 @@
 #include "../../cgroup/util.h"
 
 #include <getopt.h>
+#include <linux/capability.h>
 #include <stdarg.h>
 #include <numa.h>
 #include <signal.h>
@@ -233,12 +234,6 @@ static int load_options(int argc, char **argv, options *o)
 
 /* ---- self-check ---- */
 
-static bool capability(const char *status, unsigned bit)
-{
-	const char *p = strstr(status, "\nCapEff:");
-	return p && (strtoull(p + 8, NULL, 16) >> bit) & 1;
-}
-
 static json_object *nodes_json(const nf_nodeset *online, const nf_nodeset *mem)
 {
 	json_object *arr = json_object_new_array();
@@ -289,14 +284,13 @@ static json_object *self_check(nf_agent *a)
 		json_object_put(warnings);
 		return NULL;
 	}
-	_cleanup_free_ char *line = NULL, *status = NULL, *scope = NULL;
+	_cleanup_free_ char *line = NULL, *scope = NULL;
 	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN], b3[NF_NODESET_STRLEN];
 	if (nf_read_line("/sys/devices/system/node/online", &line) == 0)
 		nf_nodeset_parse(line, &online);
 	nf_memory_nodes(&mem);
 	nf_self_mems(&self);
-	nf_read_file("/proc/self/status", &status, NULL);
-	bool nice = status && capability(status, 23), ptrace = status && capability(status, 19);
+	bool nice = nf_self_capable(CAP_SYS_NICE), ptrace = nf_self_capable(CAP_SYS_PTRACE);
 	nf_read_line("/proc/sys/kernel/yama/ptrace_scope", &scope);
 	nf_nodeset_minus(&mem, &self, &missing);
 	nf_agent_stats st;

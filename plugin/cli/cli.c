@@ -63,18 +63,12 @@ void nf_cli_error_done(nf_cli_error *e)
 
 int nf_cli_add(json_object *o, const char *key, json_object *v)
 {
-	if (v && json_object_object_add(o, key, v) == 0)
-		return 0;
-	json_object_put(v);
-	return -ENOMEM;
+	return nf_json_add(o, key, v) ? 0 : -ENOMEM;
 }
 
 int nf_cli_append(json_object *array, json_object *v)
 {
-	if (v && json_object_array_add(array, v) == 0)
-		return 0;
-	json_object_put(v);
-	return -ENOMEM;
+	return nf_json_append(array, v) ? 0 : -ENOMEM;
 }
 
 int nf_cli_print_json(json_object *o)

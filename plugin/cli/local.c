@@ -1,6 +1,7 @@
 /* The commands that work on the cgroup file system directly: show and migrate. */
 #include "cli.h"
 #include "../lib/explain.h"
+#include "../lib/record.h"
 #include "../lib/staged.h"
 #include "../lib/engine.h"
 #include "../lib/json.h"
@@ -226,35 +227,11 @@ static json_object *residual_json(const nf_migration *m)
 	return TAKE_PTR(a);
 }
 
-/* What move_pages(2) said of the pages it could not move, by status. */
-static json_object *stayed_json(const nf_migration *m)
-{
-	_cleanup_json_ json_object *a = json_object_new_object();
-	if (!a)
-		return NULL;
-	for (int c = 0; c < NF_MOVE_ERR_COUNT; c++)
-		if (m->stayed[c] &&
-		    nf_cli_add(a, nf_move_err_name(c), json_object_new_int64(m->stayed[c])) < 0)
-			return NULL;
-	return TAKE_PTR(a);
-}
-
 /* [{class, bytes, text}]: why the residue stayed, what would move it. */
 static json_object *reasons_json(const nf_migration *m, const nf_nodeset *to)
 {
 	nf_reason why[NF_REASONS_MAX];
-	size_t n = nf_explain(m, to, why);
-	_cleanup_json_ json_object *a = json_object_new_array();
-	for (size_t i = 0; a && i < n; i++) {
-		_cleanup_json_ json_object *r = json_object_new_object();
-		if (!r ||
-		    nf_cli_add(r, "class", json_object_new_string(nf_why_name(why[i].why))) < 0 ||
-		    nf_cli_add(r, "bytes", json_object_new_int64(why[i].bytes)) < 0 ||
-		    nf_cli_add(r, "text", json_object_new_string(why[i].text)) < 0 ||
-		    nf_cli_append(a, TAKE_PTR(r)) < 0)
-			return NULL;
-	}
-	return TAKE_PTR(a);
+	return nf_reasons_json(why, nf_explain(m, to, why));
 }
 
 static json_object *plan_json(const nf_migration *m)
@@ -318,7 +295,7 @@ static json_object *migration_json(const nf_cgroup *cg, const nf_migrate_opts *o
 	    nf_cli_add(j, "method", json_object_new_string(nf_method_name(m->method))) < 0 ||
 	    nf_cli_add(j, "threads", json_object_new_int(m->threads)) < 0 ||
 	    nf_cli_add(j, "gentle_bytes", json_object_new_int64(m->gentle_bytes)) < 0 ||
-	    nf_cli_add(j, "stayed", stayed_json(m)) < 0 ||
+	    nf_cli_add(j, "stayed", nf_stayed_json(m->stayed)) < 0 ||
 	    nf_cli_add(j, "deadline_hit", json_object_new_boolean(m->deadline_hit)) < 0 ||
 	    nf_cli_add(j, "plan", plan_json(m)) < 0 ||
 	    nf_cli_add(j, "duration_ms", json_object_new_int64(m->duration_ns / 1000000)) < 0 ||

@@ -1,6 +1,7 @@
 #include "engine.h"
 #include "../../cgroup/util.h"
 
+#include <linux/capability.h>
 #include <numa.h>
 #include <string.h>
 #include <time.h>
@@ -54,9 +55,7 @@ int nf_method_parse(const char *s, nf_method *ret)
 	return -EINVAL;
 }
 
-/* CAP_SYS_NICE in effect: migrate_pages(2) then moves shared pages too, and
- * move_pages(2) may with MPOL_MF_MOVE_ALL (without it, that flag is EPERM). */
-static bool have_sys_nice(void)
+bool nf_self_capable(unsigned cap)
 {
 	_cleanup_free_ char *text = NULL;
 	uint64_t caps;
@@ -67,7 +66,7 @@ static bool have_sys_nice(void)
 	p += strspn(p, " \t");
 	errno = 0;
 	caps = strtoull(p, NULL, 16);
-	return errno == 0 && (caps >> 23 & 1);
+	return errno == 0 && (caps >> cap & 1);
 }
 
 static struct bitmask *to_bitmask(const nf_nodeset *s)
@@ -414,7 +413,9 @@ static int run(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *m)
 	m->tasks = n;
 	m->dry_run = o->dry_run;
 	m->method = NF_METHOD_MIGRATE_PAGES;
-	m->sys_nice = have_sys_nice();
+	/* then migrate_pages(2) moves shared pages too, and move_pages(2) may
+	 * with MPOL_MF_MOVE_ALL (without it, that flag is EPERM) */
+	m->sys_nice = nf_self_capable(CAP_SYS_NICE);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		ts[i].pid = pids[i];
 		r = measure(m, &ts[i], &o->to);

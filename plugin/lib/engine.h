@@ -79,6 +79,8 @@ typedef struct {
 /* The node set the kernel would let this process migrate to: its own
  * Mems_allowed (the kernel ANDs migrate_pages targets with it). */
 int nf_self_mems(nf_nodeset *ret);
+/* Whether capability CAP (CAP_SYS_NICE...) is in this process's effective set. */
+bool nf_self_capable(unsigned cap);
 /* Online nodes that have memory. */
 int nf_memory_nodes(nf_nodeset *ret);
 

@@ -17,6 +17,25 @@ static inline void nf_json_putp(json_object **o)
 }
 #define _cleanup_json_ __attribute__((cleanup(nf_json_putp)))
 
+/* Adds V as KEY of O; false, V released, when V is NULL (json-c out of memory)
+ * or the add fails: chains of them build an object with every allocation
+ * checked. */
+static inline bool nf_json_add(json_object *o, const char *key, json_object *v)
+{
+	if (v && json_object_object_add(o, key, v) == 0)
+		return true;
+	json_object_put(v);
+	return false;
+}
+
+static inline bool nf_json_append(json_object *array, json_object *v)
+{
+	if (v && json_object_array_add(array, v) == 0)
+		return true;
+	json_object_put(v);
+	return false;
+}
+
 /* S as a JSON string, made well-formed UTF-8 (a cgroup's name, and what is
  * derived from it, may not be); NULL when out of memory. */
 static inline json_object *nf_json_text(const char *s)

@@ -160,18 +160,9 @@ int nf_record_abandon(nf_record *r, const char *why)
 
 /* ---- JSON ---- */
 
-/* Adds V as KEY of O; false (V dropped) when V is NULL or the add fails. */
-static bool put(json_object *o, const char *key, json_object *v)
-{
-	if (v && json_object_object_add(o, key, v) == 0)
-		return true;
-	json_object_put(v);
-	return false;
-}
-
 static bool put_u64(json_object *o, const char *key, uint64_t v)
 {
-	return put(o, key, json_object_new_int64(v));
+	return nf_json_add(o, key, json_object_new_int64(v));
 }
 
 static json_object *residual_json(const nf_record *r)
@@ -186,34 +177,35 @@ static json_object *residual_json(const nf_record *r)
 static json_object *errors_json(const nf_record *r)
 {
 	json_object *a = json_object_new_array();
-	for (size_t i = 0; a && i < r->n_errors; i++) {
-		json_object *s = json_object_new_string(r->errors[i]);
-		if (!s || json_object_array_add(a, s) < 0)
-			return json_object_put(s), json_object_put(a), NULL;
-	}
+	for (size_t i = 0; a && i < r->n_errors; i++)
+		if (!nf_json_append(a, json_object_new_string(r->errors[i])))
+			return json_object_put(a), NULL;
 	return a;
 }
 
-static json_object *stayed_json(const nf_record *r)
+json_object *nf_stayed_json(const uint64_t stayed[NF_MOVE_ERR_COUNT])
 {
 	json_object *o = json_object_new_object();
 	for (int c = 0; o && c < NF_MOVE_ERR_COUNT; c++)
-		if (r->stayed[c] && !put_u64(o, nf_move_err_name(c), r->stayed[c]))
+		if (stayed[c] && !put_u64(o, nf_move_err_name(c), stayed[c]))
 			return json_object_put(o), NULL;
 	return o;
 }
 
-static json_object *reasons_json(const nf_record *r)
+json_object *nf_reasons_json(const nf_reason *why, size_t n)
 {
 	json_object *a = json_object_new_array();
-	for (size_t i = 0; a && i < r->n_reasons; i++) {
-		const nf_reason *w = &r->reasons[i];
+	for (size_t i = 0; a && i < n; i++) {
 		json_object *o = json_object_new_object();
-		if (!o || !put(o, "class", json_object_new_string(nf_why_name(w->why))) ||
-		    !put_u64(o, "bytes", w->bytes) ||
-		    !put(o, "text", json_object_new_string(w->text)) ||
-		    json_object_array_add(a, o) < 0)
-			return json_object_put(o), json_object_put(a), NULL;
+		if (!o ||
+		    !nf_json_add(o, "class", json_object_new_string(nf_why_name(why[i].why))) ||
+		    !put_u64(o, "bytes", why[i].bytes) ||
+		    !nf_json_add(o, "text", json_object_new_string(why[i].text))) {
+			json_object_put(o);
+			return json_object_put(a), NULL;
+		}
+		if (!nf_json_append(a, o))
+			return json_object_put(a), NULL;
 	}
 	return a;
 }
@@ -233,11 +225,12 @@ static bool put_engine(json_object *o, const nf_record *r)
 {
 	uint64_t rate = r->duration_ms ? r->moved_bytes * 1000 / r->duration_ms : 0;
 	return r->method == NF_METHOD_AUTO ||
-	       (put(o, "method", json_object_new_string(nf_method_name(r->method))) &&
+	       (nf_json_add(o, "method", json_object_new_string(nf_method_name(r->method))) &&
 		put_u64(o, "threads", r->threads) && put_u64(o, "gentle_bytes", r->gentle_bytes) &&
-		put_u64(o, "rate_bytes_per_s", rate) && put(o, "stayed", stayed_json(r)) &&
-		put(o, "reasons", reasons_json(r)) &&
-		(!r->staged || put(o, "stages", stages_json(r))));
+		put_u64(o, "rate_bytes_per_s", rate) &&
+		nf_json_add(o, "stayed", nf_stayed_json(r->stayed)) &&
+		nf_json_add(o, "reasons", nf_reasons_json(r->reasons, r->n_reasons)) &&
+		(!r->staged || nf_json_add(o, "stages", stages_json(r))));
 }
 
 static bool put_outcome(json_object *o, const nf_record *r)
@@ -248,21 +241,22 @@ static bool put_outcome(json_object *o, const nf_record *r)
 	       put_u64(o, "kernel_moved_bytes", r->kernel_moved_bytes) &&
 	       put_u64(o, "moved_bytes", r->moved_bytes) &&
 	       put_u64(o, "residual_bytes", r->residual_bytes) &&
-	       put(o, "residual", residual_json(r)) && put(o, "errors", errors_json(r)) &&
-	       put_engine(o, r);
+	       nf_json_add(o, "residual", residual_json(r)) &&
+	       nf_json_add(o, "errors", errors_json(r)) && put_engine(o, r);
 }
 
 json_object *nf_record_json(const nf_record *r)
 {
 	json_object *o = json_object_new_object();
-	bool ok = o && put_u64(o, "id", r->id) && put(o, "container", nf_json_text(r->container)) &&
-		  put(o, "cgroup", nf_json_text(r->cgroup)) &&
-		  put(o, "trigger", json_object_new_string(nf_trigger_name(r->trigger))) &&
-		  put(o, "from", nf_json_nodeset(&r->from)) &&
-		  put(o, "to", nf_json_nodeset(&r->to)) &&
-		  put(o, "result", json_object_new_string(nf_record_status(r)));
+	bool ok = o && put_u64(o, "id", r->id) &&
+		  nf_json_add(o, "container", nf_json_text(r->container)) &&
+		  nf_json_add(o, "cgroup", nf_json_text(r->cgroup)) &&
+		  nf_json_add(o, "trigger", json_object_new_string(nf_trigger_name(r->trigger))) &&
+		  nf_json_add(o, "from", nf_json_nodeset(&r->from)) &&
+		  nf_json_add(o, "to", nf_json_nodeset(&r->to)) &&
+		  nf_json_add(o, "result", json_object_new_string(nf_record_status(r)));
 	if (ok && r->state != NF_REC_QUEUED)
-		ok = put(o, "started_at", json_object_new_string(r->started_at));
+		ok = nf_json_add(o, "started_at", json_object_new_string(r->started_at));
 	if (ok && r->state == NF_REC_DONE)
 		ok = put_outcome(o, r);
 	if (!ok)

@@ -77,6 +77,10 @@ int nf_record_finish(nf_record *r, int err, const nf_migration *m, uint64_t kern
 /* Concludes R, which never ran to its end, as failed, saying WHY. */
 int nf_record_abandon(nf_record *r, const char *why);
 
+/* The parts of the shape the CLI's report shares: {status: bytes} of what
+ * move_pages could not move, and [{class, bytes, text}]; NULL: out of memory. */
+json_object *nf_stayed_json(const uint64_t stayed[NF_MOVE_ERR_COUNT]);
+json_object *nf_reasons_json(const nf_reason *why, size_t n);
 /* The record as JSON (the journal's and the API's shape); NULL: out of memory. */
 json_object *nf_record_json(const nf_record *r);
 /* Reads a record back from its JSON (a journal line, an API answer).

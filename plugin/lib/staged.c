@@ -40,19 +40,19 @@ static int write_timed(const nf_cgroup *cg, const nf_nodeset *set, uint64_t *ret
 	return r;
 }
 
-/* The final write, and what the kernel swept in it. Only the write can fail
- * the move: a measurement that fails costs the figures, not the move (the
- * caller would put the old mems back, and the kernel move it all back). */
+/* The final write, and what the kernel swept in it: what the engine left
+ * outside the target (just measured) less what is outside after the write.
+ * Only the write can fail the move: a measurement that fails costs the
+ * figures, not the move (the caller would put the old mems back, and the
+ * kernel move it all back). */
 static int narrow(const nf_cgroup *cg, const nf_nodeset *to, nf_staged *s)
 {
-	nf_residency before;
-	uint64_t out_before = 0, out_after = s->m.residual_bytes;
-	bool measured = outside_now(cg, to, &before, &out_before) == 0;
+	uint64_t out_before = s->m.residual_bytes, out_after = out_before;
 	int r = write_timed(cg, to, &s->narrow_ns);
 	if (r < 0)
 		return r;
 	s->after = s->m.after;
-	if (outside_now(cg, to, &s->after, &out_after) == 0 && measured)
+	if (outside_now(cg, to, &s->after, &out_after) == 0)
 		s->kernel_bytes = out_before > out_after ? out_before - out_after : 0;
 	s->residual_bytes = out_after;
 	return 0;
