@@ -29,6 +29,10 @@ const double nf_duration_bounds[NF_DURATION_BUCKETS] = {0.01, 0.05, 0.1, 0.25, 0
 #define WATCH_MASK                                                                                 \
 	(IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |        \
 	 IN_ONLYDIR)
+/* How long an assist waits for the write it saw begin to change the effective
+ * mems (the writer may queue behind another on the cpuset lock); the close of
+ * the write ends the wait sooner. */
+#define ASSIST_WAIT_MS 2000
 
 typedef struct nf_job nf_job;
 
@@ -43,6 +47,8 @@ typedef struct nf_cg {
 	nf_nodeset mems, eff;
 	uint64_t *anon, *file; /* bytes per node at the last sample (containers only) */
 	uint64_t residual;     /* left outside by the last migration */
+	uint64_t assisted;     /* moved by assists since the last migration started */
+	bool assist_armed;     /* an assist was asked for the write under way */
 	bool drifted;
 	bool gone; /* removed while a worker still holds it */
 	nf_registration *reg;
@@ -57,6 +63,7 @@ struct nf_job {
 	nf_nodeset from, to;
 	bool has_from, queued;
 	bool staged; /* a staged move to TO: it writes cpuset.mems itself */
+	bool assist; /* an assist of the kernel's migration from FROM: no record */
 	nf_record *record;
 	_Atomic bool cancel;
 };
@@ -319,6 +326,21 @@ static void journal(nf_agent *a, const nf_record *rec)
 	a->journal_failing = r < 0;
 }
 
+/* Takes C's queued job off the queue and frees it. */
+static void drop_pending(nf_agent *a, nf_cg *c)
+{
+	nf_job *j = c->pending, *prev = NULL;
+	for (nf_job *q = a->head; q && q != j; q = q->next)
+		prev = q;
+	if (j->queued) {
+		*(prev ? &prev->next : &a->head) = j->next;
+		if (a->tail == j)
+			a->tail = prev;
+	}
+	c->pending = NULL;
+	job_free(j);
+}
+
 static nf_job *job_new(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *from)
 {
 	nf_job *j = calloc(1, sizeof(*j));
@@ -341,6 +363,8 @@ static nf_job *job_new(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *fr
 static nf_record *request(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *from)
 {
 	nf_job *j;
+	if (c->pending && c->pending->assist)
+		drop_pending(a, c);
 	switch (nf_decide_request(t, opted_out(c), staging(c), c->pending, c->running)) {
 	case NF_REQ_SKIP:
 		return NULL;
@@ -360,8 +384,10 @@ static nf_record *request(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset 
 	c->pending = j;
 	if (c->running) {
 		c->running->cancel = true;
-		nf_log(LOG_INFO, "container %s: mems changed during a migration; superseding it",
-		       cg_id(c));
+		if (!c->running->assist)
+			nf_log(LOG_INFO,
+			       "container %s: mems changed during a migration; superseding it",
+			       cg_id(c));
 	} else {
 		enqueue(a, j);
 	}
@@ -409,6 +435,12 @@ static void finish(nf_agent *a, nf_job *j, int r, const nf_migration *m, uint64_
 	j->cg->drifted = false;
 }
 
+/* Bytes per second C's migrations may move: its annotation, else the agent's. */
+static uint64_t max_rate(const nf_agent *a, const nf_cg *c)
+{
+	return c->reg && c->reg->max_rate ? c->reg->max_rate : a->tuning.max_rate;
+}
+
 /* The staged move of J, called with the lock dropped; returns with it held.
  * What the kernel moved is what the final write swept. */
 static void run_staged(nf_agent *a, nf_job *j, const nf_cgroup *cg, nf_migrate_opts *o, uint64_t t0)
@@ -439,9 +471,8 @@ static void run_job(nf_agent *a, nf_job *j)
 {
 	nf_cg *c = j->cg;
 	char *rel = strdup(c->rel);
-	uint64_t before = cg_outside(a, c, &j->to, false);
+	uint64_t before = cg_outside(a, c, &j->to, false), assisted = c->assisted;
 	const nf_agent_tuning *t = &a->tuning;
-	uint64_t rate = c->reg && c->reg->max_rate ? c->reg->max_rate : t->max_rate;
 	nf_migrate_opts o = {.to = j->to,
 			     .from = j->from,
 			     .has_from = j->has_from,
@@ -451,12 +482,14 @@ static void run_job(nf_agent *a, nf_job *j)
 			     .cancel = &j->cancel,
 			     .method = t->method,
 			     .threads = t->threads,
-			     .max_rate = rate,
+			     .max_rate = max_rate(a, c),
 			     .deadline_ns =
 				 t->budget_ms ? nf_now_ns() + t->budget_ms * 1000000 : 0};
 	nf_migration m = {0};
 	nf_residency now, after;
 	nf_cgroup cg = {0};
+	c->assisted = 0;
+	j->record->assisted_bytes = assisted;
 	nf_record_start(j->record);
 	pthread_mutex_unlock(&a->lock);
 
@@ -476,7 +509,8 @@ static void run_job(nf_agent *a, nf_job *j)
 	uint64_t now_out = v2	    ? nf_residency_outside(&now, &j->to)
 			   : r == 0 ? nf_residency_outside(&m.before, &j->to)
 				    : before;
-	kernel = before > now_out ? before - now_out : 0;
+	/* what left the nodes before the engine ran, less what assists moved */
+	kernel = before > now_out + assisted ? before - now_out - assisted : 0;
 	bool sampled = r == 0 && (v2 ? nf_cgroup_numa_stat(&cg, &after) : (after = m.after, true));
 	uint64_t ns = nf_now_ns() - t0;
 	nf_cgroup_done(&cg);
@@ -487,6 +521,62 @@ static void run_job(nf_agent *a, nf_job *j)
 	if (sampled && !c->gone)
 		store_residency(a, c, &after);
 	nf_migration_done(&m);
+}
+
+/* An assist (J->assist), with the lock dropped around it. Someone opened C's
+ * cpuset.mems, or an ancestor's, to write it (IN_MODIFY, before the kernel
+ * moves anything); on v2 the kernel migrates inside that write while the
+ * writer waits. Once C's effective mems change, nf_assist() moves the same
+ * pages beside the kernel, so the kernel finds less to do. The agent's
+ * migration at the close of the write (the record) verifies and takes what is
+ * left. */
+static void run_assist(nf_agent *a, nf_job *j)
+{
+	nf_cg *c = j->cg;
+	char *rel = strdup(c->rel);
+	nf_migrate_opts o = {.from = j->from,
+			     .has_from = true,
+			     .no_descendants = true,
+			     .cancel = &j->cancel,
+			     .threads = a->tuning.threads,
+			     .max_rate = max_rate(a, c)};
+	nf_move_result m = {0};
+	nf_cgroup cg = {0};
+	bool changed = false;
+	pthread_mutex_unlock(&a->lock);
+
+	uint64_t t0 = nf_now_ns();
+	int r = rel ? nf_cgroup_open(&a->h, rel, &cg) : -ENOMEM;
+	while (r == 0 && !j->cancel && nf_now_ns() - t0 < ASSIST_WAIT_MS * UINT64_C(1000000)) {
+		changed = nf_cgroup_read_mems(&cg, NULL, &o.to) == 0 && !nf_nodeset_empty(&o.to) &&
+			  !nf_nodeset_equal(&o.to, &o.from);
+		if (changed)
+			break;
+		nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
+	}
+	uint64_t t1 = nf_now_ns();
+	if (changed)
+		r = nf_assist(&cg, &o, &m);
+	nf_cgroup_done(&cg);
+	free(rel);
+
+	pthread_mutex_lock(&a->lock);
+	if (changed && r == 0) {
+		char to[NF_NODESET_STRLEN];
+		c->assisted += m.moved_bytes;
+		a->stats.assists++;
+		a->stats.assist_total += m.moved_bytes;
+		nf_log(
+		    m.moved_bytes ? LOG_INFO : LOG_DEBUG,
+		    "container %s: assisted the kernel's migration to %s: moved %.1f MiB in %llu "
+		    "ms, %llu ms after the write began%s",
+		    cg_id(c), nf_nodeset_format(&o.to, to, sizeof(to)), m.moved_bytes / 1048576.0,
+		    (unsigned long long)(m.duration_ns / 1000000),
+		    (unsigned long long)((t1 - t0) / 1000000),
+		    m.cancelled ? " (stopped: the write is over)" : "");
+	} else if (r < 0) {
+		nf_log_errno(LOG_DEBUG, r, "container %s: assist", cg_id(c));
+	}
 }
 
 static void cg_release(nf_cg *c);
@@ -508,7 +598,10 @@ static void *worker(void *userdata)
 		nf_cg *c = j->cg;
 		c->pending = NULL;
 		c->running = j;
-		run_job(a, j);
+		if (j->assist)
+			run_assist(a, j);
+		else
+			run_job(a, j);
 		c->running = NULL;
 		job_free(j);
 		if (c->pending && !c->pending->queued)
@@ -627,6 +720,40 @@ static void remove_subtree(nf_agent *a, nf_cg *c)
 
 static void reconcile(nf_agent *a);
 
+/* A write to C's cpuset.mems begins (v2): an assist for each container below
+ * with enough memory for the mover that has nothing else under way. */
+static void arm_subtree(nf_agent *a, nf_cg *c)
+{
+	uint64_t anon = 0;
+	for (unsigned n = 0; c->anon && n < a->nnodes; n++)
+		anon += c->anon[n];
+	if (is_container(c) && !c->assist_armed && !c->running && !c->pending && !opted_out(c) &&
+	    anon >= NF_GENTLE_MIN_BYTES) {
+		nf_job *j = calloc(1, sizeof(*j));
+		if (j) {
+			*j = (nf_job){
+			    .cg = c, .trigger = NF_TRIG_INOTIFY, .from = c->eff, .assist = true};
+			c->assist_armed = true;
+			c->pending = j;
+			enqueue(a, j);
+		}
+	}
+	for (nf_cg *k = c->child; k; k = k->next)
+		arm_subtree(a, k);
+}
+
+/* The write is over: its assists stop (the kernel is done). */
+static void disarm_subtree(nf_agent *a, nf_cg *c)
+{
+	c->assist_armed = false;
+	if (c->pending && c->pending->assist)
+		drop_pending(a, c);
+	if (c->running && c->running->assist)
+		c->running->cancel = true;
+	for (nf_cg *k = c->child; k; k = k->next)
+		disarm_subtree(a, k);
+}
+
 static void handle_event(nf_agent *a, const struct inotify_event *ev)
 {
 	a->stats.events++;
@@ -647,8 +774,12 @@ static void handle_event(nf_agent *a, const struct inotify_event *ev)
 		else if (k)
 			remove_subtree(a, k);
 	} else if (strcmp(ev->name, "cpuset.mems") == 0) {
-		if (ev->mask & IN_CLOSE_WRITE)
+		if (ev->mask & IN_CLOSE_WRITE) {
+			disarm_subtree(a, c);
 			check_subtree(a, c, NF_TRIG_INOTIFY);
+		} else if ((ev->mask & IN_MODIFY) && a->tuning.assist && a->h.version == NF_CG_V2) {
+			arm_subtree(a, c);
+		}
 	} else if ((ev->mask & IN_MODIFY) && /* a write to cgroup.procs: one sample, not two */
 		   (strcmp(ev->name, "cgroup.procs") == 0 || strcmp(ev->name, "tasks") == 0 ||
 		    strcmp(ev->name, "cgroup.events") == 0)) {

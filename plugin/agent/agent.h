@@ -22,6 +22,7 @@ typedef struct {
 	unsigned threads;   /* move_pages workers per migration; 0: the mover's default */
 	uint64_t max_rate;  /* bytes per second per migration; 0: unthrottled */
 	uint64_t budget_ms; /* a migration stops after it, the rest repaired later; 0: none */
+	bool assist;	    /* move alongside the kernel inside others' v2 cpuset.mems writes */
 } nf_agent_tuning;
 
 typedef struct {
@@ -75,6 +76,7 @@ typedef struct {
 	uint64_t history_write_errors;
 	uint64_t gentle_total;		      /* bytes moved by move_pages */
 	uint64_t residue_total[NF_WHY_COUNT]; /* residue left, by reason */
+	uint64_t assists, assist_total;	      /* assists run, bytes they moved */
 } nf_agent_stats;
 
 /* Finds the hierarchy, opens the journal, scans and watches, queues the

@@ -125,6 +125,11 @@ char *nf_metrics(nf_agent *a)
 	counter(f, "numafollow_gentle_moved_bytes_total",
 		"Bytes the agent moved with move_pages (the rest: migrate_pages).",
 		s->gentle_total);
+	counter(f, "numafollow_assists_total",
+		"Kernel migrations (others' v2 cpuset.mems writes) the agent moved memory beside.",
+		s->assists);
+	counter(f, "numafollow_assist_moved_bytes_total",
+		"Bytes the agent moved inside others' v2 cpuset.mems writes.", s->assist_total);
 	head(f, "numafollow_residue_bytes_total", "counter",
 	     "Bytes left outside the target at the end of migrations, by reason.");
 	for (int w = 0; w < NF_WHY_COUNT; w++)

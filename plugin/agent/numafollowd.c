@@ -52,6 +52,9 @@ static const char usage_text[] =
     "                           annotation numafollow.io/max-rate overrides it\n"
     "  --budget-ms N            a migration stops after N ms (default 0: none); what\n"
     "                           it left is moved by the next reconcile\n"
+    "  --assist 1|0             on cgroup v2, move memory alongside the kernel inside\n"
+    "                           others' cpuset.mems writes, so the writer waits less\n"
+    "                           (default 1)\n"
     "  --history N              migration records kept in memory (default 1000)\n"
     "  --journal-max-kib N      journal size bound in KiB (default 4096)\n"
     "  --log-level LEVEL        err, warning, notice, info (default) or debug\n"
@@ -61,7 +64,7 @@ static const char usage_text[] =
     "\n"
     "Signals: SIGTERM/SIGINT let running migrations finish and exit; SIGHUP re-reads\n"
     "the config file (log level, reconcile interval, retries, method, threads,\n"
-    "max-rate, budget-ms; the rest needs a restart).\n"
+    "max-rate, budget-ms, assist; the rest needs a restart).\n"
     "\n"
     "Exit status: 0 after a clean stop, 2 bad usage or config, 3 cannot start.\n";
 
@@ -70,7 +73,7 @@ typedef struct {
 	char *config, *socket, *socket_group, *listen, *token_file, *state_dir, *cgroup_root;
 	char *log_target, *method;
 	uint64_t workers, reconcile_s, retries, history, journal_kib;
-	uint64_t threads, max_rate, budget_ms;
+	uint64_t threads, max_rate, budget_ms, assist;
 } options;
 
 typedef struct {
@@ -100,6 +103,7 @@ static const option_def defs[] = {
     {"threads", 0, offsetof(options, threads), 0, NF_MOVE_THREADS_MAX, true},
     {"max-rate", 0, offsetof(options, max_rate), 0, 1 << 20, true},
     {"budget-ms", 0, offsetof(options, budget_ms), 0, 86400000, true},
+    {"assist", 0, offsetof(options, assist), 0, 1, true},
 };
 
 static void options_free(options *o)
@@ -116,6 +120,7 @@ static int options_default(options *o)
 		       .retries = 3,
 		       .history = 1000,
 		       .journal_kib = 4096,
+		       .assist = 1,
 		       .log_level = LOG_INFO};
 	o->socket = strdup(NF_DEFAULT_SOCKET);
 	o->state_dir = strdup("/var/lib/numafollow");
@@ -389,7 +394,8 @@ static nf_agent_tuning tuning(const options *o)
 	nf_agent_tuning t = {.retries = o->retries,
 			     .threads = o->threads,
 			     .max_rate = o->max_rate << 20,
-			     .budget_ms = o->budget_ms};
+			     .budget_ms = o->budget_ms,
+			     .assist = o->assist};
 	nf_method_parse(o->method, &t.method);
 	return t;
 }
@@ -414,10 +420,10 @@ static void reload(int argc, char **argv, options *o, nf_agent *a, int tfd)
 			nf_log(LOG_WARNING, "reload: %s changed; it takes a restart", defs[i].name);
 	nf_log(LOG_INFO,
 	       "reloaded the config: log level, reconcile interval %llu s, retries %llu, method "
-	       "%s, threads %llu, max-rate %llu MiB/s, budget %llu ms",
+	       "%s, threads %llu, max-rate %llu MiB/s, budget %llu ms, assist %s",
 	       (unsigned long long)n.reconcile_s, (unsigned long long)n.retries, n.method,
 	       (unsigned long long)n.threads, (unsigned long long)n.max_rate,
-	       (unsigned long long)n.budget_ms);
+	       (unsigned long long)n.budget_ms, n.assist ? "on" : "off");
 	options_free(o);
 	*o = n;
 	sd_notify("READY=1");

@@ -291,6 +291,22 @@ static void take_move_result(nf_migration *m, const nf_move_result *res)
 	m->cancelled |= res->cancelled;
 }
 
+/* The mover's options for P: pages on nodes outside the target go where
+ * dest() says. */
+static void mover_opts(const plan_ctx *p, bool sys_nice, nf_move_opts *ret)
+{
+	const nf_migrate_opts *o = p->o;
+	nf_move_opts_init(ret);
+	for (unsigned node = 0; node < NF_MAX_NODES; node++)
+		ret->dest[node] = nf_nodeset_has(&o->to, node) ? -1 : dest(p, node);
+	ret->threads = o->threads;
+	ret->batch_pages = o->batch_pages;
+	ret->max_rate = o->max_rate;
+	ret->deadline_ns = o->deadline_ns;
+	ret->cancel = o->cancel;
+	ret->move_all = sys_nice;
+}
+
 /* The bulk, with move_pages(2) in batches on a pool of threads, for the
  * tasks gentle_task() picks: pages on each node outside the target go where
  * dest() says (the relative mapping of from -> to included; destinations are
@@ -311,15 +327,7 @@ static int move_bulk(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
 		return 0;
 	nf_move_opts mo;
 	nf_move_result res;
-	nf_move_opts_init(&mo);
-	for (unsigned node = 0; node < NF_MAX_NODES; node++)
-		mo.dest[node] = nf_nodeset_has(&o->to, node) ? -1 : dest(p, node);
-	mo.threads = o->threads;
-	mo.batch_pages = o->batch_pages;
-	mo.max_rate = o->max_rate;
-	mo.deadline_ns = o->deadline_ns;
-	mo.cancel = o->cancel;
-	mo.move_all = m->sys_nice;
+	mover_opts(p, m->sys_nice, &mo);
 	if (nf_move_pages(pids, k, &mo, &res) < 0)
 		return 0;
 	take_move_result(m, &res);
@@ -445,6 +453,49 @@ int nf_migrate(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *ret)
 	}
 	m.duration_ns = nf_now_ns() - start;
 	*ret = m;
+	return 0;
+}
+
+int nf_assist(const nf_cgroup *cg, const nf_migrate_opts *o, nf_move_result *ret)
+{
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n;
+	nf_nodeset mem;
+	nf_move_opts mo;
+	plan_ctx p = {
+	    .o = o,
+	    .relative = true,
+	    .same = nf_nodeset_count(&o->from) == nf_nodeset_count(&o->to),
+	};
+	int r = nf_memory_nodes(&mem);
+	if (r == 0)
+		r = nf_cgroup_tasks(cg, !o->no_descendants, &pids, &n);
+	if (r < 0)
+		return r;
+	nf_nodeset_minus(&mem, &o->to, &p.sweep);
+	mover_opts(&p, nf_self_capable(CAP_SYS_NICE), &mo);
+	mo.reverse = true;
+	mo.batch_pages = NF_ASSIST_BATCH;
+	*ret = (nf_move_result){.tasks = n};
+	bool any = false;
+	for (unsigned node = 0; node < NF_MAX_NODES; node++)
+		any |= mo.dest[node] >= 0;
+	if (!any) /* a widening: the kernel moves nothing either */
+		return 0;
+	/* One task at a time: the mover's scan of a task waits while the kernel
+	 * holds its mmap_lock and a writer of the workload queues behind it. */
+	uint64_t start = nf_now_ns();
+	for (size_t i = n; i-- > 0 && !(o->cancel && *o->cancel);) {
+		nf_move_result one;
+		if (nf_move_pages(&pids[i], 1, &mo, &one) < 0)
+			continue;
+		ret->moved_bytes += one.moved_bytes;
+		ret->tasks_exited += one.tasks_exited;
+		ret->cancelled |= one.cancelled;
+		ret->threads = one.threads;
+	}
+	ret->cancelled |= o->cancel && *o->cancel;
+	ret->duration_ns = nf_now_ns() - start;
 	return 0;
 }
 

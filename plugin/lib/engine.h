@@ -89,4 +89,22 @@ int nf_memory_nodes(nf_nodeset *ret);
 int nf_migrate(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *ret);
 void nf_migration_done(nf_migration *m);
 
+/* Moves CG's pages from O->from to O->to with the mover alone, beside the
+ * kernel's own migration of the same change (a v2 cpuset.mems write), to the
+ * destinations of the kernel's relative mapping and only from nodes outside
+ * O->to: no page is moved twice or back. The kernel migrates one task after
+ * another in cgroup.procs order, holding each mm's mmap_lock for the whole
+ * of it; the mover takes the tasks the other way round (and each from the top
+ * down, nf_move_opts.reverse), so the two meet. The result counts what moved
+ * (moved_bytes, tasks, tasks_exited, cancelled, threads, duration_ns). Uses
+ * O's threads, max_rate, cancel, no_descendants; no verification (the kernel
+ * is still at work). */
+/* Pages per call of an assist. The kernel isolates all of a task's pages on
+ * a source node before it copies any (6.1, migrate_to_node()), and pages it
+ * isolated are not the mover's to take: what the mover gets is what its calls
+ * isolate first, from the top while the kernel walks up from the bottom. One
+ * large call races that walk; small ones would each wait for a copy. */
+#define NF_ASSIST_BATCH 65536
+int nf_assist(const nf_cgroup *cg, const nf_migrate_opts *o, nf_move_result *ret);
+
 #endif

@@ -40,10 +40,10 @@ typedef enum { R_DENSE, R_PAGEMAP, R_THP, R_HUGETLB } range_mode;
 typedef struct {
 	size_t task;
 	uint64_t start, end;
-	uint64_t cur;	/* next slice; under mover.lock */
-	uint64_t step;	/* virtual bytes per slice */
-	uint64_t page;	/* 4 KiB, or the hugetlb page size */
-	uint64_t bytes; /* resident on source nodes when scanned */
+	uint64_t cur, hi; /* [cur, hi) is not taken yet; under mover.lock */
+	uint64_t step;	  /* virtual bytes per slice */
+	uint64_t page;	  /* 4 KiB, or the hugetlb page size */
+	uint64_t bytes;	  /* resident on source nodes when scanned */
 	range_mode mode;
 	int dest; /* where all its pages go, or -1: ask each page's node first */
 } range;
@@ -250,6 +250,7 @@ static int plan_range(mover *m, size_t ti, const vma_span *s, const vma_pages *v
 	    .start = s->start,
 	    .end = s->end,
 	    .cur = s->start,
+	    .hi = s->end,
 	    .page = PAGE,
 	    .bytes = v->src_pages * v->page_kb * 1024,
 	    .dest = v->src_pages == v->all_pages && v->dest >= 0 ? v->dest : -1,
@@ -636,6 +637,17 @@ static void thp_fixup(worker *w, task *t, void *const *heads, size_t n)
 	}
 }
 
+/* Top down: the batch's addresses in reverse. */
+static void reverse_batch(worker *w)
+{
+	for (size_t i = 0, j = w->n - 1; i < j; i++, j--) {
+		void *a = w->addr[i];
+		uint64_t wt = w->weight[i];
+		w->addr[i] = w->addr[j], w->weight[i] = w->weight[j];
+		w->addr[j] = a, w->weight[j] = wt;
+	}
+}
+
 static void flush(worker *w)
 {
 	task *t = &w->m->tasks[w->r->task];
@@ -654,6 +666,8 @@ static void flush(worker *w)
 		for (size_t i = 0; i < w->n; i++)
 			if (w->weight[i] == HPAGE)
 				heads[n_heads++] = w->addr[i];
+	if (w->m->o->reverse)
+		reverse_batch(w);
 	uint64_t moved = w->res.moved_bytes;
 	move_batch(w, t);
 	if (n_heads && w->res.moved_bytes > moved)
@@ -754,17 +768,26 @@ static bool take_slice(mover *m, const range **ret, uint64_t *ret_s, uint64_t *r
 	bool ok = false;
 	pthread_mutex_lock(&m->lock);
 	while (!ok && m->next < m->n_ranges && !atomic_load(&m->stop)) {
-		range *r = &m->ranges[m->next];
-		if (r->cur >= r->end || atomic_load(&m->tasks[r->task].gone)) {
+		range *r = &m->ranges[m->o->reverse ? m->n_ranges - 1 - m->next : m->next];
+		if (r->cur >= r->hi || atomic_load(&m->tasks[r->task].gone)) {
 			m->next++;
 			continue;
 		}
-		/* slices of huge-page ranges end on huge page boundaries */
-		uint64_t e =
-		    r->mode == R_THP ? (r->cur + r->step) & ~(HPAGE - 1) : r->cur + r->step;
 		*ret = r;
-		*ret_s = r->cur;
-		*ret_e = r->cur = e < r->end ? e : r->end;
+		/* slices of huge-page ranges begin and end on huge page boundaries */
+		if (m->o->reverse) {
+			uint64_t s = r->hi - r->cur > r->step ? r->hi - r->step : r->cur;
+			if (r->mode == R_THP && s > r->cur)
+				s = (s + HPAGE - 1) & ~(HPAGE - 1);
+			*ret_s = s;
+			*ret_e = r->hi;
+			r->hi = s;
+		} else {
+			uint64_t e =
+			    r->mode == R_THP ? (r->cur + r->step) & ~(HPAGE - 1) : r->cur + r->step;
+			*ret_s = r->cur;
+			*ret_e = r->cur = e < r->hi ? e : r->hi;
+		}
 		ok = true;
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -892,9 +915,9 @@ static void count_left(mover *m)
 {
 	for (size_t i = 0; i < m->n_ranges; i++) {
 		const range *r = &m->ranges[i];
-		if (r->cur < r->end && !atomic_load(&m->tasks[r->task].gone))
+		if (r->cur < r->hi && !atomic_load(&m->tasks[r->task].gone))
 			m->res.left_bytes +=
-			    (uint64_t)((double)r->bytes * (r->end - r->cur) / (r->end - r->start));
+			    (uint64_t)((double)r->bytes * (r->hi - r->cur) / (r->end - r->start));
 	}
 }
 

@@ -32,6 +32,7 @@ typedef struct {
 	uint64_t deadline_ns;	    /* nf_now_ns() time to stop at; 0: none */
 	const _Atomic bool *cancel; /* checked between batches */
 	bool move_all;		    /* MPOL_MF_MOVE_ALL (shared pages; needs CAP_SYS_NICE) */
+	bool reverse;		    /* the last task first, each from its top address down */
 } nf_move_opts;
 
 /* Why pages that should have moved stayed: the per-page status move_pages(2)

@@ -227,6 +227,7 @@ static bool put_engine(json_object *o, const nf_record *r)
 	return r->method == NF_METHOD_AUTO ||
 	       (nf_json_add(o, "method", json_object_new_string(nf_method_name(r->method))) &&
 		put_u64(o, "threads", r->threads) && put_u64(o, "gentle_bytes", r->gentle_bytes) &&
+		put_u64(o, "assisted_bytes", r->assisted_bytes) &&
 		put_u64(o, "rate_bytes_per_s", rate) &&
 		nf_json_add(o, "stayed", nf_stayed_json(r->stayed)) &&
 		nf_json_add(o, "reasons", nf_reasons_json(r->reasons, r->n_reasons)) &&
@@ -345,7 +346,8 @@ static int parse_engine(json_object *o, nf_record *r)
 	if (!method)
 		return 0;
 	if (nf_method_parse(method, &r->method) < 0 || get_u64(o, "threads", &threads) < 0 ||
-	    get_u64(o, "gentle_bytes", &r->gentle_bytes) < 0)
+	    get_u64(o, "gentle_bytes", &r->gentle_bytes) < 0 ||
+	    get_u64(o, "assisted_bytes", &r->assisted_bytes) < 0)
 		return -EINVAL;
 	r->threads = threads;
 	if (json_object_object_get_ex(o, "stages", &st)) {

@@ -50,6 +50,9 @@ typedef struct {
 	nf_method method;
 	unsigned threads;
 	uint64_t gentle_bytes;
+	/* moved by the agent's assist inside the kernel's own migration (a v2
+	 * cpuset.mems write), before this record's run; not in kernel_moved_bytes */
+	uint64_t assisted_bytes;
 	uint64_t stayed[NF_MOVE_ERR_COUNT];
 	nf_reason *reasons; /* why the residue stayed (nf_explain) */
 	size_t n_reasons;

@@ -13,7 +13,11 @@
 #   nf-gentle-t1   numafollow migrate (the engine: move_pages batches), 1 thread
 #   nf-gentle-t2   the same, 2 threads
 #   nf-staged      numafollow move --to 1: 0-1, the engine, then 1
-# For all but kernel and nf-staged, the cgroup's mems are first widened to 0-1
+#   agent-plain    the kernel's v2 write, numafollowd running with assist = 0
+#   agent-assist   the same with assist = 1: the agent moves pages beside the
+#                  kernel inside the write; the write's time is what the
+#                  writer (kubelet, runc update) waits
+# For all but the v2 writes and nf-staged, the cgroup's mems are first widened to 0-1
 # (a v2 write that moves nothing) so that node 1 is allowed. Workloads: 1 x 512
 # MiB, and 4 x 128 MiB with two threads writing in one of them. Each run checks,
 # from numa_maps, that >= 99% of every process's anonymous memory is on node 1.
@@ -25,17 +29,17 @@ reps=${NF_BENCH_REPS:-3}
 MT=$B/movetool
 [ -x "$MT" ] || fail "movetool is not built in $B"
 . tests/vm/probe-lib.sh
-methods="kernel migratepages nf-migrate nf-gentle-t1 nf-gentle-t2 nf-staged"
+methods="kernel migratepages nf-migrate nf-gentle-t1 nf-gentle-t2 nf-staged agent-plain agent-assist"
 # NUMA balancing moves pages back and forth on its own: off for the measurement.
 echo 0 >/proc/sys/kernel/numa_balancing 2>/dev/null || true
-declare -A ms lat
+declare -A ms lat assist
 failed=()
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 move_with() { # METHOD: the move itself
 	case $1 in
-	kernel) set_mems "$cg" 1 ;;
+	kernel | agent-*) set_mems "$cg" 1 ;;
 	migratepages) for p in "${PIDS[@]}"; do migratepages "$p" 0 1; done ;;
 	nf-migrate) "$NF" migrate --method migrate_pages --to 1 nfb >/dev/null ;;
 	nf-gentle-t1) "$NF" migrate --threads 1 --to 1 nfb >/dev/null ;;
@@ -56,7 +60,11 @@ one() {
 		start_probe "$cg" -m 128 -t 2
 		for _ in 1 2 3; do start_probe "$cg" -m 128; done
 	fi
-	case $method in kernel | nf-staged) ;; *) set_mems "$cg" 0-1 ;; esac
+	case $method in kernel | nf-staged | agent-*) ;; *) set_mems "$cg" 0-1 ;; esac
+	case $method in
+	agent-plain) start_agent --assist 0 ;;
+	agent-assist) start_agent --assist 1 ;;
+	esac
 	for p in "${PIDS[@]}"; do probe_worst "$p" >/dev/null; done
 	t0=$(now_ms)
 	move_with "$method" || failed+=("$method $w: exit $?")
@@ -67,6 +75,15 @@ one() {
 		[ "$(pct "$(anon_bytes "$p" 1)" "$(anon_bytes "$p" all)")" -ge 99 ] ||
 			failed+=("$method $w pid $p: $(pct "$(anon_bytes "$p" 1)" "$(anon_bytes "$p" all)")% on node 1")
 	done
+	if [ "${method#agent-}" != "$method" ]; then
+		last() { api /v1/containers | jq '.containers[] | select(.cgroup == "/nfb") | .last_migration'; }
+		recorded() { last | jq -e '.result == "ok"' >/dev/null; }
+		wait_for "the agent's record" 60 recorded
+		v=$(last | jq .assisted_bytes)
+		assist[$method,$w]="${assist[$method,$w]:-} $((v / MiB))"
+		kill "$AGENT"
+		wait "$AGENT" 2>/dev/null
+	fi
 	kill "${PIDS[@]}"
 	while kill -0 "${PIDS[@]}" 2>/dev/null; do sleep 0.05; done
 	PIDS=()
@@ -81,7 +98,7 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR 
 # Untimed warm-up: the first write and the first runs pay for page tables and caches.
 one kernel 1x512
 one nf-gentle-t2 1x512
-ms=() lat=()
+ms=() lat=() assist=()
 for rep in $(seq 1 "$reps"); do
 	for w in 1x512 4x128; do
 		for m in $methods; do one "$m" "$w"; done
@@ -107,6 +124,13 @@ for w in 1x512 4x128; do
 			"$(awk -v a="$k" -v b="$med" 'BEGIN { printf "%.2f", a / b }')" \
 			"$(median <<<"${lat[$m,$w]}")" "$(paste -d' ' <(tr ' ' '\n' <<<"${ms[$m,$w]}" | grep .) <(tr ' ' '\n' <<<"${lat[$m,$w]}" | grep . | sed 's/.*/(&)/') | tr '\n' ' ')"
 	done
+done
+echo
+echo "Assist: how long the v2 writer waited with the agent's assist, against the agent without it:"
+for w in 1x512 4x128; do
+	a=$(median <<<"${ms[agent-assist,$w]}") p=$(median <<<"${ms[agent-plain,$w]}")
+	echo "- $w: $a ms against $p ms: $(awk -v a="$a" -v b="$p" 'BEGIN { printf "%.2f", a / b }')x;" \
+		"MiB the assist moved per run:${assist[agent-assist,$w]}"
 done
 echo
 echo "The engine's batch (pages of 4 KiB per move_pages call), movetool, 2 threads, 1 x 512 MiB:"

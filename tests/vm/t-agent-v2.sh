@@ -37,7 +37,8 @@ jq -c .last_migration "$T/c.json"
 expect_eq trigger "$(jq -r .last_migration.trigger "$T/c.json")" inotify
 expect_eq from "$(jq -r .last_migration.from "$T/c.json")" 0
 expect_eq to "$(jq -r .last_migration.to "$T/c.json")" 1
-expect_ge "kernel moved MiB" "$(($(jq -r .last_migration.kernel_moved_bytes "$T/c.json") / MiB))" 127
+# the agent's assist may move part of it inside the write, beside the kernel
+expect_ge "kernel (and assist) moved MiB" "$(($(jq -r '.last_migration | .kernel_moved_bytes + .assisted_bytes' "$T/c.json") / MiB))" 127
 expect_eq "agent residual" "$(jq -r .last_migration.residual_bytes "$T/c.json")" 0
 expect_ge "API: MiB on node 1" "$(($(jq -r '.memory["1"] // 0' "$T/c.json") / MiB))" 127
 expect_eq "API: MiB on node 0" "$(($(jq -r '.memory["0"] // 0' "$T/c.json") / MiB))" 0
