@@ -700,9 +700,11 @@ static int read_pagemap(worker *w, const task *t, uint64_t s, size_t n)
 	return (size_t)r == len ? 0 : -ESRCH; /* short: the range is gone */
 }
 
-static int slice_pagemap(worker *w, const task *t, uint64_t s, uint64_t e)
+/* Each slice_*() addresses [S, E) and says in *AT where it stopped (E, or
+ * where the stop flag caught it). */
+static int slice_pagemap(worker *w, const task *t, uint64_t s, uint64_t e, uint64_t *at)
 {
-	for (uint64_t a = s; a < e && !atomic_load(&w->m->stop);) {
+	for (uint64_t a = *at = s; a < e && !atomic_load(&w->m->stop); *at = a) {
 		size_t n = (e - a) / PAGE < PM_CHUNK ? (e - a) / PAGE : PM_CHUNK;
 		int r = read_pagemap(w, t, a, n);
 		if (r < 0)
@@ -718,9 +720,9 @@ static int slice_pagemap(worker *w, const task *t, uint64_t s, uint64_t e)
 /* One address for a 2 MiB chunk wholly inside the range and present, else
  * one per present page (the kernel moves a THP from any of its addresses, but
  * its other addresses in the same call come back -EBUSY). */
-static int slice_thp(worker *w, const task *t, uint64_t s, uint64_t e)
+static int slice_thp(worker *w, const task *t, uint64_t s, uint64_t e, uint64_t *at)
 {
-	for (uint64_t a = s; a < e && !atomic_load(&w->m->stop);) {
+	for (uint64_t a = *at = s; a < e && !atomic_load(&w->m->stop); *at = a) {
 		uint64_t c = (a & ~(HPAGE - 1)) + HPAGE;
 		uint64_t ce = c < e ? c : e;
 		size_t n = (ce - a) / PAGE, present = 0;
@@ -745,22 +747,25 @@ static void slice(worker *w, uint64_t s, uint64_t e)
 	const range *r = w->r;
 	task *t = &w->m->tasks[r->task];
 	int ret = 0;
+	uint64_t at = s;
 	switch (r->mode) {
 	case R_DENSE:
 	case R_HUGETLB:
-		for (uint64_t a = s; a < e && !atomic_load(&w->m->stop); a += r->page)
-			add(w, a, r->page);
+		for (; at < e && !atomic_load(&w->m->stop); at += r->page)
+			add(w, at, r->page);
 		break;
 	case R_PAGEMAP:
-		ret = slice_pagemap(w, t, s, e);
+		ret = slice_pagemap(w, t, s, e, &at);
 		break;
 	case R_THP:
-		ret = slice_thp(w, t, s, e);
+		ret = slice_thp(w, t, s, e, &at);
 		break;
 	}
 	flush(w);
 	if (ret == -ESRCH)
 		task_gone(w, t);
+	else if (at < e) /* stopped: the rest of the slice is left, in proportion */
+		w->res.left_bytes += (uint64_t)((double)r->bytes * (e - at) / (r->end - r->start));
 }
 
 static bool take_slice(mover *m, const range **ret, uint64_t *ret_s, uint64_t *ret_e)
