@@ -35,11 +35,11 @@ SOURCES  := $(LIB_SRC) $(CLI_SRC) $(HOOK_SRC) $(AGENT_SRC) $(UNIT_SRC) tests/hel
 	    $(wildcard */*.h */*/*.h)
 
 # Only the goals that promise a fresh machine may install packages.
-ifneq ($(filter check demo bench fuzz,$(MAKECMDGOALS)),)
+ifneq ($(filter check demo bench fuzz soak,$(MAKECMDGOALS)),)
 DEPS := deps
 endif
 
-.PHONY: all check demo bench fmt install clean deps
+.PHONY: all check demo bench soak fmt install clean deps
 .SECONDARY: # keep the unit tests' objects: no rebuild on the next make check
 all: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook
 
@@ -105,9 +105,30 @@ $(B)/tests/unit/%.o: tests/unit/%.c | $(DEPS)
 $(B)/asan/unit-%: $(B)/asan/tests/unit/test-%.o $(B)/asan/libagent.a $(B)/asan/libnf.a
 	$(CC) $(ASAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka)
 
+# The agent under sanitizers for the soak (tests/vm/t-soak.sh): ASan+UBSan
+# (LSan at exit), and ThreadSanitizer for the threads that share its state.
+TSAN := -fsanitize=thread -fno-omit-frame-pointer
+$(B)/asan/numafollowd: $(AGENT_SRC:%.c=$(B)/asan/%.o) $(B)/asan/libnf.a
+	$(CC) $(ASAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd)
+
+$(B)/tsan/%.o: %.c | $(DEPS)
+	@mkdir -p $(@D)
+	$(CC) -O1 -g $(TSAN) $(NF_CFLAGS) -c -o $@ $<
+
+$(B)/tsan/libnf.a: $(LIB_SRC:%.c=$(B)/tsan/%.o)
+	$(AR) rcs $@ $^
+
+$(B)/tsan/numafollowd: $(AGENT_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libnf.a
+	$(CC) $(TSAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd)
+
+# make check runs a 60 s soak; this one runs 10 minutes under ASan, then 5 under TSan.
+soak: $(DEPS) all $(HELPERS) $(B)/asan/numafollowd $(B)/tsan/numafollowd
+	NF_SOAK_SECONDS=600 tests/vm/vm.sh --cgroup v2 --node-mem 768 --timeout 1500 -- tests/vm/t-soak.sh
+	NF_SOAK_SECONDS=300 NF_SOAK_SAN=tsan tests/vm/vm.sh --cgroup v2 --node-mem 768 --timeout 1200 -- tests/vm/t-soak.sh
+
 # TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh
 TESTS ?= $(UNITS) $(B)/fuzz-parsers $(sort $(wildcard tests/vm/t-*.sh))
-check: $(DEPS) all $(UNITS) $(B)/fuzz-parsers $(HELPERS)
+check: $(DEPS) all $(UNITS) $(B)/fuzz-parsers $(HELPERS) $(B)/asan/numafollowd
 	@tests/run.sh $(TESTS)
 
 demo: $(DEPS) all $(HELPERS)
