@@ -58,7 +58,7 @@ static int parse_mountinfo_line(char *line, char **root, char **mnt, char **fsty
 
 int nf_mountinfo_find_cpuset(FILE *f, nf_hierarchy *ret)
 {
-	_cleanup_free_ char *line = NULL, *v1 = NULL, *v2 = NULL;
+	_cleanup_free_ char *line = NULL, *v1 = NULL, *v2 = NULL, *mem = NULL;
 	size_t cap = 0;
 
 	while (getline(&line, &cap, f) > 0) {
@@ -73,16 +73,19 @@ int nf_mountinfo_find_cpuset(FILE *f, nf_hierarchy *ret)
 			slot = &v1;
 		else if (strcmp(fstype, "cgroup2") == 0)
 			slot = &v2;
+		else if (strcmp(fstype, "cgroup") == 0 && has_option(sopts, "memory"))
+			slot = &mem;
 		if (slot && !*slot && !(*slot = strdup(mnt)))
 			return -ENOMEM;
 	}
 	if (!v1 && !v2)
 		return -ENOENT;
-	bool hybrid = v1 && v2;
+	bool hybrid = v1 && v2, is_v1 = v1; /* TAKE_PTR clears v1 */
 	*ret = (nf_hierarchy){
-	    .version = v1 ? NF_CG_V1 : NF_CG_V2,
-	    .mount = v1 ? TAKE_PTR(v1) : TAKE_PTR(v2),
+	    .version = is_v1 ? NF_CG_V1 : NF_CG_V2,
+	    .mount = is_v1 ? TAKE_PTR(v1) : TAKE_PTR(v2),
 	    .hybrid = hybrid,
+	    .memory = is_v1 ? TAKE_PTR(mem) : NULL,
 	};
 	return 0;
 }
@@ -122,7 +125,8 @@ int nf_hierarchy_detect(nf_hierarchy *ret)
 void nf_hierarchy_done(nf_hierarchy *h)
 {
 	free(h->mount);
-	h->mount = NULL;
+	free(h->memory);
+	h->mount = h->memory = NULL;
 }
 
 const char *nf_hierarchy_name(const nf_hierarchy *h)
@@ -354,7 +358,9 @@ int nf_cgroup_tasks(const nf_cgroup *cg, bool recursive, pid_t **ret, size_t *re
 
 /* "hierarchy-id:controllers:path" per line; v2 is "0::path", v1 cpuset is the
  * line whose controllers include "cpuset". */
-int nf_proc_cgroup_parse(const char *text, nf_cgroup_version v, char **ret_rel)
+/* The path of the hierarchy that holds controller CTRL (v1), or of the
+ * unified one (v2, CTRL NULL), in /proc/PID/cgroup TEXT. */
+static int proc_cgroup_find(const char *text, const char *ctrl_name, char **ret_rel)
 {
 	for (const char *line = text; line && *line;) {
 		const char *nl = strchrnul(line, '\n');
@@ -364,8 +370,8 @@ int nf_proc_cgroup_parse(const char *text, nf_cgroup_version v, char **ret_rel)
 			_cleanup_free_ char *ctrl = strndup(c1 + 1, c2 - c1 - 1);
 			if (!ctrl)
 				return -ENOMEM;
-			bool match = v == NF_CG_V2 ? c1 - line == 1 && *line == '0' && !*ctrl
-						   : has_option(ctrl, "cpuset");
+			bool match = !ctrl_name ? c1 - line == 1 && *line == '0' && !*ctrl
+						: has_option(ctrl, ctrl_name);
 			if (match) {
 				char *rel = strndup(c2 + 1, nl - c2 - 1);
 				if (!rel)
@@ -379,7 +385,12 @@ int nf_proc_cgroup_parse(const char *text, nf_cgroup_version v, char **ret_rel)
 	return -ENOENT;
 }
 
-int nf_pid_cgroup(pid_t pid, nf_cgroup_version v, char **ret_rel)
+int nf_proc_cgroup_parse(const char *text, nf_cgroup_version v, char **ret_rel)
+{
+	return proc_cgroup_find(text, v == NF_CG_V2 ? NULL : "cpuset", ret_rel);
+}
+
+static int pid_cgroup(pid_t pid, const char *ctrl_name, char **ret_rel)
 {
 	char path[64];
 	_cleanup_free_ char *text = NULL;
@@ -387,5 +398,15 @@ int nf_pid_cgroup(pid_t pid, nf_cgroup_version v, char **ret_rel)
 	int r = nf_read_file(path, &text, NULL);
 	if (r < 0)
 		return r == -ENOENT ? -ESRCH : r;
-	return nf_proc_cgroup_parse(text, v, ret_rel);
+	return proc_cgroup_find(text, ctrl_name, ret_rel);
+}
+
+int nf_pid_cgroup(pid_t pid, nf_cgroup_version v, char **ret_rel)
+{
+	return pid_cgroup(pid, v == NF_CG_V2 ? NULL : "cpuset", ret_rel);
+}
+
+int nf_pid_memcg(pid_t pid, char **ret_rel)
+{
+	return pid_cgroup(pid, "memory", ret_rel);
 }

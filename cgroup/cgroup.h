@@ -11,8 +11,9 @@ typedef enum { NF_CG_V1 = 1, NF_CG_V2 = 2 } nf_cgroup_version;
 
 typedef struct {
 	nf_cgroup_version version;
-	char *mount; /* mount point of the hierarchy that holds cpuset */
-	bool hybrid; /* v1 cpuset, with a cgroup2 mount beside it */
+	char *mount;  /* mount point of the hierarchy that holds cpuset */
+	bool hybrid;  /* v1 cpuset, with a cgroup2 mount beside it */
+	char *memory; /* v1: mount point of the memory hierarchy, or NULL */
 } nf_hierarchy;
 
 typedef struct {
@@ -56,5 +57,7 @@ int nf_proc_cgroup_parse(const char *text, nf_cgroup_version v, char **ret_rel);
 /* PID's cpuset cgroup, as the kernel says: -ESRCH for no such process,
  * -ENOENT when /proc/PID/cgroup has no cpuset line. */
 int nf_pid_cgroup(pid_t pid, nf_cgroup_version v, char **ret_rel);
+/* PID's cgroup in the v1 memory hierarchy; -ENOENT when there is none. */
+int nf_pid_memcg(pid_t pid, char **ret_rel);
 
 #endif

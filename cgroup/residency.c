@@ -86,6 +86,58 @@ int nf_numa_stat_parse(const char *text, nf_residency *ret)
 	return 0;
 }
 
+int nf_numa_stat_v1_parse(const char *text, nf_residency *ret)
+{
+	nf_residency res = {0};
+	uint64_t page = sysconf(_SC_PAGESIZE);
+	bool seen = false;
+	for (const char *line = text; *line;) {
+		const char *eol = line + strcspn(line, "\n");
+		uint64_t *row = NULL;
+		const char *tok = NULL;
+		if (strncmp(line, "hierarchical_anon=", 18) == 0)
+			row = res.anon, tok = line + 18;
+		else if (strncmp(line, "hierarchical_file=", 18) == 0)
+			row = res.file, tok = line + 18;
+		if (row) {
+			seen = true;
+			tok += strcspn(tok, " \n"); /* the total */
+			tok += *tok == ' ';
+		}
+		while (row && tok < eol) {
+			const char *end = tok + strcspn(tok, " \n");
+			unsigned node;
+			uint64_t pages;
+			int r = parse_node_count(tok, end, &node, &pages);
+			if (r != 0)
+				return r < 0 ? r : -EBADMSG;
+			row[node] = pages * page;
+			tok = end + (*end == ' ');
+		}
+		line = eol + (*eol == '\n');
+	}
+	if (!seen)
+		return -EBADMSG;
+	*ret = res;
+	return 0;
+}
+
+/* TASK's memory cgroup, if it is CG's path, from memory.numa_stat (v1). */
+static int v1_numa_stat(const nf_cgroup *cg, pid_t task, nf_residency *ret)
+{
+	_cleanup_free_ char *rel = NULL, *path = NULL, *text = NULL;
+	int r = nf_pid_memcg(task, &rel);
+	if (r < 0)
+		return r;
+	if (strcmp(rel, cg->rel) != 0)
+		return -EXDEV;
+	if (asprintf(&path, "%s%s/memory.numa_stat", cg->h->memory, strcmp(rel, "/") ? rel : "") <
+	    0)
+		return -ENOMEM;
+	r = nf_read_file(path, &text, NULL);
+	return r < 0 ? r : nf_numa_stat_v1_parse(text, ret);
+}
+
 typedef struct {
 	uint64_t pages[NF_MAX_NODES];
 	uint64_t page_kb, anon, mapmax;
@@ -238,6 +290,15 @@ int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_re
 			return 0;
 		}
 		if (r != -ENOENT)
+			return r;
+	} else if (cg->h->memory && n > 0 && strcmp(cg->rel, "/") != 0) {
+		int r = v1_numa_stat(cg, tasks[0], &res);
+		if (r == 0) {
+			*ret = res;
+			*ret_source = NF_SRC_NUMA_STAT;
+			return 0;
+		}
+		if (r == -ENOMEM)
 			return r;
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -33,6 +33,9 @@ void nf_residency_nodes(const nf_residency *r, nf_nodeset *ret);
 
 /* Parses cgroup v2 memory.numa_stat ("anon N0=<bytes> N1=<bytes>"). */
 int nf_numa_stat_parse(const char *text, nf_residency *ret);
+/* Parses cgroup v1 memory.numa_stat: the hierarchical_anon and
+ * hierarchical_file rows ("hierarchical_anon=<pages> N0=<pages> ..."). */
+int nf_numa_stat_v1_parse(const char *text, nf_residency *ret);
 /* Parses /proc/PID/numa_maps and, on success, adds to RET and counts bytes
  * outside TARGET by class into STAY (all optional). Page sizes come from
  * kernelpagesize_kB. */
@@ -47,7 +50,8 @@ int nf_task_residency(pid_t pid, pid_t tid, nf_residency *ret, const nf_nodeset 
 
 typedef enum { NF_SRC_NUMA_STAT, NF_SRC_NUMA_MAPS } nf_residency_source;
 /* A cgroup's memory: memory.numa_stat where the memory controller offers it
- * (v2), else the sum of its tasks' numa_maps. */
+ * (v2; v1 where the tasks' memory cgroup has the cpuset cgroup's path, as
+ * runtimes make it), else the sum of its tasks' numa_maps. */
 int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_residency *ret,
 			nf_residency_source *ret_source);
 

@@ -29,6 +29,7 @@ static void mountinfo_v2(void **state)
 	assert_int_equal(h.version, NF_CG_V2);
 	assert_string_equal(h.mount, "/sys/fs/cgroup");
 	assert_false(h.hybrid);
+	assert_null(h.memory);
 	nf_hierarchy_done(&h);
 }
 
@@ -38,7 +39,8 @@ static const char hybrid[] =
     "32 31 0:28 / /sys/fs/cgroup/unified rw shared:10 - cgroup2 cgroup2 rw,nsdelegate\n"
     "33 31 0:29 / /sys/fs/cgroup/systemd rw shared:11 - cgroup cgroup rw,xattr,name=systemd\n"
     "36 31 0:32 / /sys/fs/cgroup/cpu,cpuacct rw shared:15 - cgroup cgroup rw,cpu,cpuacct\n"
-    "37 31 0:33 / /sys/fs/cgroup/cpuset rw shared:16 - cgroup cgroup rw,cpuset\n";
+    "37 31 0:33 / /sys/fs/cgroup/cpuset rw shared:16 - cgroup cgroup rw,cpuset\n"
+    "38 31 0:34 / /sys/fs/cgroup/memory rw shared:17 - cgroup cgroup rw,memory\n";
 
 static void mountinfo_hybrid(void **state)
 {
@@ -47,6 +49,7 @@ static void mountinfo_hybrid(void **state)
 	assert_int_equal(find(hybrid, &h), 0);
 	assert_int_equal(h.version, NF_CG_V1);
 	assert_string_equal(h.mount, "/sys/fs/cgroup/cpuset");
+	assert_string_equal(h.memory, "/sys/fs/cgroup/memory"); /* v1 residency */
 	assert_true(h.hybrid);
 	nf_hierarchy_done(&h);
 }

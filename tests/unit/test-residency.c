@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "../../cgroup/residency.h"
 #include "../../cgroup/util.h"
@@ -23,6 +24,32 @@ static void numa_stat_ok(void **state)
 	assert_int_equal(r.file[0], 1052672);
 	assert_int_equal(nf_residency_node(&r, 1), 268435456);
 	assert_int_equal(nf_residency_node(&r, 0), 4096 + 1052672);
+}
+
+/* cgroup v1 memory.numa_stat (6.1's memcg_numa_stat_show): counts in pages. */
+static const char v1_text[] = "total=65600 N0=64 N1=65536\n"
+			      "file=64 N0=64 N1=0\n"
+			      "anon=65536 N0=0 N1=65536\n"
+			      "unevictable=0 N0=0 N1=0\n"
+			      "hierarchical_total=65601 N0=65 N1=65536\n"
+			      "hierarchical_file=64 N0=64 N1=0\n"
+			      "hierarchical_anon=65537 N0=1 N1=65536\n"
+			      "hierarchical_unevictable=0 N0=0 N1=0\n";
+
+static void numa_stat_v1(void **state)
+{
+	nf_residency r;
+	uint64_t page = sysconf(_SC_PAGESIZE);
+	(void)state;
+	assert_int_equal(nf_numa_stat_v1_parse(v1_text, &r), 0);
+	assert_int_equal(r.anon[0], page); /* the hierarchical rows */
+	assert_int_equal(r.anon[1], 65536 * page);
+	assert_int_equal(r.file[0], 64 * page);
+	assert_int_equal(r.file[1], 0);
+	/* the v2 format, or no hierarchical rows, is not v1's */
+	assert_true(nf_numa_stat_v1_parse(numa_stat, &r) < 0);
+	assert_true(nf_numa_stat_v1_parse("anon=1 N0=1\n", &r) < 0);
+	assert_true(nf_numa_stat_v1_parse("hierarchical_anon=1 N0=x\n", &r) < 0);
 }
 
 static void numa_stat_bad(void **state)
@@ -89,9 +116,8 @@ static void numa_maps_bad(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(numa_stat_ok),
-	    cmocka_unit_test(numa_stat_bad),
-	    cmocka_unit_test(numa_maps_ok),
+	    cmocka_unit_test(numa_stat_ok),  cmocka_unit_test(numa_stat_bad),
+	    cmocka_unit_test(numa_stat_v1),  cmocka_unit_test(numa_maps_ok),
 	    cmocka_unit_test(numa_maps_bad),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
