@@ -272,13 +272,16 @@ static const char *parse_registration(json_object *b, nf_registration *r)
 	if (!json_object_is_type(b, json_type_object))
 		return "the body must be a JSON object";
 	if (!json_object_object_get_ex(b, "id", &v) || !json_object_is_type(v, json_type_string) ||
-	    !*json_object_get_string(v) || json_object_get_string_len(v) > 255)
+	    json_object_get_string_len(v) == 0 || json_object_get_string_len(v) > 255)
 		return "'id' must be a string of 1 to 255 characters";
-	/* an id is a name in logs, metrics and URLs: no control characters */
-	for (const char *p = json_object_get_string(v); *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+	/* an id is a name in logs, metrics and URLs: no control characters; nor
+	 * \u0000, which json-c keeps in the string and strdup() would cut the id
+	 * short at ("ctr\u0000x" registered "ctr") */
+	const char *id = json_object_get_string(v);
+	for (int i = 0; i < json_object_get_string_len(v); i++)
+		if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
 			return "'id' must not contain control characters";
-	r->id = strdup(json_object_get_string(v));
+	r->id = strdup(id);
 	if (!json_object_object_get_ex(b, "pid", &v) || !json_object_is_type(v, json_type_int) ||
 	    json_object_get_int64(v) <= 0 || json_object_get_int64(v) > INT32_MAX)
 		return "'pid' must be a positive integer";
