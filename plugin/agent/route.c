@@ -265,6 +265,24 @@ static char *first_of(json_object *ann, const char *const *keys)
 	return NULL;
 }
 
+/* V's text is all of it: json-c keeps a \u0000 inside a string, where C
+ * text, and every copy made of it, would end. */
+static bool whole(json_object *v)
+{
+	return strlen(json_object_get_string(v)) == (size_t)json_object_get_string_len(v);
+}
+
+static bool whole_values(json_object *o)
+{
+	json_object_object_foreach(o, key, val)
+	{
+		(void)key;
+		if (!whole(val))
+			return false;
+	}
+	return true;
+}
+
 /* The fields of a registration body, checked; names from annotations. */
 static const char *parse_registration(json_object *b, nf_registration *r)
 {
@@ -294,12 +312,16 @@ static const char *parse_registration(json_object *b, nf_registration *r)
 			continue;
 		if (!json_object_is_type(v, json_type_string))
 			return "'bundle', 'status' and 'name' must be strings";
+		if (!whole(v))
+			return "'bundle', 'status' and 'name' must not contain \\u0000";
 		*dst[i] = strdup(json_object_get_string(v));
 	}
 	if (json_object_object_get_ex(b, "annotations", &v) &&
 	    !json_object_is_type(v, json_type_null)) {
 		if (!nf_json_is_string_map(v))
 			return "'annotations' must be an object of strings";
+		if (!whole_values(v))
+			return "annotations must not contain \\u0000";
 		r->annotations = json_object_get(v);
 	}
 	json_object *ann = r->annotations;
