@@ -459,10 +459,12 @@ static const char *move_target(const nf_request *q, nf_nodeset *ret, char *why, 
 {
 	_cleanup_json_ json_object *b = parse_body(q);
 	nf_nodeset mem, bad;
+	json_object *v;
 	const char *to = nf_json_string(b, "to");
 	if (!b)
 		return "the body is not valid JSON";
-	if (!to || nf_nodeset_parse(to, ret) < 0 || nf_nodeset_empty(ret))
+	if (!to || !json_object_object_get_ex(b, "to", &v) || !whole(v) ||
+	    nf_nodeset_parse(to, ret) < 0 || nf_nodeset_empty(ret))
 		return "'to' must be a node list, like \"1\" or \"0-1\"";
 	if (nf_memory_nodes(&mem) < 0)
 		return "cannot read the nodes with memory";

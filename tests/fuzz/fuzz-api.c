@@ -249,6 +249,20 @@ static bool taken_whole(json_object *body, json_object *reply, const char *key)
 		      json_object_get_string_len(b)) == 0;
 }
 
+/* A staged move's record goes to the body's "to", read whole. */
+static bool moved_to(const char *body, json_object *rec)
+{
+	_cleanup_json_ json_object *b = json_tokener_parse(body);
+	json_object *to;
+	nf_nodeset want, got;
+	return json_object_object_get_ex(b, "to", &to) &&
+	       json_object_is_type(to, json_type_string) &&
+	       strlen(json_object_get_string(to)) == (size_t)json_object_get_string_len(to) &&
+	       nf_nodeset_parse(json_object_get_string(to), &want) == 0 &&
+	       nf_nodeset_parse(nf_json_string(rec, "to"), &got) == 0 &&
+	       nf_nodeset_equal(&want, &got);
+}
+
 /* What a successful answer says, by route. */
 static void check_answer(const nf_request *q, const nf_reply *r, json_object *o, bool get)
 {
@@ -279,12 +293,16 @@ static void check_answer(const nf_request *q, const nf_reply *r, json_object *o,
 	}
 	if (strncmp(path, "/v1/containers/", 15) != 0 || list)
 		return;
-	if (r->status == 202) /* a migration asked for: queued, or the queued one */
+	if (r->status == 202) { /* a migration asked for: queued, or the queued one */
 		check(same_string(o, "result", "queued"));
-	else if (strcmp(q->method, "DELETE") == 0)
+		size_t len = strlen(rest);
+		if (len > 5 && strcmp(rest + len - 5, "/move") == 0) /* to all the nodes asked */
+			check(moved_to(q->body, o));
+	} else if (strcmp(q->method, "DELETE") == 0) {
 		check(same_string(o, "deleted", rest));
-	else if (rest[0] != '/') /* by id; by cgroup path otherwise */
+	} else if (rest[0] != '/') { /* by id; by cgroup path otherwise */
 		check(same_string(o, "id", rest) && array_len(o, "migrations") <= 20);
+	}
 }
 
 static void check_reply(transport how, const nf_request *q, const nf_reply *r, bool early,
