@@ -43,7 +43,8 @@ run_fuzz() {
 	local corpus=build/fuzz-corpus-$name
 	[ -e "tests/fuzz/$name.dict" ] && dict=(-dict="tests/fuzz/$name.dict")
 	mkdir -p "$corpus"
-	if "$t" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 "${dict[@]}" "$corpus" \
+	if "$t" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 "${dict[@]}" \
+		-artifact_prefix="build/fuzz-$name-" "$corpus" \
 		"tests/fuzz/seeds-$name" >"$log" 2>&1; then
 		passed=$((passed + 1))
 		echo "ok   $t ($(grep -o 'Done [0-9]* runs in [0-9]* second' "$log"))"
