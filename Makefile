@@ -28,9 +28,10 @@ AGENT_SRC := $(wildcard plugin/agent/*.c)
 AGENT_LIB := $(filter-out plugin/agent/numafollowd.c,$(AGENT_SRC))
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 HELPERS  := $(B)/memhog $(B)/memhog-static $(B)/movetool $(B)/probe
+FUZZERS  := $(B)/fuzz-parsers $(B)/fuzz-api
 UNITS    := $(UNIT_SRC:tests/unit/test-%.c=$(B)/tests/unit-%) \
 	    $(UNIT_SRC:tests/unit/test-%.c=$(B)/asan/unit-%)
-SOURCES  := $(LIB_SRC) $(CLI_SRC) $(HOOK_SRC) $(AGENT_SRC) $(UNIT_SRC) tests/helpers/memhog.c tests/fuzz/fuzz-parsers.c \
+SOURCES  := $(LIB_SRC) $(CLI_SRC) $(HOOK_SRC) $(AGENT_SRC) $(UNIT_SRC) tests/helpers/memhog.c $(wildcard tests/fuzz/*.c) \
 	    tests/helpers/probe.c tests/bench/movetool.c \
 	    $(wildcard */*.h */*/*.h)
 
@@ -127,8 +128,8 @@ soak: $(DEPS) all $(HELPERS) $(B)/asan/numafollowd $(B)/tsan/numafollowd
 	NF_SOAK_SECONDS=300 NF_SOAK_SAN=tsan tests/vm/vm.sh --cgroup v2 --node-mem 768 --timeout 1200 -- tests/vm/t-soak.sh
 
 # TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh
-TESTS ?= $(UNITS) $(B)/fuzz-parsers $(sort $(wildcard tests/vm/t-*.sh))
-check: $(DEPS) all $(UNITS) $(B)/fuzz-parsers $(HELPERS) $(B)/asan/numafollowd
+TESTS ?= $(UNITS) $(FUZZERS) $(sort $(wildcard tests/vm/t-*.sh))
+check: $(DEPS) all $(UNITS) $(FUZZERS) $(HELPERS) $(B)/asan/numafollowd
 	@tests/run.sh $(TESTS)
 
 demo: $(DEPS) all $(HELPERS)
@@ -154,13 +155,21 @@ clean:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 
-# libFuzzer over every parser (clang). FUZZ_SECONDS per run; `make check` runs a short one.
+# libFuzzer (clang): fuzz-parsers over every parser, fuzz-api over the API's
+# request path (route.c) with an agent held in memory (tests/fuzz/fake-agent.c).
+# FUZZ_SECONDS each; `make check` runs a short pass of both.
 FUZZ_SECONDS ?= 60
+FUZZ_CC   = clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
+	    $(call pc,cflags,json-c) -Wall -Wextra -Werror
+API_FUZZ := tests/fuzz/fuzz-api.c tests/fuzz/fake-agent.c plugin/agent/route.c \
+	    plugin/agent/metrics.c plugin/agent/decide.c plugin/agent/history.c
+
 $(B)/fuzz-parsers: tests/fuzz/fuzz-parsers.c $(LIB_SRC) | $(DEPS)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE $(call pc,cflags,json-c) \
-		-Wall -Wextra -Werror -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
+	$(FUZZ_CC) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
+
+$(B)/fuzz-api: $(API_FUZZ) $(LIB_SRC) $(wildcard tests/fuzz/*.h plugin/agent/*.h) | $(DEPS)
+	$(FUZZ_CC) -o $@ $(filter %.c,$^) $(NF_LIBS) $(call pc,libs,libcurl)
 
 .PHONY: fuzz
-fuzz: $(B)/fuzz-parsers
-	@mkdir -p $(B)/fuzz-corpus
-	$(B)/fuzz-parsers -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz-corpus tests/fuzz/seeds
+fuzz: $(FUZZERS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(FUZZERS)

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs tests and ends with one line: "N passed, N failed, N skipped".
 #   build/tests/unit-* and build/asan/unit-*: cmocka binaries (each test counted)
-#   build/fuzz-*: libFuzzer harnesses, run for FUZZ_SECONDS (default 20)
+#   build/fuzz-NAME: libFuzzer harnesses, run for FUZZ_SECONDS (default 20) from
+#   tests/fuzz/seeds-NAME (and tests/fuzz/NAME.dict, if any) into build/fuzz-corpus-NAME
 #   tests/vm/t-*.sh: run inside the NUMA VM; a line "# vm: OPTIONS" gives vm.sh's
 #   options. Exit 0 passes, 77 skips, anything else fails.
 set -u
@@ -36,14 +37,17 @@ run_unit() {
 	fi
 }
 
-# A short libFuzzer run over the parsers: any crash fails it.
+# A short libFuzzer run: any crash, leak or failed check fails it.
 run_fuzz() {
-	local t=$1 log=$2
-	mkdir -p build/fuzz-corpus
-	if "$t" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 build/fuzz-corpus tests/fuzz/seeds \
-		>"$log" 2>&1; then
+	local t=$1 log=$2 name=${1##*/fuzz-} dict=()
+	local corpus=build/fuzz-corpus-$name
+	[ -e "tests/fuzz/$name.dict" ] && dict=(-dict="tests/fuzz/$name.dict")
+	mkdir -p "$corpus"
+	if "$t" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 "${dict[@]}" \
+		-artifact_prefix="build/fuzz-$name-" "$corpus" \
+		"tests/fuzz/seeds-$name" >"$log" 2>&1; then
 		passed=$((passed + 1))
-		echo "ok   $t ($(grep -o 'Done [0-9]* runs' "$log"))"
+		echo "ok   $t ($(grep -o 'Done [0-9]* runs in [0-9]* second' "$log"))"
 	else
 		failed=$((failed + 1))
 		failures+=("$t")
@@ -79,7 +83,10 @@ run_vm() {
 }
 
 [ $# -gt 0 ] || { echo "usage: tests/run.sh TEST..." >&2; exit 2; }
-[ -n "$(vm_missing)" ] || tests/vm/vm.sh --prepare || echo "warning: preparing the test VM failed; VM tests will fail"
+case " $* " in
+*.sh\ *) [ -n "$(vm_missing)" ] || tests/vm/vm.sh --prepare ||
+	echo "warning: preparing the test VM failed; VM tests will fail" ;;
+esac
 for t in "$@"; do
 	log="$log_dir/$(echo "$t" | tr '/' '_').log"
 	case "$t" in

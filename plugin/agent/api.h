@@ -7,8 +7,6 @@
 
 #include <sys/types.h>
 
-#define NF_API_MAX_BODY (64 * 1024)
-
 typedef struct {
 	const char *socket_path;
 	const char *socket_group; /* may mutate, besides root; NULL: the agent's group */

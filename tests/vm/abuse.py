@@ -145,6 +145,8 @@ case("JSON with a trailing comma", post(b"/v1/containers", b'{"id": "c", "pid": 
      {400})
 case("an id with a newline", post(b"/v1/containers", b'{"id": "a\\nb", "pid": ' + HOG + b'}'),
      {400})
+case("an id with \\u0000 (was cut short)", post(b"/v1/containers", b'{"id": "' + ID + b'\\u0000x", "pid": ' + HOG + b'}'),
+     {400})
 # Odd ids and query values.
 case("id %2e%2e", get(b"/v1/containers/%2e%2e"), {404})
 case("id %2e%2e%2f%2e%2e%2fetc", get(b"/v1/containers/%2e%2e%2f%2e%2e%2fetc"), {404})
