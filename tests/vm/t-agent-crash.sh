@@ -70,7 +70,7 @@ idle() {
 hogs=()
 for n in 1 2 3; do
 	cg=$(mkcg "nf-crash/c$n" 0)
-	hogs+=("$cg:$(start_hog "$cg" -m 16)")
+	hogs+=("$cg:$(start_hog "$cg" -m 4)")
 done
 AGENT_ARGS=(--cgroup-root /nf-crash --history 100000)
 
@@ -107,7 +107,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	fi
 	start_agent "${AGENT_ARGS[@]}"
 	echo "$AGENT" >>"$T/runs"
-	say "round $round: killed $ms ms after it answered; restarted; $(wc -l <"$T/ids") ids handed out so far"
+	say "round $round ($(($(date +%s) - t0)) s): killed $ms ms after it answered; restarted; $(wc -l <"$T/ids") ids handed out so far"
 done
 touch "$T/stop"
 wait "$loader" || { cat "$T/load.out"; fail "crash-load.py failed"; }
