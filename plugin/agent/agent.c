@@ -301,20 +301,39 @@ static void enqueue(nf_agent *a, nf_job *j)
 	pthread_cond_signal(&a->work);
 }
 
-/* Appends REC as it is now. A failure (a full disk) costs persistence, not
- * the migration: it is said once, counted, and cleared by the next success. */
-static void journal(nf_agent *a, const nf_record *rec)
+/* Appends REC as it is now; a failure is counted and leaves REC unsaved. */
+static int append(nf_agent *a, nf_record *rec)
 {
-	if (!a->journal_ok)
-		return;
 	json_object *o = nf_record_json(rec);
 	int r = !o ? -ENOMEM
 		   : nf_journal_append(&a->journal, json_object_to_json_string_ext(
 							o, JSON_C_TO_STRING_PLAIN |
 							       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
-	if (r < 0) {
+	rec->unsaved = r < 0;
+	if (r < 0)
 		a->stats.history_write_errors++;
+	return r;
+}
+
+/* Appends REC as it is now. A failure (a full disk) costs persistence, not
+ * the migration: it is said once and counted. It is over once the journal has
+ * taken again, oldest first, every record whose state it missed meanwhile: a
+ * short line can fit where a long one did not, and a restart would otherwise
+ * replay a migration that ended meanwhile as cut short. */
+static void journal(nf_agent *a, nf_record *rec)
+{
+	nf_record *o;
+	int r = 0;
+	if (!a->journal_ok)
+		return;
+	rec->unsaved = true;
+	for (size_t i = a->hist.len; a->journal_failing && r == 0 && i-- > 0;)
+		if ((o = nf_history_newest(&a->hist, i)) != rec && o->unsaved)
+			r = append(a, o);
+	if (r == 0)
+		r = append(a, rec);
+	if (r < 0) {
 		if (!a->journal_failing)
 			nf_log_errno(LOG_ERR, r,
 				     "history journal: appending migration %llu (history is not "

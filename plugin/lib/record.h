@@ -59,6 +59,8 @@ typedef struct {
 	/* a staged move's phases: old u new written, the engine, the new set */
 	bool staged;
 	uint64_t widen_ms, move_ms, narrow_ms;
+	/* the agent's: the journal lacks its state now (an append failed) */
+	bool unsaved;
 } nf_record;
 
 const char *nf_trigger_name(nf_trigger t);
