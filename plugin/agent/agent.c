@@ -1303,19 +1303,24 @@ static int open_top(nf_agent *a, const char *root)
 }
 
 /* The history journal: what it holds replays now. Its failure costs only
- * persistence. */
-static void open_journal(nf_agent *a, const nf_agent_config *cfg)
+ * persistence, but another agent on the state dir stops this one (-EBUSY):
+ * two would move the same containers and write one history. */
+static int open_journal(nf_agent *a, const nf_agent_config *cfg)
 {
 	int r = 0;
 	if (mkdir(cfg->state_dir, 0750) < 0 && errno != EEXIST)
 		r = -errno;
 	else
 		r = nf_journal_open(cfg->state_dir, cfg->journal_max, replay, a, &a->journal);
+	if (r == -EBUSY)
+		return nf_log_errno(LOG_ERR, r, "another numafollowd uses the state dir '%s'",
+				    cfg->state_dir);
 	if (r < 0)
 		nf_log_errno(LOG_ERR, r,
 			     "history journal in '%s' (history will not survive a restart)",
 			     cfg->state_dir);
 	a->journal_ok = r == 0;
+	return 0;
 }
 
 static int start(nf_agent *a, const nf_agent_config *cfg)
@@ -1328,7 +1333,8 @@ static int start(nf_agent *a, const nf_agent_config *cfg)
 		return nf_log_errno(LOG_ERR, r, "no cpuset controller in /proc/self/mountinfo");
 	if ((r = open_top(a, cfg->cgroup_root)) < 0)
 		return nf_log_errno(LOG_ERR, r, "--cgroup-root '%s'", cfg->cgroup_root);
-	open_journal(a, cfg);
+	if ((r = open_journal(a, cfg)) < 0)
+		return r;
 	conclude_interrupted(a);
 	a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (a->inotify_fd < 0)

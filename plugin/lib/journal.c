@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 uint32_t nf_crc32(const void *data, size_t len)
@@ -58,10 +59,17 @@ static size_t replay(const char *buf, size_t len, nf_journal_cb cb, void *userda
 int nf_journal_open(const char *dir, size_t max_bytes, nf_journal_cb cb, void *userdata,
 		    nf_journal *ret)
 {
-	_cleanup_free_ char *path = NULL, *buf = NULL;
+	_cleanup_free_ char *path = NULL, *lock = NULL, *buf = NULL;
 	size_t len = 0;
-	if (asprintf(&path, "%s/history.journal", dir) < 0)
+	if (asprintf(&path, "%s/history.journal", dir) < 0 ||
+	    asprintf(&lock, "%s/history.lock", dir) < 0)
 		return -ENOMEM;
+	/* A lock file, not the journal: compaction renames a new journal over it. */
+	_cleanup_close_ int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lfd < 0)
+		return -errno;
+	if (flock(lfd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
 	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
@@ -71,8 +79,11 @@ int nf_journal_open(const char *dir, size_t max_bytes, nf_journal_cb cb, void *u
 	size_t good = replay(buf, len, cb, userdata);
 	if (good < len && ftruncate(fd, good) < 0)
 		return -errno;
-	*ret = (nf_journal){
-	    .fd = TAKE_FD(fd), .path = TAKE_PTR(path), .size = good, .max_bytes = max_bytes};
+	*ret = (nf_journal){.fd = TAKE_FD(fd),
+			    .lock_fd = TAKE_FD(lfd),
+			    .path = TAKE_PTR(path),
+			    .size = good,
+			    .max_bytes = max_bytes};
 	return 0;
 }
 
@@ -134,7 +145,9 @@ void nf_journal_close(nf_journal *j)
 {
 	if (j->fd >= 0)
 		close(j->fd);
+	if (j->lock_fd >= 0)
+		close(j->lock_fd);
 	free(j->path);
-	j->fd = -1;
+	j->fd = j->lock_fd = -1;
 	j->path = NULL;
 }

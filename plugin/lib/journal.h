@@ -10,6 +10,7 @@
 
 typedef struct {
 	int fd;
+	int lock_fd; /* DIR/history.lock, flock()ed for the journal's life */
 	char *path;
 	size_t size, max_bytes;
 } nf_journal;
@@ -18,7 +19,8 @@ typedef void (*nf_journal_cb)(const char *record, void *userdata);
 
 uint32_t nf_crc32(const void *data, size_t len);
 /* Opens (creating) DIR/history.journal, calls CB for every intact record in
- * order (skipping damaged lines) and cuts a torn last line off. */
+ * order (skipping damaged lines) and cuts a torn last line off. -EBUSY when
+ * another process holds DIR's journal (one agent per state dir). */
 int nf_journal_open(const char *dir, size_t max_bytes, nf_journal_cb cb, void *userdata,
 		    nf_journal *ret);
 /* Appends one record (a single line of JSON, no newline). A write that

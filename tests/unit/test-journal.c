@@ -112,6 +112,18 @@ static void short_write(void **state)
 	nf_journal_close(&j);
 }
 
+/* One journal per state dir: a second open is refused while the first lives. */
+static void one_owner(void **state)
+{
+	nf_journal a, b;
+	(void)state;
+	assert_int_equal(nf_journal_open(dir, 1 << 20, NULL, NULL, &a), 0);
+	assert_int_equal(nf_journal_open(dir, 1 << 20, NULL, NULL, &b), -EBUSY);
+	nf_journal_close(&a);
+	assert_int_equal(nf_journal_open(dir, 1 << 20, NULL, NULL, &b), 0);
+	nf_journal_close(&b);
+}
+
 static void bounded(void **state)
 {
 	nf_journal j;
@@ -137,9 +149,8 @@ static void bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(crc),
-	    cmocka_unit_test(roundtrip_and_torn_tail),
-	    cmocka_unit_test(short_write),
+	    cmocka_unit_test(crc),	   cmocka_unit_test(roundtrip_and_torn_tail),
+	    cmocka_unit_test(short_write), cmocka_unit_test(one_owner),
 	    cmocka_unit_test(bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -138,6 +138,11 @@ rc=0
 "$NFD" --config /dev/null --socket "$SOCK" --state-dir "$T/state2" >"$T/second.log" 2>&1 || rc=$?
 expect_eq "exit of a second agent on the same socket" "$rc" 3
 grep -q "another numafollowd serves it" "$T/second.log" || fail "second agent: $(cat "$T/second.log")"
+# One agent per state dir: two would move the same containers into one history.
+rc=0
+"$NFD" --config /dev/null --socket "$T/other.sock" --state-dir "$T/state" >"$T/second.log" 2>&1 || rc=$?
+expect_eq "exit of a second agent on the same state dir" "$rc" 3
+grep -q "another numafollowd uses the state dir" "$T/second.log" || fail "second agent: $(cat "$T/second.log")"
 expect 200 GET /healthz
 
 expect 200 DELETE /v1/containers/ctr-1
