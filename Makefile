@@ -128,7 +128,7 @@ soak: $(DEPS) all $(HELPERS) $(B)/asan/numafollowd $(B)/tsan/numafollowd
 	NF_SOAK_SECONDS=300 NF_SOAK_SAN=tsan tests/vm/vm.sh --cgroup v2 --node-mem 768 --timeout 1200 -- tests/vm/t-soak.sh
 
 # TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh
-TESTS ?= $(UNITS) $(FUZZERS) $(sort $(wildcard tests/vm/t-*.sh))
+TESTS ?= $(UNITS) $(FUZZERS) $(wildcard tests/host/t-*.sh) $(sort $(wildcard tests/vm/t-*.sh))
 check: $(DEPS) all $(UNITS) $(FUZZERS) $(HELPERS) $(B)/asan/numafollowd
 	@tests/run.sh $(TESTS)
 

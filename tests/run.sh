@@ -3,6 +3,7 @@
 #   build/tests/unit-* and build/asan/unit-*: cmocka binaries (each test counted)
 #   build/fuzz-NAME: libFuzzer harnesses, run for FUZZ_SECONDS (default 20) from
 #   tests/fuzz/seeds-NAME (and tests/fuzz/NAME.dict, if any) into build/fuzz-corpus-NAME
+#   tests/host/t-*.sh: run here (checks of files, no VM)
 #   tests/vm/t-*.sh: run inside the NUMA VM; a line "# vm: OPTIONS" gives vm.sh's
 #   options. Exit 0 passes, 77 skips, anything else fails.
 set -u
@@ -56,6 +57,22 @@ run_fuzz() {
 	fi
 }
 
+# A test that needs no VM: exit 0 passes, 77 skips.
+run_host() {
+	local t=$1 log=$2 rc=0
+	"$t" >"$log" 2>&1 || rc=$?
+	case $rc in
+	0) passed=$((passed + 1)); echo "ok   $t" ;;
+	77) skipped=$((skipped + 1)); echo "skip $t: $(tail -n 1 "$log")" ;;
+	*)
+		failed=$((failed + 1))
+		failures+=("$t")
+		echo "FAIL $t (exit $rc):"
+		sed 's/^/    /' "$log"
+		;;
+	esac
+}
+
 run_vm() {
 	local t=$1 log=$2 opts why start rc
 	why=$(vm_missing)
@@ -84,12 +101,13 @@ run_vm() {
 
 [ $# -gt 0 ] || { echo "usage: tests/run.sh TEST..." >&2; exit 2; }
 case " $* " in
-*.sh\ *) [ -n "$(vm_missing)" ] || tests/vm/vm.sh --prepare ||
+*tests/vm/*.sh\ *) [ -n "$(vm_missing)" ] || tests/vm/vm.sh --prepare ||
 	echo "warning: preparing the test VM failed; VM tests will fail" ;;
 esac
 for t in "$@"; do
 	log="$log_dir/$(echo "$t" | tr '/' '_').log"
 	case "$t" in
+	tests/host/*.sh) run_host "$t" "$log" ;;
 	*.sh) run_vm "$t" "$log" ;;
 	*/fuzz-*) run_fuzz "$t" "$log" ;;
 	*) run_unit "$t" "$log" ;;
