@@ -19,7 +19,7 @@ ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c cgroup/identity.c \
 	    plugin/lib/engine.c plugin/lib/journal.c plugin/lib/http.c plugin/lib/log.c \
 	    plugin/lib/record.c plugin/lib/settle.c plugin/lib/mover.c plugin/lib/explain.c \
-	    plugin/lib/staged.c \
+	    plugin/lib/staged.c plugin/lib/jsonw.c \
 	    oci-hook/oci.c
 CLI_SRC  := $(wildcard plugin/cli/*.c)
 HOOK_SRC := oci-hook/hook.c

@@ -4,6 +4,7 @@
 #include "../../cgroup/util.h"
 
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <string.h>
 
 /* A label value: well-formed UTF-8 (a cgroup's name may not be, and one bad
@@ -14,13 +15,15 @@ static void label(FILE *f, const char *raw)
 	_cleanup_free_ char *clean = nf_utf8_valid(raw) ? NULL : nf_utf8_clean(raw);
 	const char *s = clean ? clean : raw;
 	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			fputc('\\', f), fputc(*s, f);
-		else if (*s == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*s, f);
+	for (;;) {
+		size_t n = strcspn(s, "\\\"\n");
+		fwrite(s, 1, n, f);
+		s += n;
+		if (!*s)
+			break;
+		fputc('\\', f);
+		fputc(*s == '\n' ? 'n' : *s, f);
+		s++;
 	}
 	fputc('"', f);
 }
@@ -94,6 +97,7 @@ char *nf_metrics(nf_agent *a)
 	nf_agent_stats st, *s = &st;
 	if (!f)
 		return NULL;
+	__fsetlocking(f, FSETLOCKING_BYCALLER); /* one thread writes it */
 	nf_agent_stats_get(a, &st);
 	head(f, "numafollow_info", "gauge", "Version and cgroup hierarchy of the agent.");
 	fprintf(f, "numafollow_info{version=\"%s\",hierarchy=\"%s\"} 1\n", NF_VERSION,

@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "../lib/nf.h"
 #include "../lib/json.h"
+#include "../lib/jsonw.h"
 #include "../../cgroup/util.h"
 
 #include <stdarg.h>
@@ -67,79 +68,75 @@ static nf_reply not_allowed(const char *allow, const char *method)
 
 /* ---- JSON views ---- */
 
-/* A string member, null when empty: nf_json_add() of a null member must not fail. */
-static bool put_str(json_object *o, const char *key, const char *s)
-{
-	return s && *s ? nf_json_add(o, key, nf_json_text(s))
-		       : json_object_object_add(o, key, NULL) == 0;
-}
-
-static bool put_pod(json_object *o, const nf_container *c)
+/* The container's members, in an object the caller opens and closes. */
+static void container_members(nf_jw *w, const nf_container *c)
 {
 	const nf_registration *r = c->reg;
-	if (!*c->pod_uid && !(r && (r->pod_name || r->pod_namespace)))
-		return json_object_object_add(o, "pod", NULL) == 0;
-	json_object *p = json_object_new_object();
-	if (p && put_str(p, "uid", c->pod_uid) && put_str(p, "name", r ? r->pod_name : NULL) &&
-	    put_str(p, "namespace", r ? r->pod_namespace : NULL))
-		return nf_json_add(o, "pod", p);
-	json_object_put(p);
-	return false;
+	char b[NF_NODESET_STRLEN];
+	nf_jw_key(w, "id");
+	nf_jw_str(w, c->id);
+	nf_jw_key(w, "runtime");
+	nf_jw_str_or_null(w, c->runtime);
+	nf_jw_key(w, "name");
+	nf_jw_str_or_null(w, r ? r->name : NULL);
+	nf_jw_key(w, "pod");
+	if (!*c->pod_uid && !(r && (r->pod_name || r->pod_namespace))) {
+		nf_jw_null(w);
+	} else {
+		nf_jw_open(w, '{');
+		nf_jw_key(w, "uid");
+		nf_jw_str_or_null(w, c->pod_uid);
+		nf_jw_key(w, "name");
+		nf_jw_str_or_null(w, r ? r->pod_name : NULL);
+		nf_jw_key(w, "namespace");
+		nf_jw_str_or_null(w, r ? r->pod_namespace : NULL);
+		nf_jw_close(w, '}');
+	}
+	nf_jw_key(w, "cgroup");
+	nf_jw_str(w, c->cgroup);
+	nf_jw_key(w, "mems");
+	nf_jw_str(w, nf_nodeset_format(&c->mems, b, sizeof(b)));
+	nf_jw_key(w, "mems_effective");
+	nf_jw_str(w, nf_nodeset_format(&c->eff, b, sizeof(b)));
+	nf_jw_key(w, "tasks");
+	nf_jw_u64(w, c->tasks);
+	nf_jw_key(w, "memory"); /* {"node": bytes} for the nodes with any */
+	nf_jw_open(w, '{');
+	for (unsigned n = 0; c->anon && n < c->nnodes; n++)
+		if (c->anon[n] + c->file[n]) {
+			snprintf(b, sizeof(b), "%u", n);
+			nf_jw_key(w, b);
+			nf_jw_u64(w, c->anon[n] + c->file[n]);
+		}
+	nf_jw_close(w, '}');
+	nf_jw_key(w, "residual_bytes");
+	nf_jw_u64(w, c->outside);
+	nf_jw_key(w, "state");
+	nf_jw_str(w, nf_cg_state_name(c->state));
+	nf_jw_key(w, "last_migration");
+	json_object *last = c->last ? nf_record_json(c->last) : NULL;
+	w->oom |= c->last && !last;
+	nf_jw_json(w, last);
+	json_object_put(last);
+	nf_jw_key(w, "registered");
+	nf_jw_bool(w, r != NULL);
+	if (!r)
+		return;
+	nf_jw_key(w, "pid");
+	nf_jw_int(w, r->pid);
+	nf_jw_key(w, "bundle");
+	nf_jw_str_or_null(w, r->bundle);
+	nf_jw_key(w, "status");
+	nf_jw_str_or_null(w, r->status);
+	/* written under the agent's lock, which guards the registration */
+	nf_jw_key(w, "annotations");
+	nf_jw_json(w, r->annotations);
 }
 
-/* A copy: the response is freed after the agent's lock is dropped, and
- * json-c's reference counts are not atomic. */
-static bool put_annotations(json_object *o, json_object *ann)
-{
-	json_object *copy = NULL;
-	if (ann && json_object_deep_copy(ann, &copy, NULL) < 0)
-		return false;
-	if (json_object_object_add(o, "annotations", copy) == 0)
-		return true;
-	json_object_put(copy);
-	return false;
-}
-
-static bool put_registration(json_object *o, const nf_registration *r)
-{
-	if (!nf_json_add(o, "registered", json_object_new_boolean(r != NULL)))
-		return false;
-	return !r || (nf_json_add(o, "pid", json_object_new_int(r->pid)) &&
-		      put_str(o, "bundle", r->bundle) && put_str(o, "status", r->status) &&
-		      put_annotations(o, r->annotations));
-}
-
-/* The last migration's record, or null. */
-static bool put_last(json_object *o, const nf_record *last)
-{
-	return last ? nf_json_add(o, "last_migration", nf_record_json(last))
-		    : json_object_object_add(o, "last_migration", NULL) == 0;
-}
-
-static json_object *container_json(const nf_container *c)
-{
-	json_object *o = json_object_new_object();
-	bool ok =
-	    o && nf_json_add(o, "id", nf_json_text(c->id)) && put_str(o, "runtime", c->runtime) &&
-	    put_str(o, "name", c->reg ? c->reg->name : NULL) && put_pod(o, c) &&
-	    nf_json_add(o, "cgroup", nf_json_text(c->cgroup)) &&
-	    nf_json_add(o, "mems", nf_json_nodeset(&c->mems)) &&
-	    nf_json_add(o, "mems_effective", nf_json_nodeset(&c->eff)) &&
-	    nf_json_add(o, "tasks", json_object_new_int64(c->tasks)) &&
-	    nf_json_add(o, "memory", nf_json_per_node(c->anon, c->file, c->anon ? c->nnodes : 0)) &&
-	    nf_json_add(o, "residual_bytes", json_object_new_int64(c->outside)) &&
-	    nf_json_add(o, "state", json_object_new_string(nf_cg_state_name(c->state))) &&
-	    put_last(o, c->last) && put_registration(o, c->reg);
-	if (!ok)
-		return json_object_put(o), NULL;
-	return o;
-}
-
-/* Collects views into an array; ok turns false on the first failure. POD and
- * NAMESPACE, when set, keep the containers of that pod uid or namespace. */
+/* Writes views into an array. POD and NAMESPACE, when set, keep the
+ * containers of that pod uid or namespace. */
 typedef struct {
-	json_object *arr;
-	bool ok;
+	nf_jw *w;
 	const char *pod, *ns;
 } collector;
 
@@ -155,43 +152,57 @@ static void collect_container(const nf_container *c, void *userdata)
 	collector *k = userdata;
 	if (!wanted(k, c))
 		return;
-	k->ok = k->ok && nf_json_append(k->arr, container_json(c));
+	nf_jw_open(k->w, '{');
+	container_members(k->w, c);
+	nf_jw_close(k->w, '}');
 }
 
 static void collect_record(const nf_record *r, void *userdata)
 {
-	collector *k = userdata;
-	k->ok = k->ok && nf_json_append(k->arr, nf_record_json(r));
-}
-
-/* {KEY: the collected array}, or NULL when anything failed. */
-static json_object *wrapped(const char *key, collector *k)
-{
-	json_object *o = k->ok ? json_object_new_object() : NULL;
-	if (o && nf_json_add(o, key, k->arr))
-		return o;
-	if (!o) /* else nf_json_add() dropped it */
-		json_object_put(k->arr);
+	nf_jw *w = ((collector *)userdata)->w;
+	json_object *o = nf_record_json(r);
+	w->oom |= !o;
+	nf_jw_json(w, o);
 	json_object_put(o);
-	return NULL;
 }
 
-static json_object *migrations_json(nf_agent *a, const char *id, size_t limit)
+/* W's text as the reply, or 500 when anything failed. */
+static nf_reply jw_reply(unsigned status, nf_jw *w)
 {
-	collector k = {.arr = json_object_new_array(), .ok = true};
-	k.ok = k.arr != NULL;
-	if (k.ok)
-		nf_agent_each_record(a, id, limit, collect_record, &k);
-	return wrapped("migrations", &k);
+	char *text = nf_jw_done(w);
+	return text ? text_reply(status, "application/json", text) : json_reply(500, NULL);
 }
 
-static json_object *containers_json(nf_agent *a, const char *pod, const char *ns)
+/* The KEY member: the array of ID's (or all) newest records, at most LIMIT. */
+static void migrations_member(nf_jw *w, nf_agent *a, const char *key, const char *id, size_t limit)
 {
-	collector k = {.arr = json_object_new_array(), .ok = true, .pod = pod, .ns = ns};
-	k.ok = k.arr != NULL;
-	if (k.ok)
-		nf_agent_each_container(a, collect_container, &k);
-	return wrapped("containers", &k);
+	collector k = {.w = w};
+	nf_jw_key(w, key);
+	nf_jw_open(w, '[');
+	nf_agent_each_record(a, id, limit, collect_record, &k);
+	nf_jw_close(w, ']');
+}
+
+static nf_reply migrations_reply(nf_agent *a, const char *id, size_t limit)
+{
+	nf_jw w = {0};
+	nf_jw_open(&w, '{');
+	migrations_member(&w, a, "migrations", id, limit);
+	nf_jw_close(&w, '}');
+	return jw_reply(200, &w);
+}
+
+static nf_reply containers_reply(nf_agent *a, const char *pod, const char *ns)
+{
+	nf_jw w = {0};
+	collector k = {.w = &w, .pod = pod, .ns = ns};
+	nf_jw_open(&w, '{');
+	nf_jw_key(&w, "containers");
+	nf_jw_open(&w, '[');
+	nf_agent_each_container(a, collect_container, &k);
+	nf_jw_close(&w, ']');
+	nf_jw_close(&w, '}');
+	return jw_reply(200, &w);
 }
 
 static json_object *results_json(const nf_agent_stats *s)
@@ -350,9 +361,11 @@ typedef struct {
 	json_object *o;
 } one;
 
+/* The container, open for more members (the caller closes it). */
 static void take_container(const nf_container *c, void *userdata)
 {
-	((one *)userdata)->o = container_json(c);
+	nf_jw_open(userdata, '{');
+	container_members(userdata, c);
 }
 
 static json_object *parse_body(const nf_request *q)
@@ -383,11 +396,14 @@ static nf_reply do_register(nf_agent *a, const nf_request *q)
 		return error_reply(400, "%s", why);
 	}
 	_cleanup_free_ char *msg = NULL;
-	one c = {0};
-	int e = nf_agent_register(a, r, take_container, &c, &msg);
-	if (e < 0)
+	nf_jw w = {0};
+	int e = nf_agent_register(a, r, take_container, &w, &msg);
+	if (e < 0) {
+		free(w.buf);
 		return error_reply(400, "%s", msg ? msg : strerror(-e));
-	return json_reply(e == 1 ? 200 : 201, c.o);
+	}
+	nf_jw_close(&w, '}');
+	return jw_reply(e == 1 ? 200 : 201, &w);
 }
 
 /* ---- routes ---- */
@@ -399,24 +415,20 @@ static nf_reply get_migrations(nf_agent *a, const nf_request *q)
 	uint64_t limit = 100;
 	if (lim && (nf_parse_u64(lim, NULL, &limit) < 0 || limit == 0 || limit > 100000))
 		return error_reply(400, "limit: '%s' is not a number from 1 to 100000", lim);
-	return json_reply(200, migrations_json(a, cont, limit));
+	return migrations_reply(a, cont, limit);
 }
 
 /* GET: the container, with its 20 newest migrations. */
 static nf_reply get_container(nf_agent *a, const char *id)
 {
-	one c = {0};
-	if (nf_agent_container(a, id, take_container, &c) < 0)
+	nf_jw w = {0};
+	if (nf_agent_container(a, id, take_container, &w) < 0) {
+		free(w.buf);
 		return error_reply(404, "no container '%s'", id);
-	json_object *m = c.o ? migrations_json(a, id, 20) : NULL, *arr;
-	if (!m || !json_object_object_get_ex(m, "migrations", &arr) ||
-	    !nf_json_add(c.o, "migrations", json_object_get(arr))) {
-		json_object_put(m);
-		json_object_put(c.o);
-		return json_reply(500, NULL);
 	}
-	json_object_put(m);
-	return json_reply(200, c.o);
+	migrations_member(&w, a, "migrations", id, 20);
+	nf_jw_close(&w, '}');
+	return jw_reply(200, &w);
 }
 
 static nf_reply delete_container(nf_agent *a, const char *id)
@@ -538,8 +550,8 @@ static nf_reply get_migration(nf_agent *a, const char *arg)
 static nf_reply containers(nf_agent *a, const nf_request *q, bool get)
 {
 	if (get)
-		return json_reply(200, containers_json(a, q->query(q->userdata, "pod"),
-						       q->query(q->userdata, "namespace")));
+		return containers_reply(a, q->query(q->userdata, "pod"),
+					q->query(q->userdata, "namespace"));
 	if (strcmp(q->method, "POST") != 0)
 		return not_allowed("GET, POST", q->method);
 	return q->refused ? error_reply(403, "%s", q->refused) : do_register(a, q);
