@@ -655,10 +655,22 @@ static void check_mems(nf_agent *a, nf_cg *c, nf_trigger t, bool eff_only)
 	if (is_container(c) && !nf_nodeset_equal(&old, &c->eff) && !nf_nodeset_empty(&old) &&
 	    !nf_nodeset_empty(&c->eff)) {
 		char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
-		nf_log(LOG_INFO, "container %s: effective mems %s -> %s (%s)", cg_id(c),
+		nf_nodeset lost;
+		nf_nodeset_minus(&old, &c->eff, &lost);
+		bool idle =
+		    (!c->running || c->running->assist) && (!c->pending || c->pending->assist);
+		/* A widening of a container with nothing outside the new set: the
+		 * kernel moved nothing (so the sample, before or after the write, is
+		 * right), nor will the agent; no record that says nothing. */
+		bool nothing = idle && nf_nodeset_empty(&lost) && c->anon &&
+			       cg_outside(a, c, &c->eff, false) == 0;
+		nf_log(nothing ? LOG_DEBUG : LOG_INFO,
+		       "container %s: effective mems %s -> %s (%s)%s", cg_id(c),
 		       nf_nodeset_format(&old, b1, sizeof(b1)),
-		       nf_nodeset_format(&c->eff, b2, sizeof(b2)), nf_trigger_name(t));
-		request(a, c, t, &old);
+		       nf_nodeset_format(&c->eff, b2, sizeof(b2)), nf_trigger_name(t),
+		       nothing ? ": none of its memory is outside them" : "");
+		if (!nothing)
+			request(a, c, t, &old);
 	} else if (t == NF_TRIG_INOTIFY && is_container(c) && reconcile_raced(c)) {
 		nf_log(LOG_INFO,
 		       "container %s: the write of its mems is over, and a reconcile's migration "
@@ -794,8 +806,8 @@ static void handle_event(nf_agent *a, const struct inotify_event *ev)
 			remove_subtree(a, k);
 	} else if (strcmp(ev->name, "cpuset.mems") == 0) {
 		if (ev->mask & IN_CLOSE_WRITE) {
-			disarm_subtree(a, c);
 			check_subtree(a, c, NF_TRIG_INOTIFY);
+			disarm_subtree(a, c);
 		} else if ((ev->mask & IN_MODIFY) && a->tuning.assist && a->h.version == NF_CG_V2) {
 			arm_subtree(a, c);
 		}
