@@ -40,7 +40,7 @@ ifneq ($(filter check demo bench fuzz soak,$(MAKECMDGOALS)),)
 DEPS := deps
 endif
 
-.PHONY: all check demo bench soak fmt install clean deps
+.PHONY: all check demo bench soak image fmt install clean deps
 .SECONDARY: # keep the unit tests' objects: no rebuild on the next make check
 all: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook
 
@@ -122,6 +122,13 @@ $(B)/tsan/libnf.a: $(LIB_SRC:%.c=$(B)/tsan/%.o)
 $(B)/tsan/numafollowd: $(AGENT_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libnf.a
 	$(CC) $(TSAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd)
 
+# The agent's OCI image (deploy/Containerfile, FROM scratch), built with podman
+# into its own storage and saved as an OCI archive; tests/vm/t-image.sh runs it.
+IMAGE ?= ghcr.io/numafollow/numafollowd:0.2.0
+image: $(B)/numafollowd-image.tar
+$(B)/numafollowd-image.tar: $(B)/numafollowd $(B)/numafollow deploy/Containerfile deploy/image.sh | $(DEPS)
+	@deploy/image.sh $(B) $(IMAGE)
+
 # make check runs a 60 s soak; this one runs 10 minutes under ASan, then 5 under TSan.
 soak: $(DEPS) all $(HELPERS) $(B)/asan/numafollowd $(B)/tsan/numafollowd
 	NF_SOAK_SECONDS=600 tests/vm/vm.sh --cgroup v2 --node-mem 768 --timeout 1500 -- tests/vm/t-soak.sh
@@ -129,7 +136,7 @@ soak: $(DEPS) all $(HELPERS) $(B)/asan/numafollowd $(B)/tsan/numafollowd
 
 # TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh
 TESTS ?= $(UNITS) $(FUZZERS) $(wildcard tests/host/t-*.sh) $(sort $(wildcard tests/vm/t-*.sh))
-check: $(DEPS) all $(UNITS) $(FUZZERS) $(HELPERS) $(B)/asan/numafollowd
+check: $(DEPS) all $(UNITS) $(FUZZERS) $(HELPERS) $(B)/asan/numafollowd $(B)/numafollowd-image.tar
 	@tests/run.sh $(TESTS)
 
 demo: $(DEPS) all $(HELPERS)
