@@ -69,9 +69,11 @@ int nf_mountinfo_find_cpuset(FILE *f, nf_hierarchy *ret)
 		if (strcmp(root, "/") != 0)
 			continue;
 		char **slot = NULL;
-		if (strcmp(fstype, "cgroup") == 0 && has_option(sopts, "cpuset"))
+		if (strcmp(fstype, "cgroup") == 0 && has_option(sopts, "cpuset")) {
 			slot = &v1;
-		else if (strcmp(fstype, "cgroup2") == 0)
+			if (has_option(sopts, "memory") && !mem && !(mem = strdup(mnt)))
+				return -ENOMEM; /* co-mounted */
+		} else if (strcmp(fstype, "cgroup2") == 0)
 			slot = &v2;
 		else if (strcmp(fstype, "cgroup") == 0 && has_option(sopts, "memory"))
 			slot = &mem;

@@ -122,10 +122,11 @@ int nf_numa_stat_v1_parse(const char *text, nf_residency *ret)
 	return 0;
 }
 
-/* TASK's memory cgroup, if it is CG's path, from memory.numa_stat (v1). */
-static int v1_numa_stat(const nf_cgroup *cg, pid_t task, nf_residency *ret)
+int nf_cgroup_v1_stat(const nf_cgroup *cg, pid_t task, nf_residency *ret)
 {
 	_cleanup_free_ char *rel = NULL, *path = NULL, *text = NULL;
+	if (!cg->h->memory)
+		return -ENOENT;
 	int r = nf_pid_memcg(task, &rel);
 	if (r < 0)
 		return r;
@@ -292,7 +293,7 @@ int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_re
 		if (r != -ENOENT)
 			return r;
 	} else if (cg->h->memory && n > 0 && strcmp(cg->rel, "/") != 0) {
-		int r = v1_numa_stat(cg, tasks[0], &res);
+		int r = nf_cgroup_v1_stat(cg, tasks[0], &res);
 		if (r == 0) {
 			*ret = res;
 			*ret_source = NF_SRC_NUMA_STAT;
@@ -301,6 +302,13 @@ int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_re
 		if (r == -ENOMEM)
 			return r;
 	}
+	*ret_source = NF_SRC_NUMA_MAPS;
+	return nf_tasks_residency(tasks, n, ret);
+}
+
+int nf_tasks_residency(const pid_t *tasks, size_t n, nf_residency *ret)
+{
+	nf_residency res = {0};
 	for (size_t i = 0; i < n; i++) {
 		pid_t tid;
 		int r = nf_task_thread(tasks[i], &tid);
@@ -310,6 +318,5 @@ int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_re
 			return r;
 	}
 	*ret = res;
-	*ret_source = NF_SRC_NUMA_MAPS;
 	return 0;
 }

@@ -48,10 +48,18 @@ int nf_task_thread(pid_t pid, pid_t *ret_tid);
 int nf_task_residency(pid_t pid, pid_t tid, nf_residency *ret, const nf_nodeset *target,
 		      uint64_t stay[NF_STAY_COUNT]);
 
+/* The sum of TASKS' numa_maps (tasks gone meanwhile are skipped). */
+int nf_tasks_residency(const pid_t *tasks, size_t n, nf_residency *ret);
+/* cgroup v1: memory.numa_stat of TASK's memory cgroup when it has CG's path
+ * (-EXDEV when not, -ENOENT without a memory hierarchy). LRU pages, children
+ * included: page cache and shmem count, unlike in numa_maps. */
+int nf_cgroup_v1_stat(const nf_cgroup *cg, pid_t task, nf_residency *ret);
+
 typedef enum { NF_SRC_NUMA_STAT, NF_SRC_NUMA_MAPS } nf_residency_source;
 /* A cgroup's memory: memory.numa_stat where the memory controller offers it
  * (v2; v1 where the tasks' memory cgroup has the cpuset cgroup's path, as
- * runtimes make it), else the sum of its tasks' numa_maps. */
+ * runtimes make it: what `numafollow show` reports), else the sum of its
+ * tasks' numa_maps. */
 int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_residency *ret,
 			nf_residency_source *ret_source);
 

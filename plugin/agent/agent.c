@@ -48,6 +48,8 @@ typedef struct nf_cg {
 	uint64_t *anon, *file; /* bytes per node at the last sample (containers only) */
 	uint64_t residual;     /* left outside by the last migration */
 	uint64_t assisted;     /* moved by assists since the last migration started */
+	uint64_t *pre;	       /* bytes per node when an assisted write began, or NULL */
+	uint64_t v1_sig;       /* v1: what the last sample's numa_stat and tasks were */
 	bool assist_armed;     /* an assist was asked for the write under way */
 	bool drifted;
 	bool gone; /* removed while a worker still holds it */
@@ -187,6 +189,7 @@ static void cg_free(nf_cg *c)
 	free(c->rel);
 	free(c->anon);
 	free(c->file);
+	free(c->pre);
 	nf_registration_free(c->reg);
 	nf_record_unref(c->last);
 	free(c);
@@ -255,7 +258,24 @@ static void store_residency(nf_agent *a, nf_cg *c, const nf_residency *r)
 	}
 }
 
-/* Tasks and, for a container, where its memory is. */
+/* FNV-1a of v1's memory.numa_stat rows and of the task list: what a v1
+ * sample reads cheaply to know whether numa_maps can have changed. */
+static uint64_t v1_signature(const nf_agent *a, const nf_residency *st, const pid_t *pids, size_t n)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+	const uint64_t *rows[] = {st->anon, st->file};
+	for (unsigned k = 0; k < 2; k++)
+		for (unsigned i = 0; i < a->nnodes; i++)
+			h = (h ^ rows[k][i]) * UINT64_C(1099511628211);
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint64_t)pids[i]) * UINT64_C(1099511628211);
+	return h;
+}
+
+/* Tasks and, for a container, where its memory is: memory.numa_stat on v2,
+ * the tasks' numa_maps on v1 (as the engine counts it), re-read only when the
+ * memory cgroup's numa_stat or the tasks changed (a page-table walk of every
+ * process each reconcile was most of an idle agent's CPU). */
 static void sample(nf_agent *a, nf_cg *c)
 {
 	char path[PATH_MAX];
@@ -273,8 +293,20 @@ static void sample(nf_agent *a, nf_cg *c)
 		c->anon = c->file = NULL;
 		return;
 	}
-	if (nf_cgroup_residency(&cg, pids, n, &res, &src) == 0)
+	if (a->h.version == NF_CG_V2) {
+		if (nf_cgroup_residency(&cg, pids, n, &res, &src) == 0)
+			store_residency(a, c, &res);
+		return;
+	}
+	nf_residency st;
+	uint64_t sig =
+	    n && nf_cgroup_v1_stat(&cg, pids[0], &st) == 0 ? v1_signature(a, &st, pids, n) : 0;
+	if (sig && c->anon && sig == c->v1_sig)
+		return;
+	if (nf_tasks_residency(pids, n, &res) == 0) {
 		store_residency(a, c, &res);
+		c->v1_sig = sig;
+	}
 }
 
 /* ---- migration requests and workers ---- */
@@ -327,11 +359,14 @@ static void journal(nf_agent *a, nf_record *rec)
 	int r = 0;
 	if (!a->journal_ok)
 		return;
+	bool done = false;
 	rec->unsaved = true;
 	for (size_t i = a->hist.len; a->journal_failing && r == 0 && i-- > 0;)
-		if ((o = nf_history_newest(&a->hist, i)) != rec && o->unsaved)
+		if ((o = nf_history_newest(&a->hist, i))->unsaved) { /* REC in its place */
 			r = append(a, o);
-	if (r == 0)
+			done |= o == rec;
+		}
+	if (r == 0 && !done)
 		r = append(a, rec);
 	if (r < 0) {
 		if (!a->journal_failing)
@@ -490,7 +525,13 @@ static void run_job(nf_agent *a, nf_job *j)
 {
 	nf_cg *c = j->cg;
 	char *rel = strdup(c->rel);
-	uint64_t before = cg_outside(a, c, &j->to, false), assisted = c->assisted;
+	/* what was outside when the write began: a sample taken since may have
+	 * seen what the assist moved */
+	uint64_t before = c->pre ? 0 : cg_outside(a, c, &j->to, false), assisted = c->assisted;
+	for (unsigned n = 0; c->pre && n < a->nnodes; n++)
+		before += nf_nodeset_has(&j->to, n) ? 0 : c->pre[n];
+	free(c->pre);
+	c->pre = NULL;
 	const nf_agent_tuning *t = &a->tuning;
 	nf_migrate_opts o = {.to = j->to,
 			     .from = j->from,
@@ -583,7 +624,7 @@ static void run_assist(nf_agent *a, nf_job *j)
 	if (changed && r == 0) {
 		char to[NF_NODESET_STRLEN];
 		c->assisted += m.moved_bytes;
-		a->stats.assists++;
+		a->stats.assists += m.moved_bytes > 0;
 		a->stats.assist_total += m.moved_bytes;
 		nf_log(
 		    m.moved_bytes ? LOG_INFO : LOG_DEBUG,
@@ -636,7 +677,8 @@ static void *worker(void *userdata)
 
 static bool reconcile_raced(const nf_cg *c)
 {
-	return nf_decide_raced(c->running ? &c->running->trigger : NULL, c->last);
+	const nf_job *j = c->running && !c->running->assist ? c->running : NULL;
+	return nf_decide_raced(j ? &j->trigger : NULL, c->last);
 }
 
 /* Reads C's mems; a change of the effective ones on a container asks for a
@@ -761,6 +803,10 @@ static void arm_subtree(nf_agent *a, nf_cg *c)
 	if (is_container(c) && !c->assist_armed && !c->running && !c->pending && !opted_out(c) &&
 	    anon >= NF_GENTLE_MIN_BYTES) {
 		nf_job *j = calloc(1, sizeof(*j));
+		free(c->pre);
+		if ((c->pre = calloc(a->nnodes, sizeof(*c->pre))))
+			for (unsigned n = 0; n < a->nnodes; n++)
+				c->pre[n] = c->anon[n] + c->file[n];
 		if (j) {
 			*j = (nf_job){
 			    .cg = c, .trigger = NF_TRIG_INOTIFY, .from = c->eff, .assist = true};
@@ -779,13 +825,34 @@ static void disarm_subtree(nf_agent *a, nf_cg *c)
 	c->assist_armed = false;
 	if (c->pending && c->pending->assist)
 		drop_pending(a, c);
+	if (!c->pending) { /* no migration of the write to give the snapshot to */
+		free(c->pre);
+		c->pre = NULL;
+	}
 	if (c->running && c->running->assist)
 		c->running->cancel = true;
 	for (nf_cg *k = c->child; k; k = k->next)
 		disarm_subtree(a, k);
 }
 
-static void handle_event(nf_agent *a, const struct inotify_event *ev)
+/* Whether events [P, END) hold the close of a write to cpuset.mems in WD: a
+ * writer that does not truncate raises IN_MODIFY only after its write (the
+ * kernel's move done), and its close comes with it; nothing to help with. */
+static bool closed_later(int wd, const char *p, const char *end)
+{
+	while (p < end) {
+		const struct inotify_event *ev = (const void *)p;
+		if (ev->wd == wd && (ev->mask & IN_CLOSE_WRITE) && ev->len &&
+		    strcmp(ev->name, "cpuset.mems") == 0)
+			return true;
+		p += sizeof(*ev) + ev->len;
+	}
+	return false;
+}
+
+/* EV, with the events read after it in [NEXT, END). */
+static void handle_event(nf_agent *a, const struct inotify_event *ev, const char *next,
+			 const char *end)
 {
 	a->stats.events++;
 	if (ev->mask & IN_Q_OVERFLOW) {
@@ -808,7 +875,8 @@ static void handle_event(nf_agent *a, const struct inotify_event *ev)
 		if (ev->mask & IN_CLOSE_WRITE) {
 			check_subtree(a, c, NF_TRIG_INOTIFY);
 			disarm_subtree(a, c);
-		} else if ((ev->mask & IN_MODIFY) && a->tuning.assist && a->h.version == NF_CG_V2) {
+		} else if ((ev->mask & IN_MODIFY) && a->tuning.assist && a->h.version == NF_CG_V2 &&
+			   !closed_later(ev->wd, next, end)) {
 			arm_subtree(a, c);
 		}
 	} else if ((ev->mask & IN_MODIFY) && /* a write to cgroup.procs: one sample, not two */
@@ -826,8 +894,8 @@ void nf_agent_read_events(nf_agent *a)
 		pthread_mutex_lock(&a->lock);
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const void *)p;
-			handle_event(a, ev);
 			p += sizeof(*ev) + ev->len;
+			handle_event(a, ev, p, buf + n);
 		}
 		pthread_mutex_unlock(&a->lock);
 	}
@@ -1400,12 +1468,22 @@ static void free_tree(nf_cg *c)
 	cg_free(c);
 }
 
+/* Stopping: assists end now (running migrations finish). */
+static void cancel_assists(nf_agent *a, nf_cg *c)
+{
+	if (c && c->running && c->running->assist)
+		c->running->cancel = true;
+	for (nf_cg *k = c ? c->child : NULL; k; k = k->next)
+		cancel_assists(a, k);
+}
+
 void nf_agent_free(nf_agent *a)
 {
 	if (!a)
 		return;
 	pthread_mutex_lock(&a->lock);
 	a->stopping = true;
+	cancel_assists(a, a->top);
 	pthread_cond_broadcast(&a->work);
 	pthread_mutex_unlock(&a->lock);
 	for (unsigned i = 0; i < a->n_threads; i++)

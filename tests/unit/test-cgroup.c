@@ -66,6 +66,11 @@ static void mountinfo_v1_shared(void **state)
 			 0);
 	assert_int_equal(h.version, NF_CG_V1);
 	assert_string_equal(h.mount, "/cg set");
+	assert_null(h.memory);
+	nf_hierarchy_done(&h);
+	/* cpuset co-mounted with memory: one hierarchy for both */
+	assert_int_equal(find("42 31 0:41 / /cg rw - cgroup none rw,cpuset,memory\n", &h), 0);
+	assert_string_equal(h.memory, "/cg");
 	nf_hierarchy_done(&h);
 }
 
