@@ -7,10 +7,10 @@
 # the API, and clients keep reading /v1/containers, /v1/migrations and
 # /metrics. Checked: no sanitizer report (during the run and at exit, leaks
 # included); open fds back where they started, RSS bounded; every mems change
-# ends in exactly one record that stands, concluded (ok, or partial with its
-# reasons): the write's, or a reconcile's that read the new mems first (one
-# that read them during the kernel's write is superseded by the write's:
-# t-agent-race.sh); ids unique; the history is what the test did.
+# ends in a record that stands, concluded (ok, or partial with its reasons),
+# with at most one from each write and the others from reconciles that read
+# the new mems first (t-agent-race.sh); ids unique; the history is what the
+# test did.
 . tests/vm/lib.sh
 need_nodes 2
 san=${NF_SOAK_SAN:-asan}
@@ -118,8 +118,13 @@ jq -c '.migrations[] | select(.result == "partial") | {id, container, residual_b
 	sed 's/^/-- partial: /'
 containers=0 changes=0
 while read -r id n; do
+	# a record for every change; at most one from each write, the others from
+	# reconciles (one that read the new mems mid-write and ended before the
+	# write's close stands beside the write's: t-agent-race.sh)
 	got=$(jq --arg c "$id" '[.migrations[] | select(.container == $c and .result != "superseded")] | length' "$T/all.json")
-	[ "$got" = "$n" ] || fail "container $id: $n mems changes, $got records that stand"
+	writes=$(jq --arg c "$id" '[.migrations[] | select(.container == $c and .trigger == "inotify")] | length' "$T/all.json")
+	[ "$got" -ge "$n" ] && [ "$writes" -le "$n" ] ||
+		fail "container $id: $n mems changes, $got records that stand, $writes from writes"
 	containers=$((containers + 1)) changes=$((changes + n))
 done < <(cat "$T"/churn-*)
 extra=$(jq '[.migrations[] | select(.trigger != "inotify")] | length' "$T/all.json")
