@@ -57,20 +57,27 @@ run_fuzz() {
 	fi
 }
 
-# A test that needs no VM: exit 0 passes, 77 skips.
-run_host() {
-	local t=$1 log=$2 rc=0
-	"$t" >"$log" 2>&1 || rc=$?
+# tally TEST LOG RC NOTE: counts a script's exit (0 passes, 77 skips, else
+# fails, its log shown); NOTE follows its name ("12s", or nothing).
+tally() {
+	local t=$1 log=$2 rc=$3 note=$4
 	case $rc in
-	0) passed=$((passed + 1)); echo "ok   $t" ;;
+	0) passed=$((passed + 1)); echo "ok   $t${note:+ ($note)}" ;;
 	77) skipped=$((skipped + 1)); echo "skip $t: $(tail -n 1 "$log")" ;;
 	*)
 		failed=$((failed + 1))
 		failures+=("$t")
-		echo "FAIL $t (exit $rc):"
+		echo "FAIL $t (exit $rc${note:+, $note}):"
 		sed 's/^/    /' "$log"
 		;;
 	esac
+}
+
+# A test that needs no VM.
+run_host() {
+	local rc=0
+	"$1" >"$2" 2>&1 || rc=$?
+	tally "$1" "$2" "$rc" ""
 }
 
 run_vm() {
@@ -86,17 +93,7 @@ run_vm() {
 	# shellcheck disable=SC2086
 	tests/vm/vm.sh --timeout 600 $opts -- "$t" >"$log" 2>&1
 	rc=$?
-	local took=$(($(date +%s) - start))
-	case $rc in
-	0) passed=$((passed + 1)); echo "ok   $t (${took}s)" ;;
-	77) skipped=$((skipped + 1)); echo "skip $t: $(tail -n 1 "$log")" ;;
-	*)
-		failed=$((failed + 1))
-		failures+=("$t")
-		echo "FAIL $t (exit $rc, ${took}s):"
-		sed 's/^/    /' "$log"
-		;;
-	esac
+	tally "$t" "$log" "$rc" "$(($(date +%s) - start))s"
 }
 
 [ $# -gt 0 ] || { echo "usage: tests/run.sh TEST..." >&2; exit 2; }
