@@ -11,7 +11,7 @@ PKG_CONFIG ?= pkg-config
 pc = $(shell $(PKG_CONFIG) --$(1) $(2))
 NF_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -pthread \
 	    $(call pc,cflags,numa json-c libmicrohttpd libcurl)
-NF_LIBS   = $(call pc,libs,numa json-c) -pthread
+NF_LIBS   = $(call pc,libs,numa json-c libcurl) -pthread
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # Three programs over one library (libnf.a): cgroup/ and plugin/lib/ (the
@@ -45,7 +45,7 @@ endif
 all: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook
 
 deps:
-	@deploy/install-deps.sh
+	@deploy/install-deps.sh $(if $(filter check,$(MAKECMDGOALS)),--tests)
 
 $(B)/%.o: %.c | $(DEPS)
 	@mkdir -p $(@D)
@@ -68,10 +68,10 @@ $(B)/asan/libagent.a: $(AGENT_LIB:%.c=$(B)/asan/%.o)
 	$(AR) rcs $@ $^
 
 $(B)/numafollow: $(CLI_SRC:%.c=$(B)/%.o) $(B)/libnf.a
-	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS)
 
 $(B)/numafollow-hook: $(HOOK_SRC:%.c=$(B)/%.o) $(B)/libnf.a
-	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS)
 
 $(B)/numafollowd: $(AGENT_SRC:%.c=$(B)/%.o) $(B)/libnf.a
 	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd)
@@ -172,10 +172,10 @@ API_FUZZ := tests/fuzz/fuzz-api.c tests/fuzz/fake-agent.c plugin/agent/route.c \
 	    plugin/agent/metrics.c plugin/agent/decide.c plugin/agent/history.c
 
 $(B)/fuzz-parsers: tests/fuzz/fuzz-parsers.c $(LIB_SRC) | $(DEPS)
-	$(FUZZ_CC) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
+	$(FUZZ_CC) -o $@ $^ $(NF_LIBS)
 
 $(B)/fuzz-api: $(API_FUZZ) $(LIB_SRC) $(wildcard tests/fuzz/*.h plugin/agent/*.h) | $(DEPS)
-	$(FUZZ_CC) -o $@ $(filter %.c,$^) $(NF_LIBS) $(call pc,libs,libcurl)
+	$(FUZZ_CC) -o $@ $(filter %.c,$^) $(NF_LIBS)
 
 .PHONY: fuzz
 fuzz: $(FUZZERS)

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the Debian packages that numafollow's build, tests and test VM need.
+# Installs the Debian packages that numafollow's build, demo and test VM need
+# (with --tests, also what only the tests use).
 # Idempotent and quiet: does nothing when everything is there.
 set -eu
 
@@ -7,6 +8,9 @@ PKGS="build-essential pkg-config libnuma-dev libcgroup-dev libjson-c-dev
 libcurl4-openssl-dev libmicrohttpd-dev libcmocka-dev numactl jq
 qemu-system-x86 busybox-static cpio kmod util-linux clang libclang-rt-14-dev
 curl prometheus wrk crun runc podman python3"
+# --tests: what only the VM tests run (tests/vm/t-docker.sh starts its own
+# dockerd; on a systemd machine the package also enables docker.service)
+[ "${1:-}" != --tests ] || PKGS="$PKGS docker.io"
 
 missing=""
 for p in $PKGS; do

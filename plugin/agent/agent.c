@@ -1,4 +1,5 @@
 #include "agent.h"
+#include "docker.h"
 #include "history.h"
 #include "../lib/engine.h"
 #include "../lib/journal.h"
@@ -50,7 +51,10 @@ typedef struct nf_cg {
 	uint64_t assisted;     /* moved by assists since the last migration started */
 	uint64_t *pre;	       /* bytes per node when an assisted write began, or NULL */
 	uint64_t v1_sig;       /* v1: what the last sample's numa_stat and tasks were */
+	uint64_t sampled_ns;   /* when (nf_now_ns) */
 	bool assist_armed;     /* an assist was asked for the write under way */
+	char *name;	       /* a docker container's name, from dockerd */
+	enum { NAME_UNASKED, NAME_ASKED, NAME_DONE } name_state;
 	bool drifted;
 	bool gone; /* removed while a worker still holds it */
 	nf_registration *reg;
@@ -94,6 +98,7 @@ struct nf_agent {
 	uint64_t next_id;
 	uint64_t started_ns;
 	nf_agent_stats stats; /* its counters */
+	nf_docker *docker;    /* names docker containers; NULL when off */
 };
 
 static void job_free(nf_job *j)
@@ -190,6 +195,7 @@ static void cg_free(nf_cg *c)
 	free(c->anon);
 	free(c->file);
 	free(c->pre);
+	free(c->name);
 	nf_registration_free(c->reg);
 	nf_record_unref(c->last);
 	free(c);
@@ -235,6 +241,39 @@ static nf_cg *child_named(nf_cg *parent, const char *name)
 }
 
 /* ---- samples ---- */
+
+/* A docker container's name, asked of dockerd once (again at its next
+ * sample while dockerd does not answer); a registration's name comes first. */
+static void ask_name(nf_agent *a, nf_cg *c)
+{
+	if (a->docker && c->name_state == NAME_UNASKED && !c->reg && is_container(c) &&
+	    strcmp(c->ident.runtime, "docker") == 0 && nf_docker_ask(a->docker, c->ident.id))
+		c->name_state = NAME_ASKED;
+}
+
+static nf_cg *find_docker(nf_cg *c, const char *id)
+{
+	if (strcmp(c->ident.runtime, "docker") == 0 && strcmp(c->ident.id, id) == 0)
+		return c;
+	nf_cg *f = NULL;
+	for (nf_cg *k = c->child; k && !f; k = k->next)
+		f = find_docker(k, id);
+	return f;
+}
+
+/* A lookup's end (nf_docker_fn), on its thread. */
+static void named(void *userdata, const char *id, const char *name, bool retry)
+{
+	nf_agent *a = userdata;
+	pthread_mutex_lock(&a->lock);
+	nf_cg *c = a->top ? find_docker(a->top, id) : NULL;
+	if (c && c->name_state == NAME_ASKED) {
+		c->name_state = name || !retry ? NAME_DONE : NAME_UNASKED;
+		if (name && (c->name = strdup(name)))
+			nf_log(LOG_DEBUG, "container %s: docker calls it %s", cg_id(c), name);
+	}
+	pthread_mutex_unlock(&a->lock);
+}
 
 /* Bytes of the last sample on nodes outside SET (anonymous only, or all). */
 static uint64_t cg_outside(const nf_agent *a, const nf_cg *c, const nf_nodeset *set, bool anon_only)
@@ -286,6 +325,7 @@ static void sample(nf_agent *a, nf_cg *c)
 	nf_residency_source src;
 
 	c->tasks = 0;
+	c->sampled_ns = nf_now_ns();
 	if (strcmp(c->rel, "/") != 0 && nf_cgroup_tasks(&cg, false, &pids, &n) == 0)
 		c->tasks = n;
 	if (!is_container(c)) {
@@ -293,6 +333,7 @@ static void sample(nf_agent *a, nf_cg *c)
 		c->anon = c->file = NULL;
 		return;
 	}
+	ask_name(a, c);
 	if (a->h.version == NF_CG_V2) {
 		if (nf_cgroup_residency(&cg, pids, n, &res, &src) == 0)
 			store_residency(a, c, &res);
@@ -681,6 +722,26 @@ static bool reconcile_raced(const nf_cg *c)
 	return nf_decide_raced(j ? &j->trigger : NULL, c->last);
 }
 
+/* Whether C's tasks are all runc's init (named "runc:[2:INIT]" and so on)
+ * still: runc narrows a new container's mems then, and the exec that follows
+ * discards the memory the kernel moved. */
+static bool runc_init_only(const nf_agent *a, const nf_cg *c)
+{
+	char path[PATH_MAX];
+	nf_cgroup cg = as_cgroup(a, c, path);
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n = 0;
+	if (nf_cgroup_tasks(&cg, false, &pids, &n) < 0 || !n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *comm = NULL;
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pids[i]);
+		if (nf_read_line(path, &comm) < 0 || strncmp(comm, "runc:[", 6) != 0)
+			return false;
+	}
+	return true;
+}
+
 /* Reads C's mems; a change of the effective ones on a container asks for a
  * migration. The reconcile reads only the effective ones: a write to
  * cpuset.mems itself is an event. */
@@ -697,20 +758,21 @@ static void check_mems(nf_agent *a, nf_cg *c, nf_trigger t, bool eff_only)
 	if (is_container(c) && !nf_nodeset_equal(&old, &c->eff) && !nf_nodeset_empty(&old) &&
 	    !nf_nodeset_empty(&c->eff)) {
 		char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
-		nf_nodeset lost;
-		nf_nodeset_minus(&old, &c->eff, &lost);
 		bool idle =
 		    (!c->running || c->running->assist) && (!c->pending || c->pending->assist);
-		/* A widening of a container with nothing outside the new set: the
-		 * kernel moved nothing (so the sample, before or after the write, is
-		 * right), nor will the agent; no record that says nothing. */
-		bool nothing = idle && nf_nodeset_empty(&lost) && c->anon &&
-			       cg_outside(a, c, &c->eff, false) == 0;
+		/* Nothing outside the new set before the write (the last sample)
+		 * nor now (a widening, say): the kernel moved nothing, nor will the
+		 * agent; or a container still starting under runc: no record that
+		 * says nothing a user would care about. */
+		bool nothing =
+		    idle && ((c->anon && cg_outside(a, c, &c->eff, false) == 0 &&
+			      (sample(a, c), c->anon && cg_outside(a, c, &c->eff, false) == 0)) ||
+			     runc_init_only(a, c));
 		nf_log(nothing ? LOG_DEBUG : LOG_INFO,
 		       "container %s: effective mems %s -> %s (%s)%s", cg_id(c),
 		       nf_nodeset_format(&old, b1, sizeof(b1)),
 		       nf_nodeset_format(&c->eff, b2, sizeof(b2)), nf_trigger_name(t),
-		       nothing ? ": none of its memory is outside them" : "");
+		       nothing ? ": nothing to move (none outside, or runc's init)" : "");
 		if (!nothing)
 			request(a, c, t, &old);
 	} else if (t == NF_TRIG_INOTIFY && is_container(c) && reconcile_raced(c)) {
@@ -1032,6 +1094,7 @@ static nf_container view(const nf_agent *a, const nf_cg *c)
 	    .id = cg_id(c),
 	    .cgroup = c->rel,
 	    .runtime = c->ident.runtime,
+	    .name = c->reg && c->reg->name ? c->reg->name : c->name,
 	    .pod_uid = c->reg && c->reg->pod_uid ? c->reg->pod_uid : c->ident.pod_uid,
 	    .reg = c->reg,
 	    .mems = c->mems,
@@ -1054,6 +1117,22 @@ static void each_in(const nf_agent *a, const nf_cg *c, nf_container_fn fn, void 
 	}
 	for (const nf_cg *k = c->child; k; k = k->next)
 		each_in(a, k, fn, userdata);
+}
+
+static void resample_in(nf_agent *a, nf_cg *c, uint64_t since)
+{
+	if (is_container(c) && c->sampled_ns < since)
+		sample(a, c);
+	for (nf_cg *k = c->child; k; k = k->next)
+		resample_in(a, k, since);
+}
+
+void nf_agent_resample(nf_agent *a, uint64_t max_age_ms)
+{
+	uint64_t now = nf_now_ns(), age = max_age_ms * 1000000;
+	pthread_mutex_lock(&a->lock);
+	resample_in(a, a->top, now > age ? now - age : 0);
+	pthread_mutex_unlock(&a->lock);
 }
 
 void nf_agent_each_container(nf_agent *a, nf_container_fn fn, void *userdata)
@@ -1419,6 +1498,9 @@ static int start(nf_agent *a, const nf_agent_config *cfg)
 	a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (a->inotify_fd < 0)
 		return nf_log_errno(LOG_ERR, -errno, "inotify_init1");
+	if (cfg->docker_socket && *cfg->docker_socket &&
+	    (r = nf_docker_new(cfg->docker_socket, named, a, &a->docker)) < 0)
+		return nf_log_errno(LOG_ERR, r, "starting the docker name lookups");
 	uint64_t t0 = nf_now_ns();
 	scan(a, a->top);
 	link_history(a);
@@ -1481,6 +1563,7 @@ void nf_agent_free(nf_agent *a)
 {
 	if (!a)
 		return;
+	nf_docker_free(a->docker); /* its thread takes the lock */
 	pthread_mutex_lock(&a->lock);
 	a->stopping = true;
 	cancel_assists(a, a->top);

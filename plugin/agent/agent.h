@@ -27,6 +27,7 @@ typedef struct {
 
 typedef struct {
 	const char *state_dir, *cgroup_root;
+	const char *docker_socket; /* dockerd's, for docker containers' names; NULL: off */
 	unsigned workers;
 	unsigned history; /* records kept in memory */
 	size_t journal_max;
@@ -46,7 +47,8 @@ void nf_registration_free(nf_registration *r);
 /* A container as the API and the metrics see it, valid during a callback. */
 typedef struct {
 	const char *id, *cgroup, *runtime, *pod_uid; /* "" when unknown */
-	const nf_registration *reg;		     /* NULL unless registered */
+	const char *name;	    /* the registration's, or docker's; NULL when unknown */
+	const nf_registration *reg; /* NULL unless registered */
 	nf_nodeset mems, eff;
 	size_t tasks;
 	unsigned nnodes;
@@ -93,6 +95,9 @@ void nf_agent_reconcile(nf_agent *a);
 void nf_agent_set_tuning(nf_agent *a, const nf_agent_tuning *t);
 void nf_agent_stats_get(nf_agent *a, nf_agent_stats *ret);
 
+/* Samples again the containers whose last sample (tasks, memory per node) is
+ * older than MAX_AGE_MS: memory grows with no event to say so. */
+void nf_agent_resample(nf_agent *a, uint64_t max_age_ms);
 /* Calls FN for every container. */
 void nf_agent_each_container(nf_agent *a, nf_container_fn fn, void *userdata);
 /* Re-reads container ID (its id, or its cgroup path) and calls FN with it;

@@ -3,6 +3,7 @@
 #include "agent.h"
 #include "../lib/nf.h"
 #include "api.h"
+#include "../lib/http.h"
 #include "../lib/log.h"
 #include "../../cgroup/util.h"
 
@@ -40,6 +41,8 @@ static const char usage_text[] =
     "  --token-file PATH        bearer token that TCP clients need for changes\n"
     "  --state-dir DIR          migration history journal (default /var/lib/numafollow)\n"
     "  --cgroup-root PATH       watch only this subtree of the cpuset hierarchy\n"
+    "  --docker-socket PATH     dockerd's API socket, asked for docker containers'\n"
+    "                           names (default /run/docker.sock; empty: never asked)\n"
     "  --workers N              migrations run at once (default 2)\n"
     "  --reconcile-interval S   seconds between full re-reads (default 30)\n"
     "  --retries N              extra sweeps of what a migration leaves (default 3)\n"
@@ -71,7 +74,7 @@ static const char usage_text[] =
 typedef struct {
 	int log_level; /* first: an offset of 0 means "not a string" in defs */
 	char *config, *socket, *socket_group, *listen, *token_file, *state_dir, *cgroup_root;
-	char *log_target, *method;
+	char *log_target, *method, *docker_socket;
 	uint64_t workers, reconcile_s, retries, history, journal_kib;
 	uint64_t threads, max_rate, budget_ms, assist;
 } options;
@@ -92,6 +95,7 @@ static const option_def defs[] = {
     {"token-file", offsetof(options, token_file), 0, 0, 0, false},
     {"state-dir", offsetof(options, state_dir), 0, 0, 0, false},
     {"cgroup-root", offsetof(options, cgroup_root), 0, 0, 0, false},
+    {"docker-socket", offsetof(options, docker_socket), 0, 0, 0, false},
     {"workers", 0, offsetof(options, workers), 1, 64, false},
     {"reconcile-interval", 0, offsetof(options, reconcile_s), 1, 86400, true},
     {"retries", 0, offsetof(options, retries), 0, 100, true},
@@ -126,7 +130,10 @@ static int options_default(options *o)
 	o->state_dir = strdup("/var/lib/numafollow");
 	o->log_target = strdup("stderr");
 	o->method = strdup("auto");
-	return o->socket && o->state_dir && o->log_target && o->method ? 0 : -ENOMEM;
+	o->docker_socket = strdup("/run/docker.sock");
+	return o->socket && o->state_dir && o->log_target && o->method && o->docker_socket
+		   ? 0
+		   : -ENOMEM;
 }
 
 /* Sets option NAME; WHERE says where it came from, for the message. */
@@ -492,6 +499,7 @@ static int run(int argc, char **argv, options *o)
 		return NF_EXIT_USAGE;
 	nf_agent_config ac = {.state_dir = o->state_dir,
 			      .cgroup_root = o->cgroup_root,
+			      .docker_socket = o->docker_socket,
 			      .workers = o->workers,
 			      .tuning = tuning(o),
 			      .history = o->history,
@@ -506,7 +514,7 @@ static int run(int argc, char **argv, options *o)
 		nf_log(LOG_ERR, "signalfd/timerfd: %m");
 		return NF_EXIT_SYSTEM;
 	}
-	if (nf_agent_new(&ac, &a) < 0)
+	if (nf_http_setup(false) < 0 || nf_agent_new(&ac, &a) < 0)
 		goto out;
 	pc.self_check = self_check(a);
 	if (nf_api_start(a, &pc, &api) < 0)
@@ -520,6 +528,7 @@ static int run(int argc, char **argv, options *o)
 out:
 	nf_api_stop(api);
 	nf_agent_free(a);
+	nf_http_teardown();
 	json_object_put(pc.self_check);
 	if (code == 0)
 		nf_log(LOG_INFO, "stopped");

@@ -78,7 +78,7 @@ static void container_members(nf_jw *w, const nf_container *c)
 	nf_jw_key(w, "runtime");
 	nf_jw_str_or_null(w, c->runtime);
 	nf_jw_key(w, "name");
-	nf_jw_str_or_null(w, r ? r->name : NULL);
+	nf_jw_str_or_null(w, c->name);
 	nf_jw_key(w, "pod");
 	if (!*c->pod_uid && !(r && (r->pod_name || r->pod_namespace))) {
 		nf_jw_null(w);
@@ -199,6 +199,7 @@ static nf_reply containers_reply(nf_agent *a, const char *pod, const char *ns)
 	nf_jw_open(&w, '{');
 	nf_jw_key(&w, "containers");
 	nf_jw_open(&w, '[');
+	nf_agent_resample(a, NF_LIST_MAX_AGE_MS);
 	nf_agent_each_container(a, collect_container, &k);
 	nf_jw_close(&w, ']');
 	nf_jw_close(&w, '}');

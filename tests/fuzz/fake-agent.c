@@ -219,6 +219,7 @@ static nf_container view(const fake_cg *c)
 	    .id = cg_id(c),
 	    .cgroup = c->rel,
 	    .runtime = c->runtime,
+	    .name = c->reg ? c->reg->name : NULL,
 	    .pod_uid = c->reg && c->reg->pod_uid ? c->reg->pod_uid : c->pod_uid,
 	    .reg = c->reg,
 	    .mems = c->mems,
@@ -266,6 +267,11 @@ void nf_agent_stats_get(nf_agent *a, nf_agent_stats *ret)
 		ret->containers += is_container(c);
 		ret->queued += c->pending != NULL;
 	}
+}
+
+void nf_agent_resample(nf_agent *a, uint64_t max_age_ms)
+{
+	(void)a, (void)max_age_ms; /* the fake's memory does not grow */
 }
 
 void nf_agent_each_container(nf_agent *a, nf_container_fn fn, void *userdata)
