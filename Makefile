@@ -74,7 +74,7 @@ $(B)/numafollow-hook: $(HOOK_SRC:%.c=$(B)/%.o) $(B)/libnf.a
 	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
 
 $(B)/numafollowd: $(AGENT_SRC:%.c=$(B)/%.o) $(B)/libnf.a
-	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd)
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd libcurl)
 
 $(B)/memhog: tests/helpers/memhog.c | $(DEPS)
 	$(CC) $(CFLAGS) $(NF_CFLAGS) -pthread -o $@ $< $(NF_LIBS)
@@ -97,20 +97,20 @@ $(B)/memhog-static: tests/helpers/memhog.c | $(DEPS)
 
 $(B)/tests/unit-%: $(B)/tests/unit/test-%.o $(B)/libagent.a $(B)/libnf.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka)
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka libcurl)
 
 $(B)/tests/unit/%.o: tests/unit/%.c | $(DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(NF_CFLAGS) $(call pc,cflags,cmocka) -c -o $@ $<
 
 $(B)/asan/unit-%: $(B)/asan/tests/unit/test-%.o $(B)/asan/libagent.a $(B)/asan/libnf.a
-	$(CC) $(ASAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka)
+	$(CC) $(ASAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka libcurl)
 
 # The agent under sanitizers for the soak (tests/vm/t-soak.sh): ASan+UBSan
 # (LSan at exit), and ThreadSanitizer for the threads that share its state.
 TSAN := -fsanitize=thread -fno-omit-frame-pointer
 $(B)/asan/numafollowd: $(AGENT_SRC:%.c=$(B)/asan/%.o) $(B)/asan/libnf.a
-	$(CC) $(ASAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd)
+	$(CC) $(ASAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd libcurl)
 
 $(B)/tsan/%.o: %.c | $(DEPS)
 	@mkdir -p $(@D)
@@ -120,7 +120,7 @@ $(B)/tsan/libnf.a: $(LIB_SRC:%.c=$(B)/tsan/%.o)
 	$(AR) rcs $@ $^
 
 $(B)/tsan/numafollowd: $(AGENT_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libnf.a
-	$(CC) $(TSAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd)
+	$(CC) $(TSAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd libcurl)
 
 # The agent's OCI image (deploy/Containerfile, FROM scratch), built with podman
 # into its own storage and saved as an OCI archive; tests/vm/t-image.sh runs it.
@@ -169,7 +169,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC   = clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
 	    $(call pc,cflags,json-c) -Wall -Wextra -Werror
 API_FUZZ := tests/fuzz/fuzz-api.c tests/fuzz/fake-agent.c plugin/agent/route.c \
-	    plugin/agent/metrics.c plugin/agent/decide.c plugin/agent/history.c
+	    plugin/agent/metrics.c plugin/agent/decide.c plugin/agent/history.c \
+	    plugin/agent/kevents.c
 
 $(B)/fuzz-parsers: tests/fuzz/fuzz-parsers.c $(LIB_SRC) | $(DEPS)
 	$(FUZZ_CC) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcurl)
