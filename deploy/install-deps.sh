@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential pkg-config libnuma-dev libcgroup-dev libjson-c-dev
 libcurl4-openssl-dev libmicrohttpd-dev libcmocka-dev numactl jq
 qemu-system-x86 busybox-static cpio kmod util-linux clang libclang-rt-14-dev
-curl prometheus wrk crun runc podman python3"
+curl prometheus wrk crun runc podman python3 python3-kubernetes openssl"
 
 missing=""
 for p in $PKGS; do
