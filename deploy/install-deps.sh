@@ -7,10 +7,11 @@ set -eu
 PKGS="build-essential pkg-config libnuma-dev libcgroup-dev libjson-c-dev
 libcurl4-openssl-dev libmicrohttpd-dev libcmocka-dev numactl jq
 qemu-system-x86 busybox-static cpio kmod util-linux clang libclang-rt-14-dev
-curl prometheus wrk crun runc podman python3"
-# --tests: what only the VM tests run (tests/vm/t-docker.sh starts its own
-# dockerd; on a systemd machine the package also enables docker.service)
-[ "${1:-}" != --tests ] || PKGS="$PKGS docker.io"
+curl prometheus wrk crun runc podman python3 openssl"
+# --tests: what only the VM tests use (tests/vm/t-docker.sh starts its own
+# dockerd; on a systemd machine the package also enables docker.service;
+# t-kube-events.sh checks events with python3-kubernetes' models)
+[ "${1:-}" != --tests ] || PKGS="$PKGS docker.io python3-kubernetes"
 
 missing=""
 for p in $PKGS; do

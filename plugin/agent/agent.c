@@ -99,6 +99,8 @@ struct nf_agent {
 	uint64_t started_ns;
 	nf_agent_stats stats; /* its counters */
 	nf_docker *docker;    /* names docker containers; NULL when off */
+	void (*on_done)(const nf_container *c, void *userdata);
+	void *on_done_data;
 };
 
 static void job_free(nf_job *j)
@@ -507,6 +509,8 @@ static void count(nf_agent *a, const nf_record *r)
 	s->duration_bucket[b]++;
 }
 
+static nf_container view(const nf_agent *a, const nf_cg *c);
+
 /* With the lock held: the record, the metrics, the journal, the container. */
 static void finish(nf_agent *a, nf_job *j, int r, const nf_migration *m, uint64_t kernel,
 		   uint64_t ns)
@@ -528,6 +532,10 @@ static void finish(nf_agent *a, nf_job *j, int r, const nf_migration *m, uint64_
 	/* What a deadline left is not stuck: the next reconcile takes it as drift. */
 	j->cg->residual = m->deadline_hit ? 0 : rec->residual_bytes;
 	j->cg->drifted = false;
+	if (a->on_done) { /* Kubernetes events */
+		nf_container v = view(a, j->cg);
+		a->on_done(&v, a->on_done_data);
+	}
 }
 
 /* Bytes per second C's migrations may move: its annotation, else the agent's. */
@@ -1526,6 +1534,8 @@ int nf_agent_new(const nf_agent_config *cfg, nf_agent **ret)
 	if (a->nnodes > NF_MAX_NODES)
 		a->nnodes = NF_MAX_NODES;
 	a->tuning = cfg->tuning;
+	a->on_done = cfg->on_done;
+	a->on_done_data = cfg->on_done_data;
 	a->next_id = 1;
 	a->wd_buckets = WD_BUCKETS;
 	a->started_ns = nf_now_ns();

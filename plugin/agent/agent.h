@@ -25,6 +25,8 @@ typedef struct {
 	bool assist;	    /* move alongside the kernel inside others' v2 cpuset.mems writes */
 } nf_agent_tuning;
 
+typedef struct nf_container nf_container; /* below */
+
 typedef struct {
 	const char *state_dir, *cgroup_root;
 	const char *docker_socket; /* dockerd's, for docker containers' names; NULL: off */
@@ -32,6 +34,11 @@ typedef struct {
 	unsigned history; /* records kept in memory */
 	size_t journal_max;
 	nf_agent_tuning tuning;
+	/* Called with the lock held whenever a migration record concludes, with
+	 * its container (its last is the record): copies what it keeps, never
+	 * blocks (kevents.c). NULL: nothing. */
+	void (*on_done)(const nf_container *c, void *userdata);
+	void *on_done_data;
 } nf_agent_config;
 
 /* What the hook told about a container (POST /v1/containers). */
@@ -45,7 +52,7 @@ typedef struct {
 void nf_registration_free(nf_registration *r);
 
 /* A container as the API and the metrics see it, valid during a callback. */
-typedef struct {
+typedef struct nf_container {
 	const char *id, *cgroup, *runtime, *pod_uid; /* "" when unknown */
 	const char *name;	    /* the registration's, or docker's; NULL when unknown */
 	const nf_registration *reg; /* NULL unless registered */

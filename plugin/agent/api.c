@@ -274,7 +274,9 @@ int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret)
 		}
 		group = g->gr_gid;
 	}
-	api->unix_ep = (endpoint){.core = {.a = a, .self_check = cfg->self_check}, .group = group};
+	api->unix_ep =
+	    (endpoint){.core = {.a = a, .self_check = cfg->self_check, .kevents = cfg->kevents},
+		       .group = group};
 	api->socket_path = strdup(cfg->socket_path);
 	api->lock_fd = -1;
 	int fd = -1;
@@ -303,9 +305,11 @@ int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret)
 			return r;
 		}
 		api->token = cfg->token ? strdup(cfg->token) : NULL;
-		api->tcp_ep = (endpoint){
-		    .core = {
-			.a = a, .tcp = true, .token = api->token, .self_check = cfg->self_check}};
+		api->tcp_ep = (endpoint){.core = {.a = a,
+						  .tcp = true,
+						  .token = api->token,
+						  .self_check = cfg->self_check,
+						  .kevents = cfg->kevents}};
 		if (!(api->tcp_d = daemon_start(&api->tcp_ep, -1, &sa))) {
 			nf_log(LOG_ERR, "--listen '%s': cannot listen there", cfg->listen);
 			nf_api_stop(api);

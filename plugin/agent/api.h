@@ -4,6 +4,7 @@
 #define NF_API_H
 
 #include "agent.h"
+#include "kevents.h"
 
 #include <sys/types.h>
 
@@ -13,6 +14,7 @@ typedef struct {
 	const char *listen;	  /* "ADDR:PORT" or NULL */
 	const char *token;	  /* for mutations over TCP; NULL: TCP is read-only */
 	json_object *self_check;  /* served in /v1/status */
+	nf_kevents *kevents;	  /* its counters in /v1/status and /metrics; NULL: off */
 } nf_api_config;
 
 typedef struct nf_api nf_api;

@@ -89,7 +89,37 @@ static void histogram(FILE *f, const nf_agent_stats *a)
 		(unsigned long long)cum, name, a->duration_sum, name, (unsigned long long)cum);
 }
 
-char *nf_metrics(nf_agent *a)
+static void kube_events(FILE *f, nf_kevents *k)
+{
+	nf_kevents_stats s;
+	nf_kevents_stats_get(k, &s);
+	head(f, "numafollow_kube_events_enabled", "gauge",
+	     "1 when the agent sends Kubernetes Events about pods' migrations.");
+	fprintf(f, "numafollow_kube_events_enabled %d\n", s.enabled);
+	head(f, "numafollow_kube_events_sent_total", "counter",
+	     "Kubernetes Events the API server took: created, or a series patched for a repeat.");
+	fprintf(f, "numafollow_kube_events_sent_total{kind=\"create\"} %llu\n",
+		(unsigned long long)s.created);
+	fprintf(f, "numafollow_kube_events_sent_total{kind=\"series\"} %llu\n",
+		(unsigned long long)s.patched);
+	head(f, "numafollow_kube_events_failed_total", "counter",
+	     "Kubernetes Events given up, by reason (after retries where they help).");
+	for (int r = 0; r < NF_KEV_FAIL_COUNT; r++)
+		fprintf(f, "numafollow_kube_events_failed_total{reason=\"%s\"} %llu\n",
+			nf_kev_fail_name(r), (unsigned long long)s.failed[r]);
+	counter(f, "numafollow_kube_events_retries_total",
+		"Requests to the API server tried again (connection errors, 5xx, 429).", s.retries);
+	counter(f, "numafollow_kube_events_dropped_total",
+		"Kubernetes Events dropped because the queue was full.", s.dropped);
+	counter(f, "numafollow_kube_events_rate_limited_total",
+		"Kubernetes Events not sent: over the rate of their pod (a burst of 25, then one "
+		"per 5 minutes).",
+		s.rate_limited);
+	head(f, "numafollow_kube_events_queued", "gauge", "Kubernetes Events waiting to be sent.");
+	fprintf(f, "numafollow_kube_events_queued %zu\n", s.queued);
+}
+
+char *nf_metrics(nf_agent *a, nf_kevents *k)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -147,6 +177,7 @@ char *nf_metrics(nf_agent *a)
 	counter(f, "numafollow_drift_repairs_total",
 		"Migrations started because a reconcile found memory outside the mems.",
 		s->drift_repairs);
+	kube_events(f, k);
 	fclose(f);
 	return buf;
 }

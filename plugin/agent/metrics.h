@@ -3,8 +3,10 @@
 #define NF_METRICS_H
 
 #include "agent.h"
+#include "kevents.h"
 
-/* The exposition of A; NULL when out of memory. */
-char *nf_metrics(nf_agent *a);
+/* The exposition of A, and of K's Kubernetes events (NULL: off); NULL when
+ * out of memory. */
+char *nf_metrics(nf_agent *a, nf_kevents *k);
 
 #endif

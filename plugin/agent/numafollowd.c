@@ -3,6 +3,7 @@
 #include "agent.h"
 #include "../lib/nf.h"
 #include "api.h"
+#include "kevents.h"
 #include "../lib/http.h"
 #include "../lib/log.h"
 #include "../../cgroup/util.h"
@@ -62,6 +63,12 @@ static const char usage_text[] =
     "  --journal-max-kib N      journal size bound in KiB (default 4096)\n"
     "  --log-level LEVEL        err, warning, notice, info (default) or debug\n"
     "  --log-target TARGET      stderr (default) or syslog\n"
+    "  --kube-events MODE       Kubernetes Events about pods' migrations: auto\n"
+    "                           (default: on inside a cluster's pod), on or off\n"
+    "  --kube-sa-dir DIR        the service account's token and ca.crt (default\n"
+    "                           " NF_KEV_SA_DIR ")\n"
+    "  --kube-events-queue N    events waiting to be sent at most; more are dropped\n"
+    "                           and counted (default 256)\n"
     "  -h, --help               this text\n"
     "  -V, --version            the version\n"
     "\n"
@@ -74,9 +81,9 @@ static const char usage_text[] =
 typedef struct {
 	int log_level; /* first: an offset of 0 means "not a string" in defs */
 	char *config, *socket, *socket_group, *listen, *token_file, *state_dir, *cgroup_root;
-	char *log_target, *method, *docker_socket;
+	char *log_target, *method, *docker_socket, *kube_events, *kube_sa_dir;
 	uint64_t workers, reconcile_s, retries, history, journal_kib;
-	uint64_t threads, max_rate, budget_ms, assist;
+	uint64_t threads, max_rate, budget_ms, assist, kube_queue;
 } options;
 
 typedef struct {
@@ -108,6 +115,9 @@ static const option_def defs[] = {
     {"max-rate", 0, offsetof(options, max_rate), 0, 1 << 20, true},
     {"budget-ms", 0, offsetof(options, budget_ms), 0, 86400000, true},
     {"assist", 0, offsetof(options, assist), 0, 1, true},
+    {"kube-events", offsetof(options, kube_events), 0, 0, 0, false},
+    {"kube-sa-dir", offsetof(options, kube_sa_dir), 0, 0, 0, false},
+    {"kube-events-queue", 0, offsetof(options, kube_queue), 1, 65536, false},
 };
 
 static void options_free(options *o)
@@ -125,13 +135,17 @@ static int options_default(options *o)
 		       .history = 1000,
 		       .journal_kib = 4096,
 		       .assist = 1,
+		       .kube_queue = 256,
 		       .log_level = LOG_INFO};
 	o->socket = strdup(NF_DEFAULT_SOCKET);
 	o->state_dir = strdup("/var/lib/numafollow");
 	o->log_target = strdup("stderr");
 	o->method = strdup("auto");
 	o->docker_socket = strdup("/run/docker.sock");
-	return o->socket && o->state_dir && o->log_target && o->method && o->docker_socket
+	o->kube_events = strdup("auto");
+	o->kube_sa_dir = strdup(NF_KEV_SA_DIR);
+	return o->socket && o->state_dir && o->log_target && o->method && o->docker_socket &&
+		       o->kube_events && o->kube_sa_dir
 		   ? 0
 		   : -ENOMEM;
 }
@@ -241,6 +255,9 @@ static int load_options(int argc, char **argv, options *o)
 	if (nf_method_parse(o->method, &m) < 0)
 		return nf_log_invalid("method '%s' is not auto, migrate_pages or move_pages",
 				      o->method);
+	if (strcmp(o->kube_events, "auto") && strcmp(o->kube_events, "on") &&
+	    strcmp(o->kube_events, "off"))
+		return nf_log_invalid("kube-events '%s' is not auto, on or off", o->kube_events);
 	return 0;
 }
 
@@ -436,6 +453,37 @@ static void reload(int argc, char **argv, options *o, nf_agent *a, int tfd)
 	sd_notify("READY=1");
 }
 
+/* Kubernetes Events: in a cluster's pod (auto) or when asked (on), whose
+ * missing credentials then stop the start. *RET stays NULL when off. */
+static int start_kevents(const options *o, nf_kevents **ret)
+{
+	bool on = strcmp(o->kube_events, "on") == 0;
+	const char *msg = "";
+	if (strcmp(o->kube_events, "off") == 0)
+		return nf_log(LOG_INFO, "kube events: off (kube-events = off)"), 0;
+	if (!on && !nf_kevents_in_cluster(o->kube_sa_dir))
+		return nf_log(
+			   LOG_INFO,
+			   "kube events: off: not in a cluster's pod (no KUBERNETES_SERVICE_HOST "
+			   "or no token in '%s')",
+			   o->kube_sa_dir),
+		       0;
+	nf_kevents_config kc = {.sa_dir = o->kube_sa_dir,
+				.host = getenv("KUBERNETES_SERVICE_HOST"),
+				.port = getenv("KUBERNETES_SERVICE_PORT"),
+				.node = getenv("NODE_NAME"),
+				.queue_max = o->kube_queue};
+	int r = nf_kevents_start(&kc, ret, &msg);
+	if (r == 0) {
+		nf_log(LOG_INFO, "kube events: on, to %s with the service account in '%s'",
+		       nf_kevents_server(*ret), o->kube_sa_dir);
+		return 0;
+	}
+	nf_log(on ? LOG_ERR : LOG_WARNING, "kube events: %s ('%s'): %s%s", msg, o->kube_sa_dir,
+	       strerror(-r), on ? "" : "; events off");
+	return on ? r : 0;
+}
+
 static int loop(int argc, char **argv, options *o, nf_agent *a, int sfd, int tfd)
 {
 	_cleanup_close_ int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -479,6 +527,7 @@ static int run(int argc, char **argv, options *o)
 {
 	nf_agent *a = NULL;
 	nf_api *api = NULL;
+	nf_kevents *kev = NULL;
 	_cleanup_free_ char *token = NULL;
 	_cleanup_close_ int sfd = -1, tfd = -1;
 	sigset_t mask;
@@ -514,7 +563,18 @@ static int run(int argc, char **argv, options *o)
 		nf_log(LOG_ERR, "signalfd/timerfd: %m");
 		return NF_EXIT_SYSTEM;
 	}
-	if (nf_http_setup(false) < 0 || nf_agent_new(&ac, &a) < 0)
+	/* libcurl, before any thread: dockerd's names, Kubernetes events */
+	if (nf_http_setup(true) < 0)
+		return NF_EXIT_SYSTEM;
+	if (start_kevents(o, &kev) < 0) {
+		nf_http_teardown();
+		return NF_EXIT_SYSTEM;
+	}
+	if (kev) {
+		ac.on_done = nf_kevents_record;
+		ac.on_done_data = pc.kevents = kev;
+	}
+	if (nf_agent_new(&ac, &a) < 0)
 		goto out;
 	pc.self_check = self_check(a);
 	if (nf_api_start(a, &pc, &api) < 0)
@@ -527,7 +587,8 @@ static int run(int argc, char **argv, options *o)
 	sd_notify("STOPPING=1");
 out:
 	nf_api_stop(api);
-	nf_agent_free(a);
+	nf_agent_free(a); /* its workers gone, no more events come */
+	nf_kevents_stop(kev);
 	nf_http_teardown();
 	json_object_put(pc.self_check);
 	if (code == 0)

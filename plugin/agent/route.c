@@ -215,6 +215,32 @@ static json_object *results_json(const nf_agent_stats *s)
 	return m;
 }
 
+/* {enabled, server, created, patched, ...}: the Kubernetes events' state. */
+static json_object *kevents_json(nf_kevents *k)
+{
+	nf_kevents_stats s;
+	nf_kevents_stats_get(k, &s);
+	json_object *o = json_object_new_object(), *failed = json_object_new_object();
+	for (int f = 0; failed && f < NF_KEV_FAIL_COUNT; f++)
+		if (!nf_json_add(failed, nf_kev_fail_name(f), json_object_new_int64(s.failed[f])))
+			failed = (json_object_put(failed), NULL);
+	const char *server = nf_kevents_server(k);
+	bool ok = o && nf_json_add(o, "enabled", json_object_new_boolean(s.enabled)) &&
+		  (server ? nf_json_add(o, "server", json_object_new_string(server))
+			  : json_object_object_add(o, "server", NULL) == 0) &&
+		  nf_json_add(o, "queued", json_object_new_int64(s.queued)) &&
+		  nf_json_add(o, "created", json_object_new_int64(s.created)) &&
+		  nf_json_add(o, "patched", json_object_new_int64(s.patched)) &&
+		  nf_json_add(o, "retries", json_object_new_int64(s.retries)) &&
+		  nf_json_add(o, "dropped", json_object_new_int64(s.dropped)) &&
+		  nf_json_add(o, "rate_limited", json_object_new_int64(s.rate_limited)) &&
+		  nf_json_add(o, "failed", TAKE_PTR(failed));
+	json_object_put(failed);
+	if (!ok)
+		return json_object_put(o), NULL;
+	return o;
+}
+
 static json_object *status_json(const nf_endpoint *ep)
 {
 	nf_agent_stats s;
@@ -232,6 +258,7 @@ static json_object *status_json(const nf_endpoint *ep)
 	    nf_json_add(o, "queued", json_object_new_int64(s.queued)) &&
 	    nf_json_add(o, "migrations", results_json(&s)) &&
 	    nf_json_add(o, "history_persistent", json_object_new_boolean(s.history_persistent)) &&
+	    nf_json_add(o, "kube_events", kevents_json(ep->kevents)) &&
 	    json_object_object_add(o, "self_check", json_object_get(ep->self_check)) == 0;
 	if (!ok)
 		return json_object_put(o), NULL;
@@ -575,7 +602,7 @@ static nf_reply route(const nf_endpoint *ep, const nf_request *q)
 			   : not_allowed("GET", m);
 	if (strcmp(url, "/metrics") == 0)
 		return get ? text_reply(200, "text/plain; version=0.0.4; charset=utf-8",
-					nf_metrics(a))
+					nf_metrics(a, ep->kevents))
 			   : not_allowed("GET", m);
 	if (strcmp(url, "/v1/status") == 0)
 		return get ? json_reply(200, status_json(ep)) : not_allowed("GET", m);

@@ -5,6 +5,7 @@
 #define NF_ROUTE_H
 
 #include "agent.h"
+#include "kevents.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@ typedef struct {
 	bool tcp;		 /* only /healthz and /metrics are served without the token */
 	const char *token;	 /* for everything else over TCP; NULL: TCP is read-only */
 	json_object *self_check; /* served in /v1/status */
+	nf_kevents *kevents;	 /* Kubernetes events, or NULL when off */
 } nf_endpoint;
 
 /* A query argument, percent-decoded, or NULL when the query has none. */

@@ -39,22 +39,26 @@ static int translate(CURLcode c)
 int nf_http(const nf_http_peer *p, const char *method, const char *path, const char *body,
 	    nf_http_reply *ret)
 {
-	_cleanup_free_ char *url = NULL, *auth = NULL;
+	_cleanup_free_ char *url = NULL, *auth = NULL, *type = NULL;
 	struct curl_slist *hdr = NULL;
 	nf_http_reply r = {0};
 	CURL *c = curl_easy_init();
 	if (!c || asprintf(&url, "%s%s", p->url ? p->url : "http://localhost", path) < 0 ||
-	    (p->token && asprintf(&auth, "Authorization: Bearer %s", p->token) < 0)) {
+	    (p->token && asprintf(&auth, "Authorization: Bearer %s", p->token) < 0) ||
+	    asprintf(&type, "Content-Type: %s",
+		     p->content_type ? p->content_type : "application/json") < 0) {
 		curl_easy_cleanup(c);
 		return -ENOMEM;
 	}
 	if (auth)
 		hdr = curl_slist_append(hdr, auth);
 	if (body)
-		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+		hdr = curl_slist_append(hdr, type);
 	if (!p->url)
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->socket);
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (p->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, p->ca_file);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	if (body || strcmp(method, "POST") == 0)
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
@@ -67,6 +71,9 @@ int nf_http(const nf_http_peer *p, const char *method, const char *path, const c
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
 	CURLcode cr = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+	curl_off_t after = 0;
+	if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+		r.retry_after_s = after;
 	long oserr = 0;
 	/* curl says "localhost port 80" even for a unix socket: say what connect(2) said */
 	if (cr == CURLE_COULDNT_CONNECT && !p->url &&

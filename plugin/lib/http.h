@@ -1,5 +1,6 @@
-/* One HTTP request to the agent (libcurl), over its unix socket or TCP: the
- * transport that the CLI and the OCI hook share. */
+/* One HTTP request (libcurl): to the agent, over its unix socket or TCP, the
+ * transport that the CLI and the OCI hook share; and the agent's own requests
+ * to the Kubernetes API server over https (kevents.c). */
 #ifndef NF_HTTP_H
 #define NF_HTTP_H
 
@@ -7,9 +8,12 @@
 #include <stddef.h>
 
 typedef struct {
-	const char *socket; /* the agent's unix socket, used when url is NULL */
-	const char *url;    /* "http://host:port" instead of the socket */
-	const char *token;  /* a bearer token, or NULL */
+	const char *socket;	  /* the agent's unix socket, used when url is NULL */
+	const char *url;	  /* "http://host:port" instead of the socket */
+	const char *token;	  /* a bearer token, or NULL */
+	const char *ca_file;	  /* https: the CA bundle the server's certificate must chain
+				   * to (a cluster's ca.crt); NULL: the system's */
+	const char *content_type; /* of a body; NULL: application/json */
 	long connect_ms, total_ms;
 } nf_http_peer;
 
@@ -17,7 +21,8 @@ typedef struct {
 	long status;
 	char *body; /* NUL-terminated, or NULL when the answer had none */
 	size_t len;
-	char error[256]; /* curl's words when the request failed */
+	long retry_after_s; /* the answer's Retry-After in seconds (either form); 0: none */
+	char error[256];    /* curl's words when the request failed */
 } nf_http_reply;
 
 /* METHOD PATH with BODY (JSON, or NULL). Returns 0 when an answer came, whatever
