@@ -10,7 +10,7 @@ PKG_CONFIG ?= pkg-config
 # Evaluated when a recipe runs, after `deps` may have installed the packages.
 pc = $(shell $(PKG_CONFIG) --$(1) $(2))
 NF_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -pthread \
-	    $(call pc,cflags,numa json-c libmicrohttpd libcurl)
+	    $(call pc,cflags,numa json-c libmicrohttpd libcurl libcgroup)
 NF_LIBS   = $(call pc,libs,numa json-c) -pthread
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -27,12 +27,12 @@ AGENT_SRC := $(wildcard plugin/agent/*.c)
 # The agent's parts that unit tests link (all but main).
 AGENT_LIB := $(filter-out plugin/agent/numafollowd.c,$(AGENT_SRC))
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
-HELPERS  := $(B)/memhog $(B)/memhog-static $(B)/movetool $(B)/probe
+HELPERS  := $(B)/memhog $(B)/memhog-static $(B)/movetool $(B)/probe $(B)/cgroup-scan
 FUZZERS  := $(B)/fuzz-parsers $(B)/fuzz-api
 UNITS    := $(UNIT_SRC:tests/unit/test-%.c=$(B)/tests/unit-%) \
 	    $(UNIT_SRC:tests/unit/test-%.c=$(B)/asan/unit-%)
 SOURCES  := $(LIB_SRC) $(CLI_SRC) $(HOOK_SRC) $(AGENT_SRC) $(UNIT_SRC) tests/helpers/memhog.c $(wildcard tests/fuzz/*.c) \
-	    tests/helpers/probe.c tests/bench/movetool.c \
+	    tests/helpers/probe.c tests/bench/movetool.c tests/bench/cgroup-scan.c \
 	    $(wildcard */*.h */*/*.h)
 
 # Only the goals that promise a fresh machine may install packages.
@@ -83,6 +83,10 @@ $(B)/memhog: tests/helpers/memhog.c | $(DEPS)
 # make bench); the probe static, for containers.
 $(B)/movetool: $(B)/tests/bench/movetool.o $(B)/libnf.a
 	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS)
+
+# The cgroup layer against libcgroup, case by case (tests/bench/cgroup-scan.sh).
+$(B)/cgroup-scan: $(B)/tests/bench/cgroup-scan.o $(B)/libnf.a
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcgroup)
 
 $(B)/tests/bench/%.o: tests/bench/%.c | $(DEPS)
 	@mkdir -p $(@D)
