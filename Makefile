@@ -11,12 +11,12 @@ PKG_CONFIG ?= pkg-config
 pc = $(shell $(PKG_CONFIG) --$(1) $(2))
 NF_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -pthread \
 	    $(call pc,cflags,numa json-c libmicrohttpd libcurl libcgroup)
-NF_LIBS   = $(call pc,libs,numa json-c) -pthread
+NF_LIBS   = $(call pc,libs,numa json-c libcgroup) -pthread
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # Three programs over one library (libnf.a): cgroup/ and plugin/lib/ (the
 # engine, journal, HTTP client, JSON helpers, log) and the hook's parsers.
-LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c cgroup/identity.c \
+LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/libcg.c cgroup/residency.c cgroup/identity.c \
 	    plugin/lib/engine.c plugin/lib/journal.c plugin/lib/http.c plugin/lib/log.c \
 	    plugin/lib/record.c plugin/lib/settle.c plugin/lib/mover.c plugin/lib/explain.c \
 	    plugin/lib/staged.c plugin/lib/jsonw.c \
@@ -86,7 +86,7 @@ $(B)/movetool: $(B)/tests/bench/movetool.o $(B)/libnf.a
 
 # The cgroup layer against libcgroup, case by case (tests/bench/cgroup-scan.sh).
 $(B)/cgroup-scan: $(B)/tests/bench/cgroup-scan.o $(B)/libnf.a
-	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libcgroup)
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS)
 
 $(B)/tests/bench/%.o: tests/bench/%.c | $(DEPS)
 	@mkdir -p $(@D)
@@ -171,7 +171,7 @@ clean:
 # FUZZ_SECONDS each; `make check` runs a short pass of both.
 FUZZ_SECONDS ?= 60
 FUZZ_CC   = clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
-	    $(call pc,cflags,json-c) -Wall -Wextra -Werror
+	    $(call pc,cflags,json-c libcgroup) -Wall -Wextra -Werror
 API_FUZZ := tests/fuzz/fuzz-api.c tests/fuzz/fake-agent.c plugin/agent/route.c \
 	    plugin/agent/metrics.c plugin/agent/decide.c plugin/agent/history.c
 
