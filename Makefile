@@ -10,13 +10,13 @@ PKG_CONFIG ?= pkg-config
 # Evaluated when a recipe runs, after `deps` may have installed the packages.
 pc = $(shell $(PKG_CONFIG) --$(1) $(2))
 NF_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -pthread \
-	    $(call pc,cflags,numa json-c libmicrohttpd libcurl)
-NF_LIBS   = $(call pc,libs,numa json-c libcurl) -pthread
+	    $(call pc,cflags,numa json-c libmicrohttpd libcurl libcgroup)
+NF_LIBS   = $(call pc,libs,numa json-c libcurl libcgroup) -pthread
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # Three programs over one library (libnf.a): cgroup/ and plugin/lib/ (the
 # engine, journal, HTTP client, JSON helpers, log) and the hook's parsers.
-LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/residency.c cgroup/identity.c \
+LIB_SRC  := cgroup/util.c cgroup/nodeset.c cgroup/cgroup.c cgroup/libcg.c cgroup/residency.c cgroup/identity.c \
 	    plugin/lib/engine.c plugin/lib/journal.c plugin/lib/http.c plugin/lib/log.c \
 	    plugin/lib/record.c plugin/lib/settle.c plugin/lib/mover.c plugin/lib/explain.c \
 	    plugin/lib/staged.c plugin/lib/jsonw.c \
@@ -27,12 +27,12 @@ AGENT_SRC := $(wildcard plugin/agent/*.c)
 # The agent's parts that unit tests link (all but main).
 AGENT_LIB := $(filter-out plugin/agent/numafollowd.c,$(AGENT_SRC))
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
-HELPERS  := $(B)/memhog $(B)/memhog-static $(B)/movetool $(B)/probe
+HELPERS  := $(B)/memhog $(B)/memhog-static $(B)/movetool $(B)/probe $(B)/cgroup-scan
 FUZZERS  := $(B)/fuzz-parsers $(B)/fuzz-api
 UNITS    := $(UNIT_SRC:tests/unit/test-%.c=$(B)/tests/unit-%) \
 	    $(UNIT_SRC:tests/unit/test-%.c=$(B)/asan/unit-%)
 SOURCES  := $(LIB_SRC) $(CLI_SRC) $(HOOK_SRC) $(AGENT_SRC) $(UNIT_SRC) tests/helpers/memhog.c $(wildcard tests/fuzz/*.c) \
-	    tests/helpers/probe.c tests/bench/movetool.c \
+	    tests/helpers/probe.c tests/bench/movetool.c tests/bench/cgroup-scan.c \
 	    $(wildcard */*.h */*/*.h)
 
 # Only the goals that promise a fresh machine may install packages.
@@ -82,6 +82,10 @@ $(B)/memhog: tests/helpers/memhog.c | $(DEPS)
 # The mover's driver and the workload with its mmap probe (tests/vm/t-mover.sh,
 # make bench); the probe static, for containers.
 $(B)/movetool: $(B)/tests/bench/movetool.o $(B)/libnf.a
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS)
+
+# The cgroup layer against libcgroup, case by case (tests/bench/cgroup-scan.sh).
+$(B)/cgroup-scan: $(B)/tests/bench/cgroup-scan.o $(B)/libnf.a
 	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS)
 
 $(B)/tests/bench/%.o: tests/bench/%.c | $(DEPS)
@@ -167,7 +171,7 @@ clean:
 # FUZZ_SECONDS each; `make check` runs a short pass of both.
 FUZZ_SECONDS ?= 60
 FUZZ_CC   = clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE \
-	    $(call pc,cflags,json-c) -Wall -Wextra -Werror
+	    $(call pc,cflags,json-c libcgroup) -Wall -Wextra -Werror
 API_FUZZ := tests/fuzz/fuzz-api.c tests/fuzz/fake-agent.c plugin/agent/route.c \
 	    plugin/agent/metrics.c plugin/agent/decide.c plugin/agent/history.c \
 	    plugin/agent/kevents.c

@@ -1,26 +1,13 @@
 #include "cgroup.h"
+#include "libcg.h"
 #include "util.h"
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape(char *s)
-{
-	char *w = s;
-	for (char *r = s; *r; r++) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-		    r[3] >= '0' && r[3] <= '7') {
-			*w++ = (r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0');
-			r += 3;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = '\0';
-}
+#include <sys/statfs.h>
 
 static bool has_option(const char *opts, const char *opt)
 {
@@ -33,94 +20,40 @@ static bool has_option(const char *opts, const char *opt)
 	return false;
 }
 
-/* Splits one mountinfo line into root, mount point, fstype and super options. */
-/* Splits one mountinfo line into root, mount point, fstype and super options.
- * Fields are separated by single spaces and may be empty (a mount source of ""). */
-static int parse_mountinfo_line(char *line, char **root, char **mnt, char **fstype, char **sopts)
+/* The hierarchy's version by its file system: cgroup2 or v1 cgroupfs. */
+static int fs_version(const char *mount, nf_cgroup_version *ret)
 {
-	char *f[6], *p = line, *tok;
-
-	line[strcspn(line, "\n")] = '\0';
-	for (int n = 0; n < 6; n++)
-		if (!(f[n] = strsep(&p, " ")))
-			return -EINVAL;
-	for (tok = f[5]; tok && strcmp(tok, "-") != 0;) /* optional fields end at "-" */
-		tok = strsep(&p, " ");
-	*fstype = strsep(&p, " ");
-	if (!tok || !*fstype || !strsep(&p, " ") /* source */ || !(*sopts = strsep(&p, " ")))
-		return -EINVAL;
-	*root = f[3];
-	*mnt = f[4];
-	unescape(*root);
-	unescape(*mnt);
+	struct statfs fs;
+	if (statfs(mount, &fs) < 0)
+		return -errno;
+	if (fs.f_type != CGROUP2_SUPER_MAGIC && fs.f_type != CGROUP_SUPER_MAGIC)
+		return -ENOTDIR;
+	*ret = fs.f_type == CGROUP2_SUPER_MAGIC ? NF_CG_V2 : NF_CG_V1;
 	return 0;
 }
 
-int nf_mountinfo_find_cpuset(FILE *f, nf_hierarchy *ret)
-{
-	_cleanup_free_ char *line = NULL, *v1 = NULL, *v2 = NULL, *mem = NULL;
-	size_t cap = 0;
-
-	while (getline(&line, &cap, f) > 0) {
-		char *root, *mnt, *fstype, *sopts;
-		if (parse_mountinfo_line(line, &root, &mnt, &fstype, &sopts) < 0)
-			continue;
-		/* A bind mount of a sub-cgroup (root != "/") only sees part of the tree. */
-		if (strcmp(root, "/") != 0)
-			continue;
-		char **slot = NULL;
-		if (strcmp(fstype, "cgroup") == 0 && has_option(sopts, "cpuset")) {
-			slot = &v1;
-			if (has_option(sopts, "memory") && !mem && !(mem = strdup(mnt)))
-				return -ENOMEM; /* co-mounted */
-		} else if (strcmp(fstype, "cgroup2") == 0)
-			slot = &v2;
-		else if (strcmp(fstype, "cgroup") == 0 && has_option(sopts, "memory"))
-			slot = &mem;
-		if (slot && !*slot && !(*slot = strdup(mnt)))
-			return -ENOMEM;
-	}
-	if (!v1 && !v2)
-		return -ENOENT;
-	bool hybrid = v1 && v2, is_v1 = v1; /* TAKE_PTR clears v1 */
-	*ret = (nf_hierarchy){
-	    .version = is_v1 ? NF_CG_V1 : NF_CG_V2,
-	    .mount = is_v1 ? TAKE_PTR(v1) : TAKE_PTR(v2),
-	    .hybrid = hybrid,
-	    .memory = is_v1 ? TAKE_PTR(mem) : NULL,
-	};
-	return 0;
-}
-
-/* cgroup2 offers cpuset only if no v1 hierarchy holds it and the kernel has it. */
-static int v2_has_cpuset(const char *mount)
-{
-	_cleanup_free_ char *path = NULL, *ctl = NULL;
-	if (asprintf(&path, "%s/cgroup.controllers", mount) < 0)
-		return -ENOMEM;
-	int r = nf_read_line(path, &ctl);
-	if (r < 0)
-		return r;
-	for (char *p = ctl; *p; p++)
-		if (*p == ' ')
-			*p = ',';
-	return has_option(ctl, "cpuset") ? 0 : -ENOENT;
-}
-
+/* libcgroup lists cgroup2 as offering cpuset only where no v1 hierarchy holds
+ * it (it reads cgroup2's cgroup.controllers), so v1 wins on hybrid hosts. It
+ * reads /proc/mounts, which has no mount root: a bind mount of a sub-cgroup
+ * listed before the hierarchy's own mount would win; every layout the project
+ * runs in (a host, the DaemonSet's and podman's host /sys/fs/cgroup) mounts a
+ * hierarchy at one path. Measured (tests/bench/cgroup-scan.sh, docs/
+ * benchmarks.md): 53 us a call against 36 us by parsing mountinfo, once per
+ * process. */
 int nf_hierarchy_detect(nf_hierarchy *ret)
 {
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return -errno;
-	nf_hierarchy h;
-	int r = nf_mountinfo_find_cpuset(f, &h);
-	if (r < 0)
+	_cleanup_free_ char *mount = NULL, *memory = NULL;
+	nf_cgroup_version v, mv;
+	int r = nf_libcg_init();
+	if (r < 0 || (r = nf_libcg_mount("cpuset", &mount)) < 0 || (r = fs_version(mount, &v)) < 0)
 		return r;
-	if (h.version == NF_CG_V2 && (r = v2_has_cpuset(h.mount)) < 0) {
-		nf_hierarchy_done(&h);
+	/* v1 residency reads the memory hierarchy's numa_stat; cgroup2's is not it */
+	r = v == NF_CG_V1 ? nf_libcg_mount("memory", &memory) : -ENOENT;
+	if (r < 0 && r != -ENOENT)
 		return r;
-	}
-	*ret = h;
+	if (memory && (fs_version(memory, &mv) < 0 || mv != NF_CG_V1))
+		free(TAKE_PTR(memory));
+	*ret = (nf_hierarchy){.version = v, .mount = TAKE_PTR(mount), .memory = TAKE_PTR(memory)};
 	return 0;
 }
 
@@ -336,6 +269,12 @@ static int cmp_pid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Not libcgroup's: cgroup_get_task_begin/next reads "tasks", thread ids and
+ * v1 only (on v2 it failed for all 1,000 containers of tests/bench/
+ * cgroup-scan.sh); cgroup_get_procs reads cgroup.procs a little faster (1,000
+ * containers: 11.6 ms against 13.7 on the v1 host, one open less), but only
+ * under its own mount table (not CG's path), loops without end on a line that
+ * is not a number, and ends a list at a read error as if it were complete. */
 int nf_cgroup_tasks(const nf_cgroup *cg, bool recursive, pid_t **ret, size_t *ret_n)
 {
 	pidvec p = {0};
@@ -358,10 +297,13 @@ int nf_cgroup_tasks(const nf_cgroup *cg, bool recursive, pid_t **ret, size_t *re
 	return 0;
 }
 
-/* "hierarchy-id:controllers:path" per line; v2 is "0::path", v1 cpuset is the
- * line whose controllers include "cpuset". */
 /* The path of the hierarchy that holds controller CTRL (v1), or of the
- * unified one (v2, CTRL NULL), in /proc/PID/cgroup TEXT. */
+ * unified one (v2, CTRL NULL), in /proc/PID/cgroup TEXT: "id:controllers:path"
+ * per line, v2's "0::path". Not libcgroup's cgroup_get_current_controller_path:
+ * its scanf("%d:%[^:]:%s") fails on v2's empty controllers (every process in
+ * the v2 VM, tests/bench/cgroup-scan.sh) and on v1 cuts a path at a space
+ * ("/p000/k 9" became "/p000/k", another cgroup), for no gain (1,000
+ * processes: 11.3 ms against 10.8 on the v1 host). */
 static int proc_cgroup_find(const char *text, const char *ctrl_name, char **ret_rel)
 {
 	for (const char *line = text; line && *line;) {

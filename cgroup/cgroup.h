@@ -12,7 +12,6 @@ typedef enum { NF_CG_V1 = 1, NF_CG_V2 = 2 } nf_cgroup_version;
 typedef struct {
 	nf_cgroup_version version;
 	char *mount;  /* mount point of the hierarchy that holds cpuset */
-	bool hybrid;  /* v1 cpuset, with a cgroup2 mount beside it */
 	char *memory; /* v1: mount point of the memory hierarchy, or NULL */
 } nf_hierarchy;
 
@@ -22,10 +21,8 @@ typedef struct {
 	char *rel;  /* path inside the hierarchy, "/" for its root */
 } nf_cgroup;
 
-/* Finds the cpuset hierarchy in mountinfo text: a v1 "cgroup" mount with the
- * cpuset option wins over cgroup2. -ENOENT when there is neither. */
-int nf_mountinfo_find_cpuset(FILE *mountinfo, nf_hierarchy *ret);
-/* The same for this process, checking that cgroup2 really offers cpuset. */
+/* Finds the hierarchy that holds cpuset (through libcgroup: cgroup/libcg.h),
+ * v1 on hybrid hosts: -ENOENT when none does. Call before starting threads. */
 int nf_hierarchy_detect(nf_hierarchy *ret);
 void nf_hierarchy_done(nf_hierarchy *h);
 const char *nf_hierarchy_name(const nf_hierarchy *h);

@@ -818,7 +818,10 @@ static nf_cg *add_child(nf_agent *a, nf_cg *parent, const char *name)
 	return c;
 }
 
-/* Watches C before listing it, so a child is either listed or announced. */
+/* Watches C before listing it, so a child is either listed or announced.
+ * Not libcgroup's cgroup_walk_tree: its fts stats and returns every file of
+ * every cgroup; 10,000 cgroups took 761 ms against 143 on the v1 host, 4.7 s
+ * against 0.46 in the v2 VM (tests/bench/cgroup-scan.sh). */
 static void scan(nf_agent *a, nf_cg *c)
 {
 	char path[PATH_MAX];
@@ -1497,7 +1500,7 @@ static int start(nf_agent *a, const nf_agent_config *cfg)
 	    !(a->wd_hash = calloc(a->wd_buckets, sizeof(*a->wd_hash))))
 		return nf_log_errno(LOG_ERR, r ? r : -ENOMEM, "starting");
 	if ((r = nf_hierarchy_detect(&a->h)) < 0)
-		return nf_log_errno(LOG_ERR, r, "no cpuset controller in /proc/self/mountinfo");
+		return nf_log_errno(LOG_ERR, r, "no cpuset controller mounted (/proc/mounts)");
 	if ((r = open_top(a, cfg->cgroup_root)) < 0)
 		return nf_log_errno(LOG_ERR, r, "--cgroup-root '%s'", cfg->cgroup_root);
 	if ((r = open_journal(a, cfg)) < 0)

@@ -25,7 +25,7 @@ static int open_cgroup(const char *arg, nf_hierarchy *h, nf_cgroup *cg, nf_cli_e
 				     "this kernel has no NUMA support (numa_available)");
 	r = nf_hierarchy_detect(h);
 	if (r < 0)
-		return nf_cli_system(e, r, "no cpuset controller found in /proc/self/mountinfo: %s",
+		return nf_cli_system(e, r, "no cpuset controller mounted (/proc/mounts): %s",
 				     strerror(-r));
 	r = nf_cgroup_open(h, arg, cg);
 	if (r == -EXDEV)

@@ -32,15 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 2:
 		nf_numa_maps_parse(s, &res, &to, stay);
 		break;
-	case 3: {
-		FILE *f = fmemopen(s, strlen(s) + 1, "r");
-		nf_hierarchy h;
-		if (f && nf_mountinfo_find_cpuset(f, &h) == 0)
-			nf_hierarchy_done(&h);
-		if (f)
-			fclose(f);
+	case 3: /* was mountinfo: libcgroup reads the mounts now (cgroup/libcg.c) */
 		break;
-	}
 	case 4: {
 		_cleanup_free_ char *rel = NULL;
 		if (nf_cgroup_normalize("/sys/fs/cgroup", s, &rel) < 0)

@@ -4,95 +4,46 @@
 #include <cmocka.h>
 
 #include "../../cgroup/cgroup.h"
+#include "../../cgroup/libcg.h"
 #include "../../cgroup/util.h"
 
 #include <fcntl.h>
+#include <libcgroup.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static int find(const char *text, nf_hierarchy *h)
-{
-	_cleanup_fclose_ FILE *f = fmemopen((void *)text, strlen(text), "r");
-	assert_non_null(f);
-	return nf_mountinfo_find_cpuset(f, h);
-}
-
-static void mountinfo_v2(void **state)
+/* The machine's own hierarchy, found through libcgroup. */
+static void detect(void **state)
 {
 	nf_hierarchy h;
+	char path[4096];
 	(void)state;
-	assert_int_equal(find("24 1 0:22 / /proc rw - proc proc rw\n"
-			      "30 24 0:26 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 "
-			      "rw,nsdelegate,memory_recursiveprot\n",
-			      &h),
-			 0);
-	assert_int_equal(h.version, NF_CG_V2);
-	assert_string_equal(h.mount, "/sys/fs/cgroup");
-	assert_false(h.hybrid);
-	assert_null(h.memory);
+	int r = nf_hierarchy_detect(&h);
+	if (r == -ENOENT)
+		skip(); /* no cpuset controller mounted here */
+	assert_int_equal(r, 0);
+	snprintf(path, sizeof(path), "%s/%s", h.mount,
+		 h.version == NF_CG_V1 ? "cpuset.effective_mems" : "cpuset.mems.effective");
+	assert_int_equal(access(path, F_OK), 0);
+	if (h.memory) { /* v1 only, and a memory hierarchy */
+		assert_int_equal(h.version, NF_CG_V1);
+		snprintf(path, sizeof(path), "%s/memory.numa_stat", h.memory);
+		assert_int_equal(access(path, F_OK), 0);
+	}
 	nf_hierarchy_done(&h);
 }
 
-/* Host shape of a docker-era hybrid machine (seen on this project's CI host). */
-static const char hybrid[] =
-    "31 25 0:27 / /sys/fs/cgroup ro,nosuid shared:9 - tmpfs tmpfs ro,mode=755\n"
-    "32 31 0:28 / /sys/fs/cgroup/unified rw shared:10 - cgroup2 cgroup2 rw,nsdelegate\n"
-    "33 31 0:29 / /sys/fs/cgroup/systemd rw shared:11 - cgroup cgroup rw,xattr,name=systemd\n"
-    "36 31 0:32 / /sys/fs/cgroup/cpu,cpuacct rw shared:15 - cgroup cgroup rw,cpu,cpuacct\n"
-    "37 31 0:33 / /sys/fs/cgroup/cpuset rw shared:16 - cgroup cgroup rw,cpuset\n"
-    "38 31 0:34 / /sys/fs/cgroup/memory rw shared:17 - cgroup cgroup rw,memory\n";
-
-static void mountinfo_hybrid(void **state)
+/* libcgroup's ECG* codes become -errno at its edge. */
+static void libcg_errno(void **state)
 {
-	nf_hierarchy h;
 	(void)state;
-	assert_int_equal(find(hybrid, &h), 0);
-	assert_int_equal(h.version, NF_CG_V1);
-	assert_string_equal(h.mount, "/sys/fs/cgroup/cpuset");
-	assert_string_equal(h.memory, "/sys/fs/cgroup/memory"); /* v1 residency */
-	assert_true(h.hybrid);
-	nf_hierarchy_done(&h);
-}
-
-static void mountinfo_v1_shared(void **state)
-{
-	nf_hierarchy h;
-	(void)state;
-	/* cpuset co-mounted with cpu; a later bind of a sub-cgroup is ignored;
-	 * \040 is a space in the mount point. */
-	assert_int_equal(find("40 31 0:40 /docker/abc /mnt/sub rw - cgroup cgroup rw,cpuset\n"
-			      "41 31 0:40 / /cg\\040set rw master:3 - cgroup none rw,cpu,cpuset\n",
-			      &h),
-			 0);
-	assert_int_equal(h.version, NF_CG_V1);
-	assert_string_equal(h.mount, "/cg set");
-	assert_null(h.memory);
-	nf_hierarchy_done(&h);
-	/* cpuset co-mounted with memory: one hierarchy for both */
-	assert_int_equal(find("42 31 0:41 / /cg rw - cgroup none rw,cpuset,memory\n", &h), 0);
-	assert_string_equal(h.memory, "/cg");
-	nf_hierarchy_done(&h);
-}
-
-/* An empty mount source leaves two spaces in a row. */
-static void mountinfo_empty_source(void **state)
-{
-	nf_hierarchy h;
-	(void)state;
-	assert_int_equal(find("30 24 0:26 / /sys/fs/cgroup rw - cgroup2  rw,nsdelegate\n", &h), 0);
-	assert_int_equal(h.version, NF_CG_V2);
-	assert_string_equal(h.mount, "/sys/fs/cgroup");
-	nf_hierarchy_done(&h);
-}
-
-static void mountinfo_none(void **state)
-{
-	nf_hierarchy h;
-	(void)state;
-	assert_int_equal(find("", &h), -ENOENT);
-	assert_int_equal(find("garbage\n1 2 3\n", &h), -ENOENT);
-	/* "cpusetx" is not "cpuset" */
-	assert_int_equal(find("1 1 0:1 / /x rw - cgroup c rw,cpusetx\n", &h), -ENOENT);
+	assert_int_equal(nf_libcg_errno(0), 0);
+	assert_int_equal(nf_libcg_errno(ECGROUPNOTEXIST), -ENOENT);
+	assert_int_equal(nf_libcg_errno(ECGROUPNOTMOUNTED), -ENOENT);
+	assert_int_equal(nf_libcg_errno(ECGNONEMPTY), -ENOTEMPTY);
+	assert_int_equal(nf_libcg_errno(ECGEOF), -ENODATA);
+	assert_int_equal(nf_libcg_errno(12345), -EIO);
+	assert_true(nf_libcg_errno(ECGOTHER) < 0); /* the thread's last errno, or -EIO */
 }
 
 static void normalize(void **state)
@@ -236,10 +187,9 @@ static void proc_cgroup(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(proc_cgroup),	cmocka_unit_test(mountinfo_v2),
-	    cmocka_unit_test(mountinfo_hybrid), cmocka_unit_test(mountinfo_v1_shared),
-	    cmocka_unit_test(mountinfo_none),	cmocka_unit_test(mountinfo_empty_source),
-	    cmocka_unit_test(normalize),	cmocka_unit_test(open_and_tasks),
+	    cmocka_unit_test(proc_cgroup),    cmocka_unit_test(detect),
+	    cmocka_unit_test(libcg_errno),    cmocka_unit_test(normalize),
+	    cmocka_unit_test(open_and_tasks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
