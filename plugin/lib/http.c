@@ -43,6 +43,7 @@ int nf_http(const nf_http_peer *p, const char *method, const char *path, const c
 	struct curl_slist *hdr = NULL;
 	nf_http_reply r = {0};
 	CURL *c = curl_easy_init();
+	*ret = (nf_http_reply){0};
 	if (!c || asprintf(&url, "%s%s", p->url ? p->url : "http://localhost", path) < 0 ||
 	    (p->token && asprintf(&auth, "Authorization: Bearer %s", p->token) < 0) ||
 	    asprintf(&type, "Content-Type: %s",
