@@ -559,6 +559,13 @@ static outcome request(nf_kevents *k, const char *method, const char *path, cons
 			server_words(&rep, o.detail, sizeof(o.detail));
 		long after = rep.retry_after_s;
 		nf_http_reply_done(&rep);
+		/* a retried create that finds its name taken: an attempt that
+		 * timed out was committed after all */
+		if (!o.err && o.status == 409 && attempt > 1 && strcmp(method, "POST") == 0) {
+			nf_log(LOG_DEBUG, "kube events: POST %s: 409 on attempt %u: created before",
+			       path, attempt);
+			o.status = 201;
+		}
 		if (ok(&o))
 			return o;
 		nf_kev_fail f = kind(&o);
