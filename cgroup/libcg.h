@@ -10,7 +10,9 @@ int nf_libcg_errno(int ecg);
 /* Reads the mounted hierarchies once (cgroup_init: /proc/cgroups, /proc/mounts
  * and each cgroup2 mount's cgroup.controllers), with libcgroup's logging off:
  * its default logger writes to stdout, which is the CLI's JSON and the text
- * runc folds into a hook's error. Call before starting threads. */
+ * runc folds into a hook's error. It rewrites libcgroup's global mount table
+ * (under libcgroup's own lock): call it once, before other threads use
+ * libcgroup. */
 int nf_libcg_init(void);
 /* Where CONTROLLER's hierarchy is mounted, as of nf_libcg_init: -ENOENT when
  * no mounted hierarchy offers it. */
