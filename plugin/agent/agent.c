@@ -768,20 +768,26 @@ static void check_mems(nf_agent *a, nf_cg *c, nf_trigger t, bool eff_only)
 		char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
 		bool idle =
 		    (!c->running || c->running->assist) && (!c->pending || c->pending->assist);
-		/* Nothing outside the new set before the write (the last sample)
-		 * nor now (a widening, say): the kernel moved nothing, nor will the
-		 * agent; or a container still starting under runc: no record that
-		 * says nothing a user would care about. */
-		bool nothing =
-		    idle && ((c->anon && cg_outside(a, c, &c->eff, false) == 0 &&
-			      (sample(a, c), c->anon && cg_outside(a, c, &c->eff, false) == 0)) ||
-			     runc_init_only(a, c));
-		nf_log(nothing ? LOG_DEBUG : LOG_INFO,
-		       "container %s: effective mems %s -> %s (%s)%s", cg_id(c),
-		       nf_nodeset_format(&old, b1, sizeof(b1)),
+		/* No record that says nothing a user would care about: a widening
+		 * of a container with nothing outside the new set (the kernel
+		 * moves nothing, nor will the agent); or a container still
+		 * starting under runc. A narrowing always has one: on v2 the
+		 * kernel moved inside the write, and the last sample, taken
+		 * before the container's memory grew maybe, cannot say it was
+		 * nothing. */
+		nf_nodeset lost;
+		nf_nodeset_minus(&old, &c->eff, &lost);
+		const char *why =
+		    !idle ? NULL
+		    : nf_nodeset_empty(&lost) && c->anon && cg_outside(a, c, &c->eff, false) == 0
+			? "a widening, with none of its memory outside"
+		    : runc_init_only(a, c) ? "its tasks are still runc's init"
+					   : NULL;
+		nf_log(why ? LOG_DEBUG : LOG_INFO, "container %s: effective mems %s -> %s (%s)%s%s",
+		       cg_id(c), nf_nodeset_format(&old, b1, sizeof(b1)),
 		       nf_nodeset_format(&c->eff, b2, sizeof(b2)), nf_trigger_name(t),
-		       nothing ? ": nothing to move (none outside, or runc's init)" : "");
-		if (!nothing)
+		       why ? ": nothing to move: " : "", why ? why : "");
+		if (!why)
 			request(a, c, t, &old);
 	} else if (t == NF_TRIG_INOTIFY && is_container(c) && reconcile_raced(c)) {
 		nf_log(LOG_INFO,
@@ -1513,9 +1519,11 @@ static int start(nf_agent *a, const nf_agent_config *cfg)
 	    (r = nf_docker_new(cfg->docker_socket, named, a, &a->docker)) < 0)
 		return nf_log_errno(LOG_ERR, r, "starting the docker name lookups");
 	uint64_t t0 = nf_now_ns();
+	pthread_mutex_lock(&a->lock); /* the docker thread's answers take it */
 	scan(a, a->top);
 	link_history(a);
 	reconcile_subtree(a, a->top, false); /* drift from before the agent started */
+	pthread_mutex_unlock(&a->lock);
 	nf_log(LOG_INFO, "watching %zu cgroups under '%s%s' (%s), scanned in %llu ms", a->n_cgs + 1,
 	       a->h.mount, strcmp(a->top->rel, "/") ? a->top->rel : "", nf_hierarchy_name(&a->h),
 	       (unsigned long long)((nf_now_ns() - t0) / 1000000));
@@ -1578,6 +1586,7 @@ void nf_agent_free(nf_agent *a)
 		return;
 	nf_docker_free(a->docker); /* its thread takes the lock */
 	pthread_mutex_lock(&a->lock);
+	a->docker = NULL;
 	a->stopping = true;
 	cancel_assists(a, a->top);
 	pthread_cond_broadcast(&a->work);

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define QUEUE  256
 #define ID_LEN 64
@@ -43,13 +44,16 @@ int nf_docker_parse_name(const char *body, char **ret)
 		r = -ENOENT;
 	else if (json_object_is_type(o, json_type_array) &&
 		 json_object_object_get_ex(json_object_array_get_idx(o, 0), "Names", &names) &&
-		 json_object_is_type(names, json_type_array) &&
-		 (name = json_object_array_get_idx(names, 0)) &&
-		 json_object_is_type(name, json_type_string))
-		s = json_object_get_string(name);
-	if (s && *s == '/')
-		s++;
-	if (s && docker_name(s))
+		 json_object_is_type(names, json_type_array))
+		/* the container's own name is "/name"; a legacy link adds
+		 * "/other/alias", which may come first */
+		for (size_t i = 0; !s && i < json_object_array_length(names); i++)
+			if ((name = json_object_array_get_idx(names, i)) &&
+			    json_object_is_type(name, json_type_string) &&
+			    *json_object_get_string(name) == '/' &&
+			    docker_name(json_object_get_string(name) + 1))
+				s = json_object_get_string(name) + 1;
+	if (s)
 		r = (*ret = strdup(s)) ? 0 : -ENOMEM;
 	json_object_put(o);
 	return r;
@@ -59,7 +63,7 @@ static void lookup(nf_docker *d, const char *id)
 {
 	char path[96 + ID_LEN];
 	nf_http_peer peer = {.socket = d->socket, .connect_ms = 1000, .total_ms = 5000};
-	nf_http_reply rep;
+	nf_http_reply rep = {0};
 	_cleanup_free_ char *name = NULL;
 	/* the list, not GET /containers/ID/json: that one waits for the
 	 * container's lock, which dockerd holds while the container starts */
@@ -68,7 +72,8 @@ static void lookup(nf_docker *d, const char *id)
 	int r = nf_http(&peer, "GET", path, NULL, &rep);
 	bool answered = r == 0 && rep.status < 500;
 	if (!answered && !d->failing)
-		nf_log(LOG_WARNING,
+		/* no socket: no dockerd on this host, not a fault */
+		nf_log(access(d->socket, F_OK) == 0 ? LOG_WARNING : LOG_INFO,
 		       "docker: dockerd at %s did not answer (%s): docker containers stay "
 		       "unnamed until it does (asked again at their next sample)",
 		       d->socket, r < 0 ? rep.error : "a server error");

@@ -12,9 +12,10 @@
 
 #define NF_API_MAX_BODY (64 * 1024)
 /* The list's memory figures are at most this old: fresher than the reconcile's
- * (30 s), and 1,000 containers are sampled at most once a second however
- * often the list is asked for. Metrics keep the reconcile's. */
-#define NF_LIST_MAX_AGE_MS 1000
+ * (30 s), and each container is sampled at most once in this time (under the
+ * agent's lock; on v1 a busy one's numa_maps) however often the list is
+ * asked for. Metrics keep the reconcile's. */
+#define NF_LIST_MAX_AGE_MS 5000
 /* Bodies over NF_API_MAX_BODY are read and dropped, to answer 413 on a
  * connection the client still reads; past this they are not worth reading. */
 #define NF_API_DISCARD_MAX (1024 * 1024)

