@@ -49,7 +49,7 @@ typedef struct nf_cg {
 	uint64_t *anon, *file; /* bytes per node at the last sample (containers only) */
 	uint64_t residual;     /* left outside by the last migration */
 	uint64_t assisted;     /* moved by assists since the last migration started */
-	uint64_t *pre;	       /* bytes per node when an assisted write began, or NULL */
+	uint64_t *pre;	       /* bytes per node when a write began (v2), or NULL */
 	uint64_t v1_sig;       /* v1: what the last sample's numa_stat and tasks were */
 	uint64_t sampled_ns;   /* when (nf_now_ns) */
 	bool assist_armed;     /* an assist was asked for the write under way */
@@ -872,20 +872,34 @@ static void remove_subtree(nf_agent *a, nf_cg *c)
 
 static void reconcile(nf_agent *a);
 
-/* A write to C's cpuset.mems begins (v2): an assist for each container below
- * with enough memory for the mover that has nothing else under way. */
-static void arm_subtree(nf_agent *a, nf_cg *c)
+/* A write to C's cpuset.mems begins (v2: the writer's O_TRUNC open, before
+ * the kernel moves anything). Each idle container below is sampled now, while
+ * its effective mems are still the old ones: the write's record counts what
+ * the kernel moved from that picture, not from a sample maybe a reconcile old
+ * (memory grows with no event). With assist on, a container with enough
+ * memory for the mover gets an assist. */
+static void write_begins(nf_agent *a, nf_cg *c)
 {
-	uint64_t anon = 0;
-	for (unsigned n = 0; c->anon && n < a->nnodes; n++)
-		anon += c->anon[n];
-	if (is_container(c) && !c->assist_armed && !c->running && !c->pending && !opted_out(c) &&
-	    anon >= NF_GENTLE_MIN_BYTES) {
-		nf_job *j = calloc(1, sizeof(*j));
-		free(c->pre);
-		if ((c->pre = calloc(a->nnodes, sizeof(*c->pre))))
-			for (unsigned n = 0; n < a->nnodes; n++)
-				c->pre[n] = c->anon[n] + c->file[n];
+	if (is_container(c) && !c->assist_armed && !c->running && !c->pending) {
+		char path[PATH_MAX];
+		nf_cgroup cg = as_cgroup(a, c, path);
+		nf_nodeset eff;
+		bool before =
+		    nf_cgroup_read_mems(&cg, NULL, &eff) == 0 && nf_nodeset_equal(&eff, &c->eff);
+		if (before) /* else the kernel is moving already: too late for a picture */
+			sample(a, c);
+		if (c->anon && (before || !c->pre)) {
+			free(c->pre);
+			if ((c->pre = calloc(a->nnodes, sizeof(*c->pre))))
+				for (unsigned n = 0; n < a->nnodes; n++)
+					c->pre[n] = c->anon[n] + c->file[n];
+		}
+		uint64_t anon = 0;
+		for (unsigned n = 0; c->anon && n < a->nnodes; n++)
+			anon += c->anon[n];
+		nf_job *j = a->tuning.assist && !opted_out(c) && anon >= NF_GENTLE_MIN_BYTES
+				? calloc(1, sizeof(*j))
+				: NULL;
 		if (j) {
 			*j = (nf_job){
 			    .cg = c, .trigger = NF_TRIG_INOTIFY, .from = c->eff, .assist = true};
@@ -895,7 +909,7 @@ static void arm_subtree(nf_agent *a, nf_cg *c)
 		}
 	}
 	for (nf_cg *k = c->child; k; k = k->next)
-		arm_subtree(a, k);
+		write_begins(a, k);
 }
 
 /* The write is over: its assists stop (the kernel is done). */
@@ -954,9 +968,9 @@ static void handle_event(nf_agent *a, const struct inotify_event *ev, const char
 		if (ev->mask & IN_CLOSE_WRITE) {
 			check_subtree(a, c, NF_TRIG_INOTIFY);
 			disarm_subtree(a, c);
-		} else if ((ev->mask & IN_MODIFY) && a->tuning.assist && a->h.version == NF_CG_V2 &&
+		} else if ((ev->mask & IN_MODIFY) && a->h.version == NF_CG_V2 &&
 			   !closed_later(ev->wd, next, end)) {
-			arm_subtree(a, c);
+			write_begins(a, c);
 		}
 	} else if ((ev->mask & IN_MODIFY) && /* a write to cgroup.procs: one sample, not two */
 		   (strcmp(ev->name, "cgroup.procs") == 0 || strcmp(ev->name, "tasks") == 0 ||

@@ -34,13 +34,13 @@ static unsigned long number(const char *s)
 
 int main(int argc, char **argv)
 {
-	unsigned long mib = 64, threads = 0, exit_ms = 0;
+	unsigned long mib = 64, threads = 0, exit_ms = 0, delay_ms = 0;
 	int leader_exits = 0;
 	unsigned long shared_mib = 0;
 	const char *ready = NULL;
 	int c;
 
-	while ((c = getopt(argc, argv, "m:t:r:x:s:Zh")) != -1) {
+	while ((c = getopt(argc, argv, "m:t:r:x:s:d:Zh")) != -1) {
 		switch (c) {
 		case 'm':
 			mib = number(optarg);
@@ -57,6 +57,9 @@ int main(int argc, char **argv)
 		case 'Z':
 			leader_exits = 1;
 			break;
+		case 'd':
+			delay_ms = number(optarg);
+			break;
 		case 's':
 			shared_mib = number(optarg);
 			break;
@@ -64,12 +67,18 @@ int main(int argc, char **argv)
 			fprintf(
 			    stderr,
 			    "usage: memhog [-m MIB] [-t THREADS] [-r READYFILE] "
-			    "[-x EXIT_AFTER_MS] [-s SHARED_MIB] [-Z]\n"
+			    "[-x EXIT_AFTER_MS] [-s SHARED_MIB] [-d DELAY_MS] [-Z]\n"
 			    "  -s: also SHARED_MIB of shared anonymous memory, mapped by a child "
 			    "too\n"
+			    "  -d: wait DELAY_MS before touching any memory\n"
 			    "  -Z: the main thread exits once ready; the other threads hold on\n");
 			return 2;
 		}
+	}
+	if (delay_ms) {
+		struct timespec ts = {.tv_sec = delay_ms / 1000,
+				      .tv_nsec = delay_ms % 1000 * 1000000};
+		nanosleep(&ts, NULL);
 	}
 	if (shared_mib) {
 		size_t slen = shared_mib << 20;

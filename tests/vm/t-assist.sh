@@ -87,4 +87,23 @@ expect_on "$pid" "$other" "without assist"
 expect_eq "assisted without assist" "$(jq -r .assisted_bytes "$T/rec.json")" 0
 expect_ge "kernel moved without assist (MiB)" $(($(jq -r .kernel_moved_bytes "$T/rec.json") / MiB)) 380
 expect_eq "numafollow_assists_total" "$(metric numafollow_assists_total)" "$n"
+
+say "memory that grew after the agent's last sample: the record counts from the write's start"
+# joins empty (sampled then, and not again: no reconcile, no GET of it), then
+# touches 64 MiB; a writer opens cpuset.mems (O_TRUNC: IN_MODIFY), waits, writes
+gid=feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface
+gcg=$(mkcg "system.slice/docker-$gid.scope" 0)
+gpid=$(start_hog "$gcg" -m 64 -d 3000)
+expect_on "$gpid" 0 "before the write"
+python3 -c 'import sys, time
+f = open(sys.argv[1], "w")
+time.sleep(2)
+f.write("1")
+f.close()' "$gcg/cpuset.mems"
+grown() { api "/v1/migrations?container=$gid" | jq -e '.migrations[0] | .to == "1" and .result == "ok"' >/dev/null; }
+wait_for "the grown container's record" 60 grown
+api "/v1/migrations?container=$gid" | jq -c '.migrations[0] | {kernel_moved_bytes, assisted_bytes, moved_bytes}'
+expect_on "$gpid" 1 "after the write"
+expect_ge "kernel moved (MiB of 64), counted from the write's start" \
+	$(($(api "/v1/migrations?container=$gid" | jq '.migrations[0].kernel_moved_bytes') / MiB)) 60
 echo PASS
