@@ -1230,17 +1230,6 @@ static void unregister_in(const nf_cg *keep, nf_cg *c, const char *id)
 		unregister_in(keep, k, id);
 }
 
-static int pid_error(int r, pid_t pid, char **ret_msg)
-{
-	if (ret_msg && asprintf(ret_msg, "pid %d%s%s", pid,
-				r == -ESRCH   ? ": no such process"
-				: r == -EXDEV ? " is in a cgroup outside the watched root"
-					      : ": its cpuset cgroup cannot be found: ",
-				r == -ESRCH || r == -EXDEV ? "" : strerror(-r)) < 0)
-		*ret_msg = NULL;
-	return r;
-}
-
 /* Whether another container than C goes by ID without a registration of it
  * (its cgroup's name says ID): a registration that took ID would shadow it. */
 static const nf_cg *id_taken(nf_agent *a, const nf_cg *c, const char *id)
@@ -1249,37 +1238,17 @@ static const nf_cg *id_taken(nf_agent *a, const nf_cg *c, const char *id)
 	return o && o != c && !(o->reg && strcmp(o->reg->id, id) == 0) ? o : NULL;
 }
 
-static int refused(nf_registration *r, int err, char **ret_msg, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int refused(nf_registration *r, int err, char **ret_msg, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (ret_msg && vasprintf(ret_msg, fmt, ap) < 0)
-		*ret_msg = NULL;
-	va_end(ap);
-	nf_registration_free(r);
-	return err;
-}
-
 static int registered(nf_agent *a, nf_cg *c, nf_registration *r, char **ret_msg)
 {
 	const nf_cg *other = id_taken(a, c, r->id);
-	switch (nf_decide_registration(r->id, c->reg ? c->reg->id : NULL, strcmp(c->rel, "/") == 0,
-				       other != NULL, nf_nodeset_empty(&c->eff))) {
-	case NF_REG_ROOT:
-		return refused(r, -EPERM, ret_msg,
-			       "pid %d is in the root cgroup: refusing to treat the whole machine "
-			       "as one container",
-			       r->pid);
-	case NF_REG_ID_TAKEN:
-		return refused(r, -EEXIST, ret_msg, "id '%s' is the container of cgroup '%s'",
-			       r->id, other->rel);
-	case NF_REG_NO_CPUSET:
-		return refused(r, -ENXIO, ret_msg, "cgroup '%s' has no cpuset", c->rel);
-	case NF_REG_NEW:
-	case NF_REG_UPDATE:
-		break;
+	nf_reg_action act =
+	    nf_decide_registration(r->id, c->reg ? c->reg->id : NULL, strcmp(c->rel, "/") == 0,
+				   other != NULL, nf_nodeset_empty(&c->eff));
+	if (act != NF_REG_NEW && act != NF_REG_UPDATE) {
+		int e = nf_decide_refusal(0, act, r->pid, r->id, c->rel, other ? other->rel : NULL,
+					  ret_msg);
+		nf_registration_free(r);
+		return e;
 	}
 	bool update = c->reg && strcmp(c->reg->id, r->id) == 0;
 	unregister_in(c, a->top, r->id);
@@ -1300,7 +1269,7 @@ int nf_agent_register(nf_agent *a, nf_registration *r, nf_container_fn fn, void 
 	pthread_mutex_lock(&a->lock);
 	int e = cg_of_pid(a, r->pid, &c);
 	if (e < 0) {
-		e = pid_error(e, r->pid, ret_msg);
+		e = nf_decide_refusal(e, NF_REG_NEW, r->pid, r->id, NULL, NULL, ret_msg);
 		nf_registration_free(r);
 	} else if ((e = registered(a, c, r, ret_msg)) >= 0) {
 		nf_container v = view(a, c);

@@ -1,5 +1,8 @@
 #include "decide.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 nf_req_action nf_decide_request(nf_trigger t, bool opted_out, bool staging, bool pending,
@@ -55,4 +58,37 @@ nf_reg_action nf_decide_registration(const char *id, const char *registered_id, 
 	if (eff_empty)
 		return NF_REG_NO_CPUSET;
 	return registered_id && strcmp(registered_id, id) == 0 ? NF_REG_UPDATE : NF_REG_NEW;
+}
+
+int nf_decide_refusal(int e, nf_reg_action act, int pid, const char *id, const char *rel,
+		      const char *other, char **ret_msg)
+{
+	char *m = NULL;
+	int n;
+	if (e < 0) {
+		n = asprintf(&m, "pid %d%s%s", pid,
+			     e == -ESRCH   ? ": no such process"
+			     : e == -EXDEV ? " is in a cgroup outside the watched root"
+					   : ": its cpuset cgroup cannot be found: ",
+			     e == -ESRCH || e == -EXDEV ? "" : strerror(-e));
+	} else if (act == NF_REG_ROOT) {
+		e = -EPERM;
+		n = asprintf(&m,
+			     "pid %d is in the root cgroup: refusing to treat the whole machine as "
+			     "one container",
+			     pid);
+	} else if (act == NF_REG_ID_TAKEN) {
+		e = -EEXIST;
+		n = asprintf(&m, "id '%s' is the container of cgroup '%s'", id, other);
+	} else {
+		e = -ENXIO;
+		n = asprintf(&m, "cgroup '%s' has no cpuset", rel);
+	}
+	if (n < 0)
+		m = NULL;
+	if (ret_msg)
+		*ret_msg = m;
+	else
+		free(m);
+	return e;
 }

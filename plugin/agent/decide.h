@@ -54,5 +54,12 @@ typedef enum {
 } nf_reg_action;
 nf_reg_action nf_decide_registration(const char *id, const char *registered_id, bool root,
 				     bool id_taken, bool eff_empty);
+/* Why a registration of ID for PID is refused, as -errno, and said in
+ * *RET_MSG (allocated; NULL when out of memory; RET_MSG may be NULL): E is
+ * the error of finding PID's cgroup (-ESRCH, -EXDEV, another), or 0 with ACT
+ * a refusal (ROOT, ID_TAKEN, NO_CPUSET) of PID's cgroup REL, OTHER being the
+ * cgroup that goes by ID. */
+int nf_decide_refusal(int e, nf_reg_action act, int pid, const char *id, const char *rel,
+		      const char *other, char **ret_msg);
 
 #endif

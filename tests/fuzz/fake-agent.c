@@ -365,30 +365,25 @@ int nf_agent_register(nf_agent *a, nf_registration *r, nf_container_fn fn, void 
 {
 	*ret_msg = NULL;
 	unsigned i = r->pid - FAKE_PID_FIRST;
-	if (r->pid == FAKE_PID_OUTSIDE)
-		return refused(r, -EXDEV, ret_msg, "pid %d is in a cgroup outside the watched root",
-			       r->pid);
-	if (r->pid != FAKE_PID_ROOT && (r->pid < FAKE_PID_FIRST || i >= NCG))
-		return refused(r, -ESRCH, ret_msg, "pid %d: no such process", r->pid);
+	int e = r->pid == FAKE_PID_OUTSIDE					   ? -EXDEV
+		: r->pid != FAKE_PID_ROOT && (r->pid < FAKE_PID_FIRST || i >= NCG) ? -ESRCH
+										   : 0;
+	if (e < 0) {
+		e = nf_decide_refusal(e, NF_REG_NEW, r->pid, r->id, NULL, NULL, ret_msg);
+		nf_registration_free(r);
+		return e;
+	}
 	fake_cg *c = r->pid == FAKE_PID_ROOT ? NULL : &a->cg[i];
 	fake_cg *other = find(a, r->id);
 	bool taken =
 	    c && other && other != c && !(other->reg && strcmp(other->reg->id, r->id) == 0);
-	switch (nf_decide_registration(r->id, c && c->reg ? c->reg->id : NULL, !c, taken,
-				       c && nf_nodeset_empty(&c->eff))) {
-	case NF_REG_ROOT:
-		return refused(r, -EPERM, ret_msg,
-			       "pid %d is in the root cgroup: refusing to treat the whole machine "
-			       "as one container",
-			       r->pid);
-	case NF_REG_ID_TAKEN:
-		return refused(r, -EEXIST, ret_msg, "id '%s' is the container of cgroup '%s'",
-			       r->id, other->rel);
-	case NF_REG_NO_CPUSET:
-		return refused(r, -ENXIO, ret_msg, "cgroup '%s' has no cpuset", c->rel);
-	case NF_REG_NEW:
-	case NF_REG_UPDATE:
-		break;
+	nf_reg_action act = nf_decide_registration(r->id, c && c->reg ? c->reg->id : NULL, !c,
+						   taken, c && nf_nodeset_empty(&c->eff));
+	if (act != NF_REG_NEW && act != NF_REG_UPDATE) {
+		e = nf_decide_refusal(0, act, r->pid, r->id, c ? c->rel : "/",
+				      other ? other->rel : NULL, ret_msg);
+		nf_registration_free(r);
+		return e;
 	}
 	bool update = c->reg && strcmp(c->reg->id, r->id) == 0;
 	for (fake_cg *k = a->cg; k < a->cg + NCG; k++)

@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <stdlib.h>
 
 #include "../../plugin/agent/decide.h"
 #include "../../plugin/lib/settle.h"
@@ -114,11 +116,42 @@ static void settling(void **state)
 	assert_true(nf_settled(4096, 0, 60 * s)); /* never longer than a minute */
 }
 
+/* what a refused registration answers (the agent and tests/fuzz/fake-agent.c) */
+static void refusals(void **state)
+{
+	(void)state;
+	static const struct {
+		int e;
+		nf_reg_action act;
+		int want;
+		const char *msg;
+	} cases[] = {
+	    {-ESRCH, NF_REG_NEW, -ESRCH, "pid 7: no such process"},
+	    {-EXDEV, NF_REG_NEW, -EXDEV, "pid 7 is in a cgroup outside the watched root"},
+	    {-ENOENT, NF_REG_NEW, -ENOENT,
+	     "pid 7: its cpuset cgroup cannot be found: No such file or directory"},
+	    {0, NF_REG_ROOT, -EPERM,
+	     "pid 7 is in the root cgroup: refusing to treat the whole machine as one container"},
+	    {0, NF_REG_ID_TAKEN, -EEXIST, "id 'web' is the container of cgroup '/other'"},
+	    {0, NF_REG_NO_CPUSET, -ENXIO, "cgroup '/c' has no cpuset"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char *m = NULL;
+		assert_int_equal(
+		    nf_decide_refusal(cases[i].e, cases[i].act, 7, "web", "/c", "/other", &m),
+		    cases[i].want);
+		assert_string_equal(m, cases[i].msg);
+		free(m);
+	}
+	assert_int_equal(nf_decide_refusal(0, NF_REG_ROOT, 1, "x", "/", NULL, NULL), -EPERM);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(requests), cmocka_unit_test(states),	 cmocka_unit_test(drift),
 	    cmocka_unit_test(raced),	cmocka_unit_test(registrations), cmocka_unit_test(settling),
+	    cmocka_unit_test(refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
