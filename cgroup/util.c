@@ -154,3 +154,26 @@ char *nf_utf8_clean(const char *s)
 		*o = '\0';
 	return out;
 }
+
+size_t nf_utf8_prefix(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n <= max)
+		return n;
+	/* back off continuation bytes (10xxxxxx): the cut then precedes a lead byte */
+	while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+		max--;
+	return max;
+}
+
+void nf_rfc3339(uint64_t ns, unsigned digits, char *buf, size_t size)
+{
+	time_t s = ns / 1000000000;
+	uint64_t frac = ns % 1000000000;
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	for (unsigned d = digits; d < 9; d++)
+		frac /= 10;
+	snprintf(buf + n, size - n, ".%0*lluZ", (int)digits, (unsigned long long)frac);
+}

@@ -72,5 +72,11 @@ bool nf_utf8_valid(const char *s);
 /* S with each byte that is not part of well-formed UTF-8 replaced by U+FFFD,
  * to free; NULL when out of memory. */
 char *nf_utf8_clean(const char *s);
+/* The length of S's longest prefix of at most MAX bytes that ends on a UTF-8
+ * character boundary (S valid UTF-8). */
+size_t nf_utf8_prefix(const char *s, size_t max);
+/* NS (CLOCK_REALTIME) as RFC 3339 in UTC with DIGITS (1 to 9) of the second
+ * in BUF of SIZE (32 is enough): "2026-11-28T10:00:00.000Z" for 3. */
+void nf_rfc3339(uint64_t ns, unsigned digits, char *buf, size_t size);
 
 #endif

@@ -33,22 +33,7 @@ void nf_kevent_done(nf_kevent *e)
 
 void nf_kev_time(uint64_t ns, char buf[32])
 {
-	time_t s = ns / 1000000000;
-	struct tm tm;
-	gmtime_r(&s, &tm);
-	size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, 32 - n, ".%06lluZ", (unsigned long long)(ns % 1000000000 / 1000));
-}
-
-size_t nf_kev_utf8_prefix(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-	if (n <= max)
-		return n;
-	/* back off continuation bytes (10xxxxxx): the cut then precedes a lead byte */
-	while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-		max--;
-	return max;
+	nf_rfc3339(ns, 6, buf, 32);
 }
 
 char *nf_kev_name(const char *pod, uint64_t ns)
@@ -88,7 +73,7 @@ static char *note_of(const draft *d)
 	if (!s || strlen(s) <= NF_KEV_NOTE_MAX)
 		return s;
 	static const char ellipsis[] = "\xe2\x80\xa6"; /* U+2026, 3 bytes */
-	size_t n = nf_kev_utf8_prefix(s, NF_KEV_NOTE_MAX - (sizeof(ellipsis) - 1));
+	size_t n = nf_utf8_prefix(s, NF_KEV_NOTE_MAX - (sizeof(ellipsis) - 1));
 	memcpy(s + n, ellipsis, sizeof(ellipsis));
 	return s;
 }
@@ -97,7 +82,7 @@ static char *note_of(const draft *d)
 static void whom(draft *d, const nf_container *c, const nf_record *r)
 {
 	char from[NF_NODESET_STRLEN], to[NF_NODESET_STRLEN];
-	const char *name = c->reg && c->reg->name && *c->reg->name ? c->reg->name : NULL;
+	const char *name = c->name && *c->name ? c->name : NULL;
 	add(d,
 	    "container %s%s%.12s%s, cpuset.mems %s -> %s, %llu task%s, trigger %s, migration %llu",
 	    name ? name : "", name ? " (" : "", c->id, name ? ")" : "",
@@ -118,6 +103,13 @@ static void followed(draft *d, const nf_container *c, const nf_record *r, uint64
 	add(d, ".");
 }
 
+/* The record's first errors, if any. */
+static void errors(draft *d, const nf_record *r)
+{
+	for (size_t i = 0; i < r->n_errors && i < 3; i++)
+		add(d, " %s.", r->errors[i]);
+}
+
 static void left_behind(draft *d, const nf_container *c, const nf_record *r, uint64_t moved)
 {
 	char to[NF_NODESET_STRLEN];
@@ -130,8 +122,7 @@ static void left_behind(draft *d, const nf_container *c, const nf_record *r, uin
 	for (size_t i = 0; i < r->n_reasons; i++)
 		add(d, "%s %s%s", i ? ";" : " Why, and what would move it:", r->reasons[i].text,
 		    i + 1 == r->n_reasons ? "." : "");
-	for (size_t i = 0; i < r->n_errors && i < 3; i++)
-		add(d, " %s.", r->errors[i]);
+	errors(d, r);
 	add(d,
 	    " Once the cause is gone: numafollow migrate --via-agent %.12s (or the next change "
 	    "of the mems).",
@@ -143,8 +134,7 @@ static void failed(draft *d, const nf_container *c, const nf_record *r)
 	add(d, "Memory could not follow the pod's NUMA nodes: ");
 	whom(d, c, r);
 	add(d, ".");
-	for (size_t i = 0; i < r->n_errors && i < 3; i++)
-		add(d, " %s.", r->errors[i]);
+	errors(d, r);
 	if (r->n_errors == 0)
 		add(d, " See the agent's log and GET /v1/migrations/%llu.",
 		    (unsigned long long)r->id);
@@ -179,7 +169,7 @@ int nf_kevent_from(const nf_container *c, uint64_t now_ns, nf_kevent *ret)
 	}
 	e.pod = strdup(g->pod_name);
 	e.ns = strdup(g->pod_namespace);
-	e.uid = strdup(c->pod_uid ? c->pod_uid : "");
+	e.uid = strdup(c->pod_uid);
 	e.note = note_of(&d);
 	if (!e.pod || !e.ns || !e.uid || !e.note) {
 		nf_kevent_done(&e);
@@ -195,46 +185,29 @@ char *nf_kev_body(const nf_kevent *e, const char *name, const nf_kev_reporter *r
 	nf_jw w = {0};
 	nf_kev_time(e->time_ns, when);
 	nf_jw_open(&w, '{');
-	nf_jw_key(&w, "apiVersion");
-	nf_jw_str(&w, "events.k8s.io/v1");
-	nf_jw_key(&w, "kind");
-	nf_jw_str(&w, "Event");
+	nf_jw_kstr(&w, "apiVersion", "events.k8s.io/v1");
+	nf_jw_kstr(&w, "kind", "Event");
 	nf_jw_key(&w, "metadata");
 	nf_jw_open(&w, '{');
-	nf_jw_key(&w, "name");
-	nf_jw_str(&w, name);
-	nf_jw_key(&w, "namespace");
-	nf_jw_str(&w, e->ns);
+	nf_jw_kstr(&w, "name", name);
+	nf_jw_kstr(&w, "namespace", e->ns);
 	nf_jw_close(&w, '}');
-	nf_jw_key(&w, "eventTime");
-	nf_jw_str(&w, when);
-	nf_jw_key(&w, "reportingController");
-	nf_jw_str(&w, rep->controller);
-	nf_jw_key(&w, "reportingInstance");
-	nf_jw_str(&w, rep->instance);
-	nf_jw_key(&w, "action");
-	nf_jw_str(&w, NF_KEV_ACTION);
-	nf_jw_key(&w, "reason");
-	nf_jw_str(&w, e->reason);
-	nf_jw_key(&w, "type");
-	nf_jw_str(&w, e->type == NF_KEV_WARNING ? "Warning" : "Normal");
+	nf_jw_kstr(&w, "eventTime", when);
+	nf_jw_kstr(&w, "reportingController", rep->controller);
+	nf_jw_kstr(&w, "reportingInstance", rep->instance);
+	nf_jw_kstr(&w, "action", NF_KEV_ACTION);
+	nf_jw_kstr(&w, "reason", e->reason);
+	nf_jw_kstr(&w, "type", e->type == NF_KEV_WARNING ? "Warning" : "Normal");
 	nf_jw_key(&w, "regarding");
 	nf_jw_open(&w, '{');
-	nf_jw_key(&w, "apiVersion");
-	nf_jw_str(&w, "v1");
-	nf_jw_key(&w, "kind");
-	nf_jw_str(&w, "Pod");
-	nf_jw_key(&w, "namespace");
-	nf_jw_str(&w, e->ns);
-	nf_jw_key(&w, "name");
-	nf_jw_str(&w, e->pod);
-	if (*e->uid) {
-		nf_jw_key(&w, "uid");
-		nf_jw_str(&w, e->uid);
-	}
+	nf_jw_kstr(&w, "apiVersion", "v1");
+	nf_jw_kstr(&w, "kind", "Pod");
+	nf_jw_kstr(&w, "namespace", e->ns);
+	nf_jw_kstr(&w, "name", e->pod);
+	if (*e->uid)
+		nf_jw_kstr(&w, "uid", e->uid);
 	nf_jw_close(&w, '}');
-	nf_jw_key(&w, "note");
-	nf_jw_str(&w, e->note);
+	nf_jw_kstr(&w, "note", e->note);
 	nf_jw_close(&w, '}');
 	return nf_jw_done(&w);
 }
@@ -249,8 +222,7 @@ char *nf_kev_series_patch(uint32_t count, uint64_t last_ns)
 	nf_jw_open(&w, '{');
 	nf_jw_key(&w, "count");
 	nf_jw_u64(&w, count);
-	nf_jw_key(&w, "lastObservedTime");
-	nf_jw_str(&w, when);
+	nf_jw_kstr(&w, "lastObservedTime", when);
 	nf_jw_close(&w, '}');
 	nf_jw_close(&w, '}');
 	return nf_jw_done(&w);
@@ -444,7 +416,7 @@ struct nf_kevents {
 bool nf_kevents_in_cluster(const char *sa_dir)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/token", sa_dir ? sa_dir : NF_KEV_SA_DIR);
+	snprintf(path, sizeof(path), "%s/token", sa_dir);
 	const char *host = getenv("KUBERNETES_SERVICE_HOST");
 	return host && *host && access(path, R_OK) == 0;
 }
@@ -503,6 +475,7 @@ typedef struct {
 	int err;	  /* nf_http's, when no answer came */
 	long status;	  /* else the answer's */
 	char detail[300]; /* curl's or the server's words */
+	unsigned attempts;
 } outcome;
 
 static bool ok(const outcome *o)
@@ -559,13 +532,7 @@ static outcome request(nf_kevents *k, const char *method, const char *path, cons
 			server_words(&rep, o.detail, sizeof(o.detail));
 		long after = rep.retry_after_s;
 		nf_http_reply_done(&rep);
-		/* a retried create that finds its name taken: an attempt that
-		 * timed out was committed after all */
-		if (!o.err && o.status == 409 && attempt > 1 && strcmp(method, "POST") == 0) {
-			nf_log(LOG_DEBUG, "kube events: POST %s: 409 on attempt %u: created before",
-			       path, attempt);
-			o.status = 201;
-		}
+		o.attempts = attempt;
 		if (ok(&o))
 			return o;
 		nf_kev_fail f = kind(&o);
@@ -653,7 +620,12 @@ static void create(nf_kevents *k, const nf_kevent *e, uint64_t mono)
 		return;
 	}
 	outcome o = request(k, "POST", path, body, NULL);
-	if (!ok(&o))
+	/* a retried create that finds its name taken: an attempt that timed out
+	 * was committed after all */
+	if (!o.err && o.status == 409 && o.attempts > 1)
+		nf_log(LOG_DEBUG, "kube events: POST %s: 409 on attempt %u: created before", path,
+		       o.attempts);
+	else if (!ok(&o))
 		return failure(k, e, &o);
 	nf_kev_filter_created(k->filter, e, name, mono);
 	success(k, e, false);
@@ -701,7 +673,6 @@ static void *sender(void *userdata)
 		nf_kevent e = k->queue[k->head];
 		k->head = (k->head + 1) % k->queue_max;
 		k->n--;
-		k->stats.queued = k->n;
 		pthread_mutex_unlock(&k->lock);
 		deliver(k, &e);
 		nf_kevent_done(&e);
@@ -731,7 +702,6 @@ void nf_kevents_record(const nf_container *c, void *userdata)
 	} else {
 		k->queue[(k->head + k->n) % k->queue_max] = e;
 		k->n++;
-		k->stats.queued = k->n;
 		pthread_cond_signal(&k->cond);
 	}
 	uint64_t dropped = k->stats.dropped;
@@ -749,7 +719,7 @@ void nf_kevents_record(const nf_container *c, void *userdata)
 
 static int config(nf_kevents *k, const nf_kevents_config *cfg, const char **ret_msg)
 {
-	const char *dir = cfg->sa_dir ? cfg->sa_dir : NF_KEV_SA_DIR;
+	const char *dir = cfg->sa_dir;
 	char host[300], node[256];
 	if (!cfg->host || !*cfg->host || !cfg->port || !*cfg->port)
 		return *ret_msg = "KUBERNETES_SERVICE_HOST or KUBERNETES_SERVICE_PORT is not set",
@@ -766,7 +736,7 @@ static int config(nf_kevents *k, const nf_kevents_config *cfg, const char **ret_
 	    asprintf(&k->ca_path, "%s/ca.crt", dir) < 0 ||
 	    asprintf(&k->instance, "numafollow-%s", node) < 0)
 		return *ret_msg = "out of memory", -ENOMEM;
-	k->instance[nf_kev_utf8_prefix(k->instance, NF_KEV_FIELD_MAX)] = '\0';
+	k->instance[nf_utf8_prefix(k->instance, NF_KEV_FIELD_MAX)] = '\0';
 	if (access(k->ca_path, R_OK) < 0)
 		return *ret_msg = "cannot read the service account's ca.crt", -errno;
 	int r = read_token(k);
@@ -806,7 +776,6 @@ int nf_kevents_start(const nf_kevents_config *cfg, nf_kevents **ret, const char 
 	pthread_cond_init(&k->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	k->queue_max = cfg->queue_max ? cfg->queue_max : 1;
-	k->stats.enabled = true;
 	int r = config(k, cfg, ret_msg);
 	if (r == 0 && (!(k->queue = calloc(k->queue_max, sizeof(*k->queue))) ||
 		       nf_kev_filter_new(&k->filter) < 0))
@@ -844,7 +813,9 @@ void nf_kevents_stats_get(nf_kevents *k, nf_kevents_stats *ret)
 	}
 	pthread_mutex_lock(&k->lock);
 	*ret = k->stats;
+	ret->queued = k->n;
 	pthread_mutex_unlock(&k->lock);
+	ret->enabled = true;
 }
 
 const char *nf_kevents_server(const nf_kevents *k)

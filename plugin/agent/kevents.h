@@ -52,9 +52,6 @@ void nf_kevent_done(nf_kevent *e);
 
 /* A MicroTime: "2026-11-28T10:00:00.000000Z". */
 void nf_kev_time(uint64_t ns, char buf[32]);
-/* The length of S's longest prefix of at most MAX bytes that ends on a UTF-8
- * character boundary (S valid UTF-8). */
-size_t nf_kev_utf8_prefix(const char *s, size_t max);
 /* An Event's name as client-go makes it, "POD.<hex of NS>", POD shortened to
  * fit NF_KEV_NAME_MAX without ending in '.' or '-'; NULL: out of memory. */
 char *nf_kev_name(const char *pod, uint64_t ns);
@@ -107,7 +104,7 @@ typedef enum {
 const char *nf_kev_fail_name(nf_kev_fail f);
 
 typedef struct {
-	const char *sa_dir; /* token and ca.crt; NULL: NF_KEV_SA_DIR */
+	const char *sa_dir; /* token and ca.crt (NF_KEV_SA_DIR in a pod) */
 	const char *host;   /* the API server (KUBERNETES_SERVICE_HOST) */
 	const char *port;   /* KUBERNETES_SERVICE_PORT */
 	const char *node;   /* this node's name (NODE_NAME), for reportingInstance */
@@ -123,7 +120,7 @@ typedef struct {
 
 typedef struct nf_kevents nf_kevents;
 /* Whether this looks like a pod of a cluster: KUBERNETES_SERVICE_HOST is set
- * and SA_DIR (NULL: NF_KEV_SA_DIR) has a token. */
+ * and SA_DIR has a token. */
 bool nf_kevents_in_cluster(const char *sa_dir);
 /* Reads the token and checks the CA file, starts the sender. -errno with the
  * reason in *ret_msg (static text). Needs nf_http_setup(true) first. */

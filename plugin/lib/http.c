@@ -46,8 +46,8 @@ int nf_http(const nf_http_peer *p, const char *method, const char *path, const c
 	*ret = (nf_http_reply){0};
 	if (!c || asprintf(&url, "%s%s", p->url ? p->url : "http://localhost", path) < 0 ||
 	    (p->token && asprintf(&auth, "Authorization: Bearer %s", p->token) < 0) ||
-	    asprintf(&type, "Content-Type: %s",
-		     p->content_type ? p->content_type : "application/json") < 0) {
+	    (body && asprintf(&type, "Content-Type: %s",
+			      p->content_type ? p->content_type : "application/json") < 0)) {
 		curl_easy_cleanup(c);
 		return -ENOMEM;
 	}

@@ -132,6 +132,12 @@ void nf_jw_str_or_null(nf_jw *w, const char *s)
 	nf_jw_str(w, s && *s ? s : NULL);
 }
 
+void nf_jw_kstr(nf_jw *w, const char *key, const char *s)
+{
+	nf_jw_key(w, key);
+	nf_jw_str(w, s);
+}
+
 void nf_jw_u64(nf_jw *w, uint64_t v)
 {
 	char b[24];

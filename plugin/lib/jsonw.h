@@ -32,6 +32,8 @@ void nf_jw_key(nf_jw *w, const char *key);
 void nf_jw_str(nf_jw *w, const char *s);
 /* S as a string, or null when S is NULL or empty. */
 void nf_jw_str_or_null(nf_jw *w, const char *s);
+/* A member "KEY": S. */
+void nf_jw_kstr(nf_jw *w, const char *key, const char *s);
 void nf_jw_u64(nf_jw *w, uint64_t v);
 void nf_jw_int(nf_jw *w, long long v);
 void nf_jw_bool(nf_jw *w, bool v);

@@ -82,11 +82,9 @@ void nf_record_unref(nf_record *r)
 void nf_record_start(nf_record *r)
 {
 	struct timespec ts;
-	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(r->started_at, sizeof(r->started_at), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(r->started_at + n, sizeof(r->started_at) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	nf_rfc3339((uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, 3, r->started_at,
+		   sizeof(r->started_at));
 	r->state = NF_REC_RUNNING;
 }
 

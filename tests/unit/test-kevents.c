@@ -38,8 +38,11 @@ static void make(fixture *f, nf_result res, const char *pod, const char *ns)
 	f->rec->kernel_moved_bytes = 56 * MiB;
 	f->rec->duration_ms = 1390;
 	f->rec->tasks = 1;
-	f->c = (nf_container){
-	    .id = "abcdef0123456789", .pod_uid = POD_UID, .reg = &f->reg, .last = f->rec};
+	f->c = (nf_container){.id = "abcdef0123456789",
+			      .name = f->reg.name,
+			      .pod_uid = POD_UID,
+			      .reg = &f->reg,
+			      .last = f->rec};
 }
 
 static void unmake(fixture *f)
@@ -174,6 +177,7 @@ static void note_limit(void **state)
 	for (size_t j = 0; j + 3 < sizeof(name); j += 3) /* a name that is not UTF-8, then */
 		memcpy(name + j, "\xff\xe2\x82", 3);
 	f.reg.name = name;
+	f.c.name = name;
 	f.rec->residual_bytes = MiB;
 	f.rec->reasons = why;
 	f.rec->n_reasons = NF_REASONS_MAX;
@@ -188,12 +192,12 @@ static void note_limit(void **state)
 	nf_kevent_done(&e);
 	unmake(&f);
 
-	assert_int_equal(nf_kev_utf8_prefix("abc", 10), 3);
-	assert_int_equal(nf_kev_utf8_prefix("abc", 2), 2);
-	assert_int_equal(nf_kev_utf8_prefix("a\xc3\xa9z", 2), 1); /* not inside é */
-	assert_int_equal(nf_kev_utf8_prefix("a\xc3\xa9z", 3), 3);
-	assert_int_equal(nf_kev_utf8_prefix("\xe2\x80\xa6", 2), 0);
-	assert_int_equal(nf_kev_utf8_prefix("\xf0\x9f\x98\x80x", 4), 4);
+	assert_int_equal(nf_utf8_prefix("abc", 10), 3);
+	assert_int_equal(nf_utf8_prefix("abc", 2), 2);
+	assert_int_equal(nf_utf8_prefix("a\xc3\xa9z", 2), 1); /* not inside é */
+	assert_int_equal(nf_utf8_prefix("a\xc3\xa9z", 3), 3);
+	assert_int_equal(nf_utf8_prefix("\xe2\x80\xa6", 2), 0);
+	assert_int_equal(nf_utf8_prefix("\xf0\x9f\x98\x80x", 4), 4);
 }
 
 static void names(void **state)
@@ -227,6 +231,8 @@ static void bodies(void **state)
 	assert_string_equal(t, "2026-11-28T10:00:00.000000Z");
 	nf_kev_time(NOV_28 * S + 999999999, t);
 	assert_string_equal(t, "2026-11-28T10:00:00.999999Z");
+	nf_rfc3339(NOV_28 * S + 999999999, 3, t, sizeof(t)); /* a record's started_at */
+	assert_string_equal(t, "2026-11-28T10:00:00.999Z");
 	char *p = nf_kev_series_patch(3, NOV_28 * S + 5000);
 	assert_string_equal(p, "{\"series\":{\"count\":3,\"lastObservedTime\":"
 			       "\"2026-11-28T10:00:00.000005Z\"}}\n");
