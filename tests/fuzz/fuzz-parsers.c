@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 2:
 		nf_numa_maps_parse(s, &res, &to, stay);
 		break;
-	case 3: /* was mountinfo: libcgroup reads the mounts now (cgroup/libcg.c) */
+	case 3: /* was mountinfo, which libcgroup reads now (cgroup/libcg.c) */
+		nf_numa_stat_v1_parse(s, &res);
 		break;
 	case 4: {
 		_cleanup_free_ char *rel = NULL;

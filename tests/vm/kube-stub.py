@@ -12,8 +12,9 @@ change only the series (a v1 Event is immutable but for it). Every request
 is appended to the log as one JSON line: method, path, status, errors, body.
 
 The mode file, re-read on every request, says how to answer: "ok" (or no
-file), "403" (forbidden, as RBAC says), "429:K" (429 with Retry-After: 1 to
-the next K requests, then as "ok"), "500".
+file), "403" (forbidden, as RBAC says), "429:K:S" (429 with Retry-After: S
+to the next K requests, then as "ok"), "500:K" (500 to the next K requests,
+then as "ok").
 """
 import argparse
 import datetime
@@ -187,15 +188,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 403, "Forbidden", 'events.events.k8s.io is forbidden: User '
                 '"system:serviceaccount:numafollow:numafollowd" cannot create resource "events"'),
                 rec)
-        if mode == "500":
-            return self.answer(500, status_body(500, "InternalError", "etcd is down"), rec)
-        if mode.startswith("429:"):
+        if mode.startswith("429:") or mode.startswith("500:"):
             with STATE.lock:
                 given = STATE.given.get(mode, 0)
                 STATE.given[mode] = given + 1
-            if given < int(mode[4:]):
+            part = mode.split(":")
+            if given < int(part[1]) and part[0] == "500":
+                return self.answer(500, status_body(500, "InternalError", "etcd is down"), rec)
+            if given < int(part[1]):
                 return self.answer(429, status_body(429, "TooManyRequests", "slow down"), rec,
-                                   [("Retry-After", "1")])
+                                   [("Retry-After", part[2])])
         if method == "POST":
             self.create(body, rec)
         else:

@@ -22,7 +22,7 @@ pm() {
 	podman --root "$T/storage" --runroot "$T/runroot" --storage-driver vfs \
 		--cgroup-manager cgroupfs --events-backend none "$@"
 }
-trap 'pm rm -f -a >/dev/null 2>&1; cleanup' EXIT
+trap 'pm rm -f -a >/dev/null 2>&1; hook_cleanup' EXIT
 pm load -q -i "$archive" >/dev/null || fail "podman load $archive"
 mkdir -p "$T/run" "$T/state"
 SOCK=$T/run/numafollow.sock
@@ -35,7 +35,7 @@ pm run -d --name numafollowd --pid host --cgroupns host --network none \
 	>/dev/null || fail "podman run $image"
 pm logs -f numafollowd >"$T/agent.log" 2>&1 & # where wait_for shows it
 up() { api /healthz >/dev/null 2>&1; }
-wait_for "the agent in its container" 60 up || true
+wait_for "the agent in its container" 60 up
 say "$(pm logs numafollowd 2>&1 | grep -E 'self-check|ready' | head -n 2)"
 expect_eq "privileged" "$(pm inspect --format '{{.HostConfig.Privileged}}' numafollowd)" false
 # The DaemonSet's probe command, from the image, through the shared socket
