@@ -77,7 +77,7 @@ $(B)/numafollowd: $(AGENT_SRC:%.c=$(B)/%.o) $(B)/libnf.a
 	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd)
 
 $(B)/memhog: tests/helpers/memhog.c | $(DEPS)
-	$(CC) $(CFLAGS) $(NF_CFLAGS) -pthread -o $@ $< $(NF_LIBS)
+	$(CC) $(CFLAGS) $(NF_CFLAGS) -pthread -o $@ $<
 
 # The mover's driver and the workload with its mmap probe (tests/vm/t-mover.sh,
 # make bench); the probe static, for containers.
@@ -140,7 +140,8 @@ soak: $(DEPS) all $(HELPERS) $(B)/asan/numafollowd $(B)/tsan/numafollowd
 
 # TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh
 TESTS ?= $(UNITS) $(FUZZERS) $(wildcard tests/host/t-*.sh) $(sort $(wildcard tests/vm/t-*.sh))
-check: $(DEPS) all $(UNITS) $(FUZZERS) $(HELPERS) $(B)/asan/numafollowd $(B)/numafollowd-image.tar
+check: $(DEPS) all $(UNITS) $(FUZZERS) $(HELPERS) $(B)/asan/numafollowd \
+	$(if $(filter tests/vm/t-image.sh,$(TESTS)),$(B)/numafollowd-image.tar)
 	@tests/run.sh $(TESTS)
 
 demo: $(DEPS) all $(HELPERS)

@@ -22,7 +22,8 @@ typedef struct {
 } nf_cgroup;
 
 /* Finds the hierarchy that holds cpuset (through libcgroup: cgroup/libcg.h),
- * v1 on hybrid hosts: -ENOENT when none does. Call before starting threads. */
+ * v1 on hybrid hosts: -ENOENT when none does. Once per process, before any
+ * other thread uses libcgroup. */
 int nf_hierarchy_detect(nf_hierarchy *ret);
 void nf_hierarchy_done(nf_hierarchy *h);
 const char *nf_hierarchy_name(const nf_hierarchy *h);

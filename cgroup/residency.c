@@ -292,7 +292,7 @@ int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_re
 		}
 		if (r != -ENOENT)
 			return r;
-	} else if (cg->h->memory && n > 0 && strcmp(cg->rel, "/") != 0) {
+	} else if (n > 0 && strcmp(cg->rel, "/") != 0) {
 		int r = nf_cgroup_v1_stat(cg, tasks[0], &res);
 		if (r == 0) {
 			*ret = res;

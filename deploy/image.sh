@@ -27,4 +27,5 @@ pm() { podman --root "$ctx/storage" --runroot "$ctx/run" --storage-driver vfs --
 pm build --quiet --pull=never -t "$NAME" -f "$ctx/Containerfile" "$ctx" >/dev/null
 rm -f "$B/numafollowd-image.tar"
 pm save --quiet --format oci-archive -o "$B/numafollowd-image.tar" "$NAME"
+pm image prune -f >/dev/null # the previous build's image, untagged now
 echo "image $NAME: $B/numafollowd-image.tar ($(du -h "$B/numafollowd-image.tar" | cut -f1)); podman load -i it"

@@ -254,10 +254,9 @@ static int find_cgroup(const hook *h, nf_hierarchy *hier, nf_cgroup *ret, char *
 	pid_t pid = h->st.pid;
 	int r = nf_hierarchy_detect(hier);
 	if (r < 0)
-		return nf_oci_fail(
-		    r, ret_msg,
-		    "no cpuset cgroup hierarchy is mounted whole where the hook runs (%s)",
-		    strerror(-r));
+		return nf_oci_fail(r, ret_msg,
+				   "no cpuset cgroup hierarchy is mounted where the hook runs (%s)",
+				   strerror(-r));
 	if ((r = nf_pid_cgroup(pid, hier->version, &rel)) < 0)
 		return nf_oci_fail(r, ret_msg, "pid %d: %s", pid,
 				   r == -ESRCH	  ? "no such process"

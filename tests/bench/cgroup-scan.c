@@ -80,22 +80,6 @@ static void detect_nf(bench *b, size_t *mismatch)
 	}
 }
 
-static void detect_libcg(bench *b, size_t *mismatch)
-{
-	for (int i = 0; i < 100; i++) {
-		char *cpuset = NULL, *memory = NULL;
-		if (cgroup_init() != 0 || cgroup_get_subsys_mount_point("cpuset", &cpuset) != 0 ||
-		    strcmp(cpuset, b->h.mount) != 0)
-			(*mismatch)++;
-		if (b->h.version == NF_CG_V1 &&
-		    (cgroup_get_subsys_mount_point("memory", &memory) != 0 || !b->h.memory ||
-		     strcmp(memory, b->h.memory) != 0))
-			(*mismatch)++;
-		free(cpuset);
-		free(memory);
-	}
-}
-
 /* ---- walk ---- */
 
 /* As the agent's scan() lists a directory: by path, d_type only. */
@@ -278,7 +262,7 @@ int main(int argc, char **argv)
 	}
 	b.base = argv[1];
 	b.reps = strtoul(argv[2], NULL, 10);
-	if (b.reps == 0 || nf_hierarchy_detect(&b.h) < 0 || cgroup_init() != 0) {
+	if (b.reps == 0 || nf_hierarchy_detect(&b.h) < 0) { /* cgroup_init() too */
 		fprintf(stderr, "cgroup-scan: no cpuset hierarchy, or libcgroup cannot init\n");
 		return 1;
 	}
@@ -294,10 +278,9 @@ int main(int argc, char **argv)
 	}
 	printf("cgroup-scan: %s hierarchy at %s, median of %u runs\n", nf_hierarchy_name(&b.h),
 	       b.h.mount, b.reps);
+	/* libcgroup's since a9a9aad: the mountinfo parser it replaced is gone */
 	printf("(c) hierarchy detection, 100 calls\n");
-	timed(&b, "hand-written (nf_hierarchy_detect)", detect_nf);
-	timed(&b, "libcgroup (cgroup_init + mount points)", detect_libcg);
-	cgroup_init();
+	timed(&b, "nf_hierarchy_detect (cgroup_init + mount points)", detect_nf);
 	printf("(a) start-up walk of %s\n", b.base);
 	timed(&b, "hand-written (opendir/readdir, d_type)", walk_nf);
 	printf("    %zu directories\n", n_dirs);
