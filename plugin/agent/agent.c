@@ -872,27 +872,62 @@ static void remove_subtree(nf_agent *a, nf_cg *c)
 
 static void reconcile(nf_agent *a);
 
+/* Bytes per node at C's last sample (anon and file), or NULL. */
+static uint64_t *node_totals(const nf_agent *a, const nf_cg *c)
+{
+	uint64_t *t = c->anon ? calloc(a->nnodes, sizeof(*t)) : NULL;
+	for (unsigned n = 0; t && n < a->nnodes; n++)
+		t[n] = c->anon[n] + c->file[n];
+	return t;
+}
+
+/* PRE, a sample of C taken while a write moved its pages onto NEW (its
+ * effective mems now), made a picture of the write's start. Under the old
+ * mems nothing of C's could be allocated on a node that only NEW has: it held
+ * at most what LAST, the sample before, saw there (without one, what PRE
+ * saw). The rest came from outside NEW and goes back to a node there, which is
+ * all that counting what left the nodes outside NEW needs. */
+static void unmove(const nf_agent *a, const nf_cg *c, uint64_t *pre, const uint64_t *last,
+		   const nf_nodeset *new)
+{
+	uint64_t back = 0;
+	unsigned away = a->nnodes;
+	for (unsigned n = 0; n < a->nnodes; n++) {
+		if (!nf_nodeset_has(new, n)) {
+			away = away < a->nnodes ? away : n;
+		} else if (!nf_nodeset_has(&c->eff, n) && last && last[n] < pre[n]) {
+			back += pre[n] - last[n];
+			pre[n] = last[n];
+		}
+	}
+	if (away < a->nnodes)
+		pre[away] += back;
+}
+
 /* A write to C's cpuset.mems begins (v2: the writer's O_TRUNC open, before
  * the kernel moves anything). Each idle container below is sampled now, while
  * its effective mems are still the old ones: the write's record counts what
  * the kernel moved from that picture, not from a sample maybe a reconcile old
- * (memory grows with no event). With assist on, a container with enough
- * memory for the mover gets an assist. */
+ * (memory grows with no event). A write that lands before or during the
+ * sample has the picture put back as unmove() can. With assist on, a
+ * container with enough memory for the mover gets an assist. */
 static void write_begins(nf_agent *a, nf_cg *c)
 {
 	if (is_container(c) && !c->assist_armed && !c->running && !c->pending) {
 		char path[PATH_MAX];
 		nf_cgroup cg = as_cgroup(a, c, path);
 		nf_nodeset eff;
+		_cleanup_free_ uint64_t *last = node_totals(a, c);
 		bool before =
 		    nf_cgroup_read_mems(&cg, NULL, &eff) == 0 && nf_nodeset_equal(&eff, &c->eff);
-		if (before) /* else the kernel is moving already: too late for a picture */
+		if (before || !c->pre) { /* else this write's picture is taken */
 			sample(a, c);
-		if (c->anon && (before || !c->pre)) {
+			bool moving = nf_cgroup_read_mems(&cg, NULL, &eff) == 0 &&
+				      !nf_nodeset_equal(&eff, &c->eff);
 			free(c->pre);
-			if ((c->pre = calloc(a->nnodes, sizeof(*c->pre))))
-				for (unsigned n = 0; n < a->nnodes; n++)
-					c->pre[n] = c->anon[n] + c->file[n];
+			c->pre = node_totals(a, c);
+			if (c->pre && moving)
+				unmove(a, c, c->pre, last, &eff);
 		}
 		uint64_t anon = 0;
 		for (unsigned n = 0; c->anon && n < a->nnodes; n++)
