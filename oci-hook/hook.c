@@ -215,10 +215,17 @@ static int load_conf(hook *h, char **ret_msg)
 	if (r < 0)
 		return nf_oci_fail(r, ret_msg, "out of memory");
 	r = nf_read_file(path, &text, NULL);
-	if (r < 0 && (r != -ENOENT || h->config_path))
-		return nf_oci_fail(r, ret_msg, "'%s': %s", path, strerror(-r));
-	if (text && (r = nf_hook_conf_parse(text, &h->conf, &msg)) < 0)
-		return nf_oci_fail(r, ret_msg, "'%s' %s", path, reason(msg, r));
+	if (r == -ENOENT && !h->config_path) /* no settings file: the defaults */
+		r = 0;
+	else if (r < 0)
+		r = nf_oci_fail(r, ret_msg, "'%s': %s", path, strerror(-r));
+	else if ((r = nf_hook_conf_parse(text, &h->conf, &msg)) < 0)
+		r = nf_oci_fail(r, ret_msg, "'%s' %s", path, reason(msg, r));
+	if (r < 0) { /* --budget-ms still bounds the way out (main() checked it) */
+		if (h->budget_arg)
+			nf_hook_budget_parse(h->budget_arg, &h->conf.budget_ms);
+		return r;
+	}
 	if (h->socket_arg && (r = nf_hook_conf_set(&h->conf, "socket", h->socket_arg, &msg)) < 0)
 		return nf_oci_fail(r, ret_msg, "--socket: %s", reason(msg, r));
 	if (h->budget_arg && (r = nf_hook_conf_set(&h->conf, "budget-ms", h->budget_arg, &msg)) < 0)
