@@ -1,7 +1,7 @@
 #!/bin/bash
 # vm: --cgroup v2
-# podman with --hooks-dir pointing at the shipped hooks.d file (only the hook's
-# path and socket changed): a container started with `podman run` is
+# podman with --hooks-dir pointing at the shipped hooks.d file (the hook's
+# path and socket changed, and the emulator's budget and timeout): a container started with `podman run` is
 # registered with the agent under podman's id, with its annotation-derived
 # name; `podman rm` runs the poststop stage. vfs storage, no network, an
 # image imported from a busybox tarball: nothing is fetched.
@@ -19,8 +19,10 @@ cp /bin/busybox "$T/rootfs/bin/busybox"
 ln -s busybox "$T/rootfs/bin/sh"
 cp "$HOG_STATIC" "$T/rootfs/bin/memhog"
 tar -C "$T/rootfs" -c . | pm import - localhost/nfbox >/dev/null
+# deploy/'s hooks.d file, with the emulator's budget and timeout (hook-lib.sh's bundle())
 jq --arg hook "$HOOK" --arg sock "$SOCK" \
-	'.hook.path = $hook | .hook.args += ["--socket", $sock]' deploy/oci/50-numafollow.json \
+	'.hook.path = $hook | .hook.args += ["--socket", $sock, "--budget-ms", "15000"]
+	| .hook.timeout = 30' deploy/oci/50-numafollow.json \
 	>"$T/hooks/50-numafollow.json"
 
 start_agent

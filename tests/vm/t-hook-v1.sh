@@ -63,9 +63,10 @@ expect_on "$hog_on" 1 "with the hook's standalone migration"
 # A migration longer than the budget: the hook returns at 90% of its budget
 # and the migration finishes in the background, then logs its result. What is
 # checked is that mechanism (the hook left its child running and returned
-# before the child's result), not the emulator's wall time: the budget leaves
-# the hook's own work 6x its quiet time, and max-rate = 96 makes the move of
-# 384 MiB last 4 s at least, however fast the machine.
+# before the child's result), not the emulator's wall time: the 5 s budget
+# leaves the hook's own work what a loaded emulator takes, and max-rate = 32
+# makes the move of 384 MiB last 12 s at least, however fast the machine (the
+# child's own 60 s alarm leaves a stalled one room).
 # (The state's pid stands for the container's own process, which the hook leaves
 # alone: before its exec it is the runtime's.)
 big=$(mkcg nftest/big 0)
@@ -75,14 +76,15 @@ set_mems "$big" 1
 mkdir -p "$T/b-big"
 cp "$T/b-on/config.json" "$T/b-big/config.json"
 echo "{\"id\":\"big\",\"pid\":$own,\"bundle\":\"$T/b-big\",\"status\":\"created\"}" >"$T/big.json"
-echo 'max-rate = 96' >"$T/slow.conf"
+echo 'max-rate = 32' >"$T/slow.conf"
 t0=$(date +%s%N)
-"$HOOK" --config "$T/slow.conf" --socket "$SOCK" --budget-ms 1000 createRuntime <"$T/big.json"
+"$HOOK" --config "$T/slow.conf" --socket "$SOCK" --budget-ms 5000 createRuntime <"$T/big.json"
 took=$((($(date +%s%N) - t0) / 1000000))
 done_line="container big: createRuntime: agent unreachable .*standalone: cgroup '/nftest/big'"
 ! logged "$done_line" || fail_hook "the background migration had ended before the hook returned"
-say "the hook returned after $took ms (budget 1000 ms), before its migration ended"
-expect_logged "container big: createRuntime: agent unreachable .* outlasts 90% of the 1000 ms budget: it goes on in the background as pid [0-9]+"
+say "the hook returned after $took ms (budget 5000 ms), before its migration ended"
+# (the hook says so at 90%; should it stall past 100%, the watchdog does)
+expect_logged "container big: createRuntime: (agent unreachable .* outlasts 90% of the 5000 ms budget|the 5000 ms budget ran out waiting for the standalone migration): it goes on in the background as pid [0-9]+"
 wait_for "the background migration's own log line" 180 logged "$done_line"
 expect_logged "$done_line, 1 task\(s\) to nodes 1: moved 38[0-9]\.[0-9] MiB, 0\.0 MiB left"
 expect_on "$hog_big" 1 "after the background migration"

@@ -77,8 +77,10 @@ mkdir -p "$T/rootfs/bin" "$T/hooks" "$T/out"
 cp /bin/busybox "$T/rootfs/bin/busybox"
 cp "$HOG_STATIC" "$T/rootfs/bin/memhog"
 tar -C "$T/rootfs" -c . | pm import - localhost/nfbox >/dev/null
+# deploy/'s hooks.d file, with the emulator's budget and timeout (hook-lib.sh's bundle())
 jq --arg hook "$HOOK" --arg sock "$SOCK" \
-	'.hook.path = $hook | .hook.args += ["--socket", $sock]' deploy/oci/50-numafollow.json \
+	'.hook.path = $hook | .hook.args += ["--socket", $sock, "--budget-ms", "15000"]
+	| .hook.timeout = 30' deploy/oci/50-numafollow.json \
 	>"$T/hooks/50-numafollow.json"
 wid=$(pm --hooks-dir "$T/hooks" run -d --network none --cpuset-mems 0 -v "$T/out:/out" \
 	localhost/nfbox /bin/memhog -m 64 -r /out/ready) || fail "podman run of the workload failed"
