@@ -139,6 +139,12 @@ def status_body(code, reason, message):
             "reason": reason, "code": code}
 
 
+def now():
+    """When a request arrived: a gap between two is at least what the client
+    waited, however late the stub gets to log them."""
+    return datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -155,7 +161,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         rec["status"] = code
-        rec["time"] = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         with STATE.lock, open(STATE.args.log, "a") as f:
             f.write(json.dumps(rec) + "\n")
 
@@ -166,13 +171,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.handle_event("PATCH")
 
     def do_GET(self):
-        rec = {"method": "GET", "path": self.path, "errors": []}
+        rec = {"method": "GET", "path": self.path, "errors": [], "time": now()}
         self.answer(200 if self.path == "/healthz" else 404, {"status": "ok"}, rec)
 
     def handle_event(self, method):
+        arrived = now()
         n = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(n)
-        rec = {"method": method, "path": self.path, "errors": [],
+        rec = {"method": method, "path": self.path, "errors": [], "time": arrived,
                "content_type": self.headers.get("Content-Type")}
         try:
             body = json.loads(raw)

@@ -177,7 +177,7 @@ while True:
     if m == "STOPPING=1": break' "$T/notify.sock" >"$T/notify.out" &
 listener=$!
 bound() { [ -S "$T/notify.sock" ]; }
-wait_for "the notify listener" 10 bound
+wait_for "the notify listener" 60 bound
 echo "retries = 3" >"$T/live.conf"
 NOTIFY_SOCKET=$T/notify.sock start_agent --config "$T/live.conf"
 printf 'retries = 5\nreconcile-interval = 7\nworkers = 3\n' >"$T/live.conf"

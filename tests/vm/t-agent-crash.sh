@@ -2,12 +2,13 @@
 # vm: --cgroup v2 --nodes 2
 # Crash and full disk.
 # 1. numafollowd is SIGKILLed 50 times, each at a random moment (0-300 ms)
-#    after it answers, while containers' mems flip and registrations and
-#    migrate requests come in (tests/vm/crash-load.py), and every fifth time
-#    once more while it starts; it is restarted on the same state dir. It
-#    always starts; no id is handed out again by a later run; the journal has
-#    no torn line and no record handed out or concluded twice; the history
-#    holds every id handed out, once; what a kill cut short is concluded.
+#    after it handed out its first id, while containers' mems flip and
+#    registrations and migrate requests come in (tests/vm/crash-load.py),
+#    and every fifth time once more while it starts; it is restarted on the
+#    same state dir. It always starts; no id is handed out again by a later
+#    run; the journal has no torn line and no record handed out or concluded
+#    twice; the history holds every id handed out, once; what a kill cut
+#    short is concluded.
 # 2. On a full state dir (a 256 KiB tmpfs) the agent still watches and
 #    migrates, and says in /v1/status, /metrics and its log, once, that history
 #    is not being written; with space back it writes again what it missed, so
@@ -92,7 +93,11 @@ echo "$AGENT" >"$T/runs"
 loader=$!
 t0=$(date +%s)
 startup_kills=0
+handed() { grep -q "^$AGENT " "$T/ids"; }
 for round in $(seq 1 "$ROUNDS"); do
+	# the kill lands 0-300 ms into the load's traffic with this run, not
+	# before it (a loaded VM may take longer than that to reconnect)
+	wait_for "run $AGENT to hand out an id" 60 handed
 	ms=$((RANDOM % 300))
 	sleep "$(printf '0.%03d' "$ms")"
 	kill_agent
@@ -107,7 +112,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	fi
 	start_agent "${AGENT_ARGS[@]}"
 	echo "$AGENT" >>"$T/runs"
-	say "round $round ($(($(date +%s) - t0)) s): killed $ms ms after it answered; restarted; $(wc -l <"$T/ids") ids handed out so far"
+	say "round $round ($(($(date +%s) - t0)) s): killed $ms ms after its first id; restarted; $(wc -l <"$T/ids") ids handed out so far"
 done
 touch "$T/stop"
 wait "$loader" || { cat "$T/load.out"; fail "crash-load.py failed"; }
@@ -129,9 +134,9 @@ awk 'NR == FNR { run[$1] = FNR; runs = FNR; next }
 		}
 		exit bad
 	}' "$T/runs" "$T/ids" || fail "an id was handed out again after a restart"
+# (every run handed ids out: each round waited for one)
 awk '{ print $2 }' "$T/ids" | sort -u >"$T/handed"
-expect_ge "ids handed out by 202 replies" "$(wc -l <"$T/handed")" "$ROUNDS"
-expect_ge "agent runs that handed ids out" "$(awk '{ print $1 }' "$T/ids" | sort -u | wc -l)" $((ROUNDS / 5))
+say "ids handed out by 202 replies: $(wc -l <"$T/handed")"
 
 # The history: it says it is written, replayed every line, holds every id
 # handed out once, and nothing in it is left queued or running.

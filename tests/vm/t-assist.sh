@@ -90,16 +90,27 @@ expect_eq "numafollow_assists_total" "$(metric numafollow_assists_total)" "$n"
 
 say "memory that grew after the agent's last sample: the record counts from the write's start"
 # joins empty (sampled then, and not again: no reconcile, no GET of it), then
-# touches 64 MiB; a writer opens cpuset.mems (O_TRUNC: IN_MODIFY), waits, writes
+# touches 64 MiB; a writer opens cpuset.mems (O_TRUNC: IN_MODIFY) and writes
+# once the agent has read that event (its counter is read under the lock the
+# event's handling holds)
 gid=feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface
 gcg=$(mkcg "system.slice/docker-$gid.scope" 0)
 gpid=$(start_hog "$gcg" -m 64 -d 3000)
 expect_on "$gpid" 0 "before the write"
-python3 -c 'import sys, time
+ev0=$(metric numafollow_watch_events_total)
+python3 -c 'import os, sys, time
 f = open(sys.argv[1], "w")
-time.sleep(2)
+open(sys.argv[2], "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
 f.write("1")
-f.close()' "$gcg/cpuset.mems"
+f.close()' "$gcg/cpuset.mems" "$T/opened" "$T/go" &
+writer=$!
+wait_for "the writer to open cpuset.mems" 60 test -e "$T/opened"
+read_open() { [ "$(metric numafollow_watch_events_total)" -gt "$ev0" ]; }
+wait_for "the agent to read the open" 60 read_open
+touch "$T/go"
+wait "$writer" || fail "the writer failed"
 grown() { api "/v1/migrations?container=$gid" | jq -e '.migrations[0] | .to == "1" and .result == "ok"' >/dev/null; }
 wait_for "the grown container's record" 60 grown
 api "/v1/migrations?container=$gid" | jq -c '.migrations[0] | {kernel_moved_bytes, assisted_bytes, moved_bytes}'

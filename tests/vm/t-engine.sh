@@ -99,20 +99,26 @@ stop_probes
 say "the staged move: cpuset.mems changes, the workload is not frozen for the move"
 set_mems "$cg" 0
 start_probe "$cg" -m 384 -t 1
-probe_worst "$PID" >/dev/null
-t0=$(now_ms)
-"$NF" move --json --to 1 nf-engine >"$T/r.json" || fail "move exited $?"
-took=$(($(now_ms) - t0))
-w=$(($(probe_worst "$PID") / 1000))
-jq -c '{method, moved_bytes, stages}' "$T/r.json"
-expect_eq "cpuset.mems" "$(cat "$cg/cpuset.mems")" 1
-expect_eq "widened first" "$(js .stages.widened)" 0-1
-expect_on "$PID" 1 "after the staged move"
-say "the probe's worst wait: $w ms, in a move of $took ms"
 # The mechanism, not the emulator's speed: one migrate_pages walk, or the
 # kernel's write, would hold the probe for the whole move (the bench shows
-# ~95% of it); a loaded host may delay a probe iteration, hence the margin.
-[ "$w" -lt $((took / 2)) ] || fail "the workload waited $w ms of a $took ms move"
+# ~95% of it), every time; a loaded host may stall a probe iteration for a
+# second, so up to three timed moves to 1 get a chance (back to 0 untimed).
+for attempt in 1 2 3; do
+	[ "$attempt" = 1 ] || "$NF" move --to 0 nf-engine >/dev/null || fail "move back exited $?"
+	probe_worst "$PID" >/dev/null
+	t0=$(now_ms)
+	"$NF" move --json --to 1 nf-engine >"$T/r.json" || fail "move exited $?"
+	took=$(($(now_ms) - t0))
+	w=$(($(probe_worst "$PID") / 1000))
+	jq -c '{method, moved_bytes, stages}' "$T/r.json"
+	expect_eq "cpuset.mems" "$(cat "$cg/cpuset.mems")" 1
+	expect_eq "widened first" "$(js .stages.widened)" 0-1
+	expect_on "$PID" 1 "after the staged move"
+	say "the probe's worst wait: $w ms, in a move of $took ms"
+	[ "$w" -ge $((took / 2)) ] || break
+	say "attempt $attempt: the workload waited half the move or more"
+done
+[ "$w" -lt $((took / 2)) ] || fail "the workload waited $w ms of a $took ms move, three times"
 
 say "bad input to move changes nothing"
 bad() {

@@ -47,6 +47,18 @@ settled() {
 	return 1
 }
 
+# listed CGROUP: waits (at most 120 s) until the agent lists the container in
+# CGROUP: a write before it watches the cgroup is not a change it can see.
+listed() {
+	for _ in $(seq 1 400); do
+		api /v1/containers | jq -e --arg c "$1" 'any(.containers[]; .cgroup == $c)' >/dev/null &&
+			return 0
+		sleep 0.3
+	done
+	echo "the agent never listed $1" >>"$T/errors"
+	return 1
+}
+
 # churn K: containers one after another until the time is up; each line of
 # $T/churn-K is "ID CHANGES" for a container the loop finished.
 churn() {
@@ -61,6 +73,7 @@ churn() {
 				{ echo "registration of $name: $(cat "$T/body")" >>"$T/errors"; }
 			id=$name
 		fi
+		listed "/soak/$name" || return 1
 		for to in 1 0 1; do
 			set_mems "$cg" "$to"
 			changes=$((changes + 1))

@@ -13,8 +13,8 @@ p1=$(start_hog "$parent" -m 64 -t 3)
 p2=$(start_hog "$parent" -m 64 -t 3)
 p3=$(start_hog "$child" -m 96 -t 2)
 p4=$(start_hog "$child" -m 48 -t 2 -Z)
-sleep 0.2
-expect_eq "state of $p4's leader" "$(awk '{ print $3 }' /proc/"$p4"/stat)" Z
+leader_z() { [ "$(awk '{ print $3 }' /proc/"$p4"/stat)" = Z ]; }
+wait_for "$p4's leader to exit" 30 leader_z
 expect_eq "bytes in $p4's own numa_maps" "$(wc -c </proc/"$p4"/numa_maps)" 0
 expect_eq "threads of $p1" "$(ls /proc/"$p1"/task | wc -l)" 4
 
