@@ -1,5 +1,12 @@
 # Sourced by the VM tests (tests/vm/t-*.sh). They run as root inside the NUMA VM
 # that tests/vm/vm.sh boots, with the freshly built binaries.
+#
+# CI runs them on a 2-core machine that may be busy, where the emulator can
+# stall a process for seconds. So a test waits for the event it needs
+# (wait_for, expect_logged, a counter), never a fixed sleep; it bounds wall
+# time only as far as the mechanism needs, several times over; and it gives
+# the hook a 15 s budget (hook-lib.sh's bundle() does) unless the budget is
+# what it tests, and then it accepts the watchdog's own line too.
 set -eu -o pipefail
 
 # NF_BUILD: where the binaries are (default build/), e.g. a second build tree.
