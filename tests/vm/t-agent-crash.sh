@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm: --cgroup v2 --nodes 2
+# vm: --cgroup v2 --nodes 2 --timeout 1200
 # Crash and full disk.
 # 1. numafollowd is SIGKILLed 50 times, each at a random moment (0-300 ms)
 #    after it handed out its first id, while containers' mems flip and
