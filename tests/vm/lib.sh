@@ -141,12 +141,16 @@ api() { curl -sS --max-time 20 --unix-socket "$SOCK" "${@:2}" "http://nf$1"; }
 # api_status PATH [CURL ARGS...]: the HTTP status only (the body in $T/body).
 api_status() { curl -sS --max-time 20 --unix-socket "$SOCK" -o "$T/body" -w '%{http_code}' "${@:2}" "http://nf$1"; }
 
-# wait_for WHAT SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
+# wait_for WHAT SECONDS CMD...: polls CMD every 0.1 s until it succeeds, at
+# most SECONDS * 10 times (a loaded VM gets more wall time), and for no more
+# than 5 x SECONDS of wall time (a CMD that hangs, a curl that waits out its
+# --max-time each time, fails the test here instead of at vm.sh's limit).
 wait_for() {
-	local what=$1 n=$(($2 * 10))
+	local what=$1 n=$(($2 * 10)) end=$((SECONDS + 5 * $2))
 	shift 2
 	for _ in $(seq 1 "$n"); do
 		"$@" && return 0
+		[ "$SECONDS" -lt "$end" ] || break
 		sleep 0.1
 	done
 	[ ! -e "$T/agent.log" ] || tail -n 30 "$T/agent.log"

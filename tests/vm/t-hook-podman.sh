@@ -10,8 +10,9 @@ need_nodes 2
 command -v podman >/dev/null || skip "podman is not installed"
 . tests/vm/hook-lib.sh
 
+# (a podman that hangs fails its step, with the step's name, not the VM's limit)
 pm() {
-	podman --root "$T/storage" --runroot "$T/runroot" --storage-driver vfs \
+	timeout -k 5 300 podman --root "$T/storage" --runroot "$T/runroot" --storage-driver vfs \
 		--cgroup-manager cgroupfs --events-backend none --hooks-dir "$T/hooks" "$@"
 }
 mkdir -p "$T/rootfs/bin" "$T/hooks" "$T/out"

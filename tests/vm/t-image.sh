@@ -18,12 +18,14 @@ archive=$B/numafollowd-image.tar
 [ -s "$archive" ] || fail "$archive is missing: make image"
 image=ghcr.io/numafollow/numafollowd:0.2.0
 
+# (a podman that hangs fails its step, with the step's name, not the VM's limit)
 pm() {
-	podman --root "$T/storage" --runroot "$T/runroot" --storage-driver vfs \
+	timeout -k 5 300 podman --root "$T/storage" --runroot "$T/runroot" --storage-driver vfs \
 		--cgroup-manager cgroupfs --events-backend none "$@"
 }
 trap 'pm rm -f -a >/dev/null 2>&1; hook_cleanup' EXIT
-pm load -q -i "$archive" >/dev/null || fail "podman load $archive"
+say "podman load and run of the agent's image"
+pm load -q -i "$archive" >/dev/null || fail "podman load $archive: exit $?"
 mkdir -p "$T/run" "$T/state"
 SOCK=$T/run/numafollow.sock
 pm run -d --name numafollowd --pid host --cgroupns host --network none \
@@ -32,7 +34,7 @@ pm run -d --name numafollowd --pid host --cgroupns host --network none \
 	-v /sys/fs/cgroup:/sys/fs/cgroup:ro -v "$T/run:/run/numafollow" \
 	-v "$T/state:/var/lib/numafollow" \
 	"$image" --socket=/run/numafollow/numafollow.sock --state-dir=/var/lib/numafollow \
-	>/dev/null || fail "podman run $image"
+	>/dev/null || fail "podman run $image: exit $?"
 pm logs -f numafollowd >"$T/agent.log" 2>&1 & # where wait_for shows it
 up() { api /healthz >/dev/null 2>&1; }
 wait_for "the agent in its container" 60 up

@@ -164,6 +164,9 @@ BOOT
 	for v in $(compgen -e | grep '^NF_' | grep -v '^NF_VM'); do # settings for the test
 		printf 'export %s=%q\n' "$v" "${!v}"
 	done
+	# what is running 45 s before the limit, for a test that hangs (vm.sh prints it)
+	printf '(sleep %d; cat /proc/loadavg; ps -N --ppid 2 -p 2 -o pid,ppid,stat,wchan:24,etime,args | cut -c 1-200) >/nf-out/stuck 2>&1 &\n' \
+		$((tmo > 90 ? tmo - 45 : tmo / 2))
 	printf 'cd %q || exit 125\n' "$PWD"
 	printf '%q ' "$@"
 	echo '>/nf-out/output 2>&1 </dev/null'
@@ -211,6 +214,9 @@ q=$?
 set -e
 if [ "$q" = 124 ] || [ "$q" = 137 ]; then
 	echo "vm.sh: timed out after ${tmo}s" >&2
+	[ ! -s "$out/stuck" ] || { echo "vm.sh: the VM's processes before the limit:"; cat "$out/stuck"; } >&2
+	echo "vm.sh: the console's last lines:" >&2
+	tail -n 20 "$out/console" >&2
 	exit 124
 fi
 if [ ! -e "$out/rc" ]; then
