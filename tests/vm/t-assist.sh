@@ -117,4 +117,36 @@ api "/v1/migrations?container=$gid" | jq -c '.migrations[0] | {kernel_moved_byte
 expect_on "$gpid" 1 "after the write"
 expect_ge "kernel moved (MiB of 64), counted from the write's start" \
 	$(($(api "/v1/migrations?container=$gid" | jq '.migrations[0].kernel_moved_bytes') / MiB)) 60
+
+say "the same when the agent reads the open only after the write landed (unmove())"
+# the agent stopped while the writer opens and writes, then the file held
+# open until the agent has read the open's event: its sample finds the
+# kernel's move done
+hid=facadefacadefacadefacadefacadefacadefacadefacadefacadefacadeface
+hcg=$(mkcg "system.slice/docker-$hid.scope" 0)
+hpid=$(start_hog "$hcg" -m 64 -d 3000)
+expect_on "$hpid" 0 "before the write"
+rm -f "$T/opened" "$T/go"
+ev0=$(metric numafollow_watch_events_total)
+kill -STOP "$AGENT"
+python3 -c 'import os, sys, time
+f = open(sys.argv[1], "w")
+f.write("1")
+f.flush()
+open(sys.argv[2], "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+f.close()' "$hcg/cpuset.mems" "$T/opened" "$T/go" &
+writer=$!
+wait_for "the writer to write cpuset.mems" 60 test -e "$T/opened"
+kill -CONT "$AGENT"
+wait_for "the agent to read the open" 60 read_open
+touch "$T/go"
+wait "$writer" || fail "the writer failed"
+late() { api "/v1/migrations?container=$hid" | jq -e '.migrations[0] | .to == "1" and .result == "ok"' >/dev/null; }
+wait_for "the late-read container's record" 60 late
+api "/v1/migrations?container=$hid" | jq -c '.migrations[0] | {kernel_moved_bytes, assisted_bytes, moved_bytes}'
+expect_on "$hpid" 1 "after the write"
+expect_ge "kernel moved (MiB of 64), the picture put back" \
+	$(($(api "/v1/migrations?container=$hid" | jq '.migrations[0].kernel_moved_bytes') / MiB)) 60
 echo PASS
