@@ -22,17 +22,26 @@ start_probe() {
 	fail "probe $* did not become ready"
 }
 
-# probe_worst PID: the probe's worst mmap+touch+munmap (us) since the last call.
-probe_worst() {
+# probe_report PID: the probe's report since the last one: "worst_us=W
+# median_us=M samples=N written=PAGES elapsed_us=US" (its worst and median
+# mmap+touch+munmap, and the pages its writer threads wrote meanwhile).
+probe_report() {
 	local f
 	f=$(tr '\0' '\n' <"/proc/$1/cmdline" | grep -A1 -x -- -o | tail -n 1)
 	rm -f "$f"
 	kill -USR1 "$1"
 	for _ in $(seq 1 600); do
-		[ -e "$f" ] && { sed 's/.*worst_us=\([0-9]*\).*/\1/' "$f"; return; }
+		[ -e "$f" ] && { cat "$f"; return; }
 		sleep 0.05
 	done
 	fail "probe $1 did not report"
+}
+
+# probe_worst PID: the probe's worst mmap+touch+munmap (us) since the last call.
+probe_worst() {
+	local r
+	r=$(probe_report "$1")
+	sed 's/.*worst_us=\([0-9]*\).*/\1/' <<<"$r"
 }
 
 stop_probes() {
