@@ -14,22 +14,28 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Memory per move_pages(2) call when nf_move_opts.batch_pages is 0, in 4 KiB
- * pages. Measured: a call costs ~45 us plus ~275 ns per page on the host (6.18)
- * and calls of 256 pages ran at half the rate of 4096 in the VM (6.1, 2 vCPUs);
- * 4096 (16 MiB) and 16384 were alike in rate, and the probe's worst wait stayed
- * 8-28 ms up to 4096 on one process. Smaller batches buy nothing in waits. */
-#define NF_MOVE_BATCH_DEFAULT 4096
-#define NF_MOVE_THREADS_MAX   8
+/* What one move_pages(2) call should take when nf_move_opts.batch_pages is 0:
+ * each worker times its calls and sizes the next one (in 4 KiB units, a THP
+ * counting 512) to take about this long, from NF_MOVE_BATCH_FIRST units, within
+ * [NF_MOVE_BATCH_MIN, NF_MOVE_BATCH_MAX]. A call's fixed cost (lru_cache_disable:
+ * an LRU drain on every CPU and an expedited RCU grace period) was 45 us on the
+ * build host and 50-90 us in the test VM: under 2% of a 5 ms call. Why not
+ * longer or shorter: docs/architecture.md, "Calls sized by time". */
+#define NF_MOVE_CALL_NS	    (UINT64_C(5) * 1000 * 1000)
+#define NF_MOVE_BATCH_FIRST 256
+#define NF_MOVE_BATCH_MIN   32
+#define NF_MOVE_BATCH_MAX   16384
+#define NF_MOVE_THREADS_MAX 8
 
 typedef struct {
-	int dest[NF_MAX_NODES];	    /* where pages on node n go; -1 (or n): leave them */
-	unsigned threads;	    /* worker threads; 0: the online CPUs of the destination
-				     * nodes (all online CPUs if those have none), at most 8 */
-	size_t batch_pages;	    /* memory per call in 4 KiB pages (a 2 MiB page counts 512);
-				     * 0: NF_MOVE_BATCH_DEFAULT */
-	uint64_t max_rate;	    /* bytes per second over all workers; 0: unthrottled */
-	uint64_t deadline_ns;	    /* nf_now_ns() time to stop at; 0: none */
+	int dest[NF_MAX_NODES]; /* where pages on node n go; -1 (or n): leave them */
+	unsigned threads;	/* worker threads; 0: the online CPUs of the destination
+				 * nodes (all online CPUs if those have none), at most 8 */
+	size_t batch_pages;	/* memory per call in 4 KiB pages (a 2 MiB page counts 512);
+				 * 0: sized by time, NF_MOVE_CALL_NS per call */
+	uint64_t call_ns;     /* with batch_pages 0, what a call should take; 0: NF_MOVE_CALL_NS */
+	uint64_t max_rate;    /* bytes per second over all workers; 0: unthrottled */
+	uint64_t deadline_ns; /* nf_now_ns() time to stop at; 0: none */
 	const _Atomic bool *cancel; /* checked between batches */
 	bool move_all;		    /* MPOL_MF_MOVE_ALL (shared pages; needs CAP_SYS_NICE) */
 	bool reverse;		    /* the last task first, each from its top address down */
@@ -59,6 +65,8 @@ typedef struct {
 	uint64_t stayed_bytes[NF_MOVE_ERR_COUNT];
 	uint64_t calls, addresses; /* move_pages calls that moved, addresses passed */
 	uint64_t query_calls;	   /* move_pages calls that only asked where pages are */
+	uint64_t calls_paced;	   /* calls whose time sized the next one */
+	uint64_t call_ns_max;	   /* the longest call that moved */
 	/* in ranges too sparse to address page by page: left for the caller's
 	 * migrate_pages sweep */
 	uint64_t sparse_bytes;
@@ -68,8 +76,8 @@ typedef struct {
 	int error; /* the first -errno that failed a whole task (not ESRCH), or 0 */
 	bool deadline_hit, cancelled;
 	unsigned threads;
-	size_t batch_pages;
-	uint64_t scan_ns; /* reading smaps, numa_maps and pagemap */
+	size_t batch_pages; /* fixed per call, or 0: sized by time */
+	uint64_t scan_ns;   /* reading smaps, numa_maps and pagemap */
 	uint64_t duration_ns;
 } nf_move_result;
 

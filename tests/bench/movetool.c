@@ -26,15 +26,17 @@ typedef struct {
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: movetool [OPTIONS] PID...\n"
-		"  --from LIST --to LIST  pages on the i-th node of FROM go to the i-th of TO\n"
-		"                         (--to alone: from every other node)\n"
-		"  --map A:B[,C:D...]     pages on node A go to node B\n"
-		"  --threads N  --batch PAGES  --max-rate BYTES[KMG]  --deadline-ms MS  --all\n"
-		"  --sweep      migrate_pages what the mover left as too sparse to address\n"
-		"  --method move_pages|migrate_pages\n"
-		"  --percall [--calls N]  time move_pages calls that move nothing (first PID)\n");
+	fprintf(
+	    stderr,
+	    "usage: movetool [OPTIONS] PID...\n"
+	    "  --from LIST --to LIST  pages on the i-th node of FROM go to the i-th of TO\n"
+	    "                         (--to alone: from every other node)\n"
+	    "  --map A:B[,C:D...]     pages on node A go to node B\n"
+	    "  --threads N  --batch PAGES  --call-ms MS  --max-rate BYTES[KMG]  --deadline-ms MS\n"
+	    "  --all        MPOL_MF_MOVE_ALL (shared pages)\n"
+	    "  --sweep      migrate_pages what the mover left as too sparse to address\n"
+	    "  --method move_pages|migrate_pages\n"
+	    "  --percall [--calls N]  time move_pages calls that move nothing (first PID)\n");
 	exit(2);
 }
 
@@ -92,6 +94,7 @@ static void parse(int argc, char **argv, args *a)
 					     {"map", required_argument, NULL, 'M'},
 					     {"threads", required_argument, NULL, 'j'},
 					     {"batch", required_argument, NULL, 'b'},
+					     {"call-ms", required_argument, NULL, 'C'},
 					     {"max-rate", required_argument, NULL, 'r'},
 					     {"deadline-ms", required_argument, NULL, 'd'},
 					     {"method", required_argument, NULL, 'm'},
@@ -120,6 +123,9 @@ static void parse(int argc, char **argv, args *a)
 			break;
 		case 'b':
 			a->o.batch_pages = number(optarg);
+			break;
+		case 'C':
+			a->o.call_ns = number(optarg) * 1000000;
 			break;
 		case 'r':
 			a->o.max_rate = bytes(optarg);
@@ -214,9 +220,10 @@ static void print_result(const args *a, const nf_move_result *r, uint64_t before
 	printf("\"ms\":%.1f,\"scan_ms\":%.1f,\"moved_mib\":%.1f,\"mib_s\":%.1f,", s * 1e3,
 	       r->scan_ns / 1e6, r->moved_bytes / MiB, s > 0 ? r->moved_bytes / MiB / s : 0);
 	printf("\"verified_moved_mib\":%.1f,\"left_on_sources_mib\":%.1f,", moved, after / MiB);
-	printf("\"calls\":%llu,\"addresses\":%llu,\"query_calls\":%llu,\"stayed_mib\":{",
+	printf("\"calls\":%llu,\"addresses\":%llu,\"query_calls\":%llu,\"call_ms_max\":%.1f,"
+	       "\"stayed_mib\":{",
 	       (unsigned long long)r->calls, (unsigned long long)r->addresses,
-	       (unsigned long long)r->query_calls);
+	       (unsigned long long)r->query_calls, r->call_ns_max / 1e6);
 	for (unsigned c = 0; c < NF_MOVE_ERR_COUNT; c++)
 		printf("%s\"%s\":%.2f", c ? "," : "", nf_move_err_name(c),
 		       r->stayed_bytes[c] / MiB);
@@ -254,7 +261,7 @@ static int largest_vma(pid_t pid, uint64_t *ret_start, uint64_t *ret_end)
  * it is on: the kernel still does lru_cache_disable() and a walk per page. */
 static int percall(const args *a)
 {
-	size_t batch = a->o.batch_pages ? a->o.batch_pages : NF_MOVE_BATCH_DEFAULT;
+	size_t batch = a->o.batch_pages ? a->o.batch_pages : 4096;
 	uint64_t s, e, pos, spent = 0, worst = 0;
 	int r = largest_vma(a->pids[0], &s, &e);
 	if (r < 0)
