@@ -51,7 +51,7 @@ static const char usage_text[] =
     "                           for the bulk, migrate_pages for the rest),\n"
     "                           migrate_pages or move_pages\n"
     "  --threads N              move_pages threads per migration (default 0: the\n"
-    "                           target nodes' CPUs, at most 8)\n"
+    "                           source and target nodes' CPUs, at most 8)\n"
     "  --max-rate MIB           cap per migration in MiB/s (default 0: none); the\n"
     "                           annotation numafollow.io/max-rate overrides it\n"
     "  --budget-ms N            a migration stops after N ms (default 0: none); what\n"

@@ -295,6 +295,7 @@ static json_object *migration_json(const nf_cgroup *cg, const nf_migrate_opts *o
 	    nf_cli_add(j, "method", json_object_new_string(nf_method_name(m->method))) < 0 ||
 	    nf_cli_add(j, "threads", json_object_new_int(m->threads)) < 0 ||
 	    nf_cli_add(j, "gentle_bytes", json_object_new_int64(m->gentle_bytes)) < 0 ||
+	    nf_cli_add(j, "gentle_ms", json_object_new_int64(m->gentle_ns / 1000000)) < 0 ||
 	    nf_cli_add(j, "stayed", nf_stayed_json(m->stayed)) < 0 ||
 	    nf_cli_add(j, "deadline_hit", json_object_new_boolean(m->deadline_hit)) < 0 ||
 	    nf_cli_add(j, "plan", plan_json(m)) < 0 ||

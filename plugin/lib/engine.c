@@ -111,6 +111,7 @@ typedef struct {
 	nf_nodeset sweep; /* nodes with memory outside the target */
 	bool relative;	  /* keep the kernel's relative from -> to mapping */
 	bool same;	  /* |from| == |to|: the kernel then also remaps nodes inside to */
+	bool inside;	  /* and it does: some node of to moves to another (set by plan) */
 } plan_ctx;
 
 static int add_error(nf_migration *m, pid_t pid, int err, const char *what)
@@ -195,15 +196,16 @@ static int migrate_one(nf_migration *m, const plan_ctx *p, task *t, bool first)
 	const nf_migrate_opts *o = p->o;
 	uint64_t not_moved = 0;
 	int r;
-	/* First pass: one call for the whole mm, as the kernel itself would do it
-	 * (with overlapping sets the kernel orders the moves so none is done twice). */
-	if (first && p->relative) {
+	/* First pass where nodes inside the target move too: one call for the
+	 * whole mm, as the kernel itself would do it (with overlapping sets the
+	 * kernel orders the moves so none is done twice). */
+	if (first && p->inside) {
 		/* Nodes outside from: by node, as in the plan; pages busy on from nodes
 		 * are left to the retries. */
 		r = migrate_task(t->tid, &o->from, &o->to, &not_moved);
 		if (r == 0)
 			r = migrate_by_node(p, t, &o->from, &not_moved);
-	} else if (first) {
+	} else if (first && !p->relative) {
 		r = nf_nodeset_empty(&p->sweep)
 			? 0
 			: migrate_task(t->tid, &p->sweep, &o->to, &not_moved);
@@ -239,8 +241,10 @@ static void add_plan(nf_migration *m, unsigned from, unsigned to, uint64_t bytes
 	m->plan[m->n_plan++] = (nf_plan_step){.from = from, .to = to, .bytes = bytes};
 }
 
-static void make_plan(nf_migration *m, const plan_ctx *p)
+static void make_plan(nf_migration *m, plan_ctx *p)
 {
+	for (unsigned n = 0; n < NF_MAX_NODES; n++)
+		p->inside |= nf_nodeset_has(&p->o->to, n) && dest(p, n) >= 0;
 	for (unsigned n = 0; n < NF_MAX_NODES; n++) {
 		uint64_t b = nf_residency_node(&m->before, n);
 		int d = b ? dest(p, n) : -1;
@@ -355,8 +359,10 @@ static int run_sweeps(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
 			}
 			if (past_deadline(m, o))
 				return 0;
+			/* A call with nothing to move still walks the whole mm
+			 * holding its mmap_lock: none where nothing is outside. */
 			if (t->state != T_LIVE ||
-			    (outside(t, &o->to) == 0 && !(first && p->relative)))
+			    (outside(t, &o->to) == 0 && !(first && p->inside)))
 				continue;
 			int r = migrate_one(m, p, t, first);
 			if (r < 0)
