@@ -140,9 +140,15 @@ soak: $(DEPS) all $(HELPERS) $(B)/asan/numafollowd $(B)/tsan/numafollowd
 
 # TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh
 TESTS ?= $(UNITS) $(FUZZERS) $(wildcard tests/host/t-*.sh) $(sort $(wildcard tests/vm/t-*.sh))
-check: $(DEPS) all $(UNITS) $(FUZZERS) $(HELPERS) $(B)/asan/numafollowd \
+check: $(DEPS) all $(UNITS) $(FUZZERS) $(HELPERS) $(B)/asan/numafollowd $(B)/shapes-test.dat \
 	$(if $(filter tests/vm/t-image.sh,$(TESTS)),$(B)/numafollowd-image.tar)
 	@tests/run.sh $(TESTS)
+
+# A file of the host's for tests/vm/t-shapes.sh: mapped in the VM, its pages
+# are page cache (the VM's own files are tmpfs).
+$(B)/shapes-test.dat:
+	@mkdir -p $(@D)
+	head -c 32M /dev/urandom >$@
 
 demo: $(DEPS) all $(HELPERS)
 	@tests/vm/vm.sh --cgroup v2 -- tests/demo.sh

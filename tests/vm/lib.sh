@@ -102,6 +102,23 @@ anon_bytes() {
 	END { printf "%d\n", sum }'
 }
 
+# all_on PID NODE: percent of PID's pages on NODE over every mapping numa_maps
+# counts pages for (anonymous, shared, file, hugetlb) but the vdso's, kernel
+# pages that never move.
+all_on() {
+	maps_of "$1" | awk -v node="$2" '
+	!/\[vdso\]|\[vvar\]|\[vsyscall\]/ {
+		kb = 4
+		for (i = 1; i <= NF; i++) if ($i ~ /^kernelpagesize_kB=/) { split($i, a, "="); kb = a[2] }
+		for (i = 1; i <= NF; i++) if ($i ~ /^N[0-9]+=/) {
+			split(substr($i, 2), a, "=")
+			all += a[2] * kb
+			if (a[1] == node) on += a[2] * kb
+		}
+	}
+	END { printf "%d\n", all ? on * 100 / all : 100 }'
+}
+
 # expect_on PID NODE [WHEN]: at least 99% of PID's anonymous memory is on NODE.
 expect_on() {
 	expect_ge "anon of $1 on node $2${3:+ $3} (%)" \
