@@ -101,7 +101,36 @@ struct nf_agent {
 	nf_docker *docker;    /* names docker containers; NULL when off */
 	void (*on_done)(const nf_container *c, void *userdata);
 	void *on_done_data;
+	uint64_t locked_ns;    /* when the holder took the lock */
+	const char *locked_in; /* and in which function */
 };
+
+/* The lock, timed: how long each hold lasted goes to the stats (lock_*). */
+#define lock(a) lock_in(a, __func__)
+static void lock_in(nf_agent *a, const char *fn)
+{
+	pthread_mutex_lock(&a->lock);
+	a->locked_ns = nf_now_ns();
+	a->locked_in = fn;
+}
+
+/* Before the holder lets the lock go (unlock, or a wait on a condition). */
+static void hold_ends(nf_agent *a)
+{
+	uint64_t d = nf_now_ns() - a->locked_ns;
+	a->stats.lock_holds++;
+	a->stats.lock_held_ns += d;
+	if (d > a->stats.lock_held_max_ns) {
+		a->stats.lock_held_max_ns = d;
+		a->stats.lock_held_max_in = a->locked_in;
+	}
+}
+
+static void unlock(nf_agent *a)
+{
+	hold_ends(a);
+	pthread_mutex_unlock(&a->lock);
+}
 
 static void job_free(nf_job *j)
 {
@@ -267,14 +296,14 @@ static nf_cg *find_docker(nf_cg *c, const char *id)
 static void named(void *userdata, const char *id, const char *name, bool retry)
 {
 	nf_agent *a = userdata;
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	nf_cg *c = a->top ? find_docker(a->top, id) : NULL;
 	if (c && c->name_state == NAME_ASKED) {
 		c->name_state = name || !retry ? NAME_DONE : NAME_UNASKED;
 		if (name && (c->name = strdup(name)))
 			nf_log(LOG_DEBUG, "container %s: docker calls it %s", cg_id(c), name);
 	}
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 }
 
 /* Bytes of the last sample on nodes outside SET (anonymous only, or all). */
@@ -552,7 +581,7 @@ static void run_staged(nf_agent *a, nf_job *j, const nf_cgroup *cg, nf_migrate_o
 	o->no_descendants = false; /* the write changes the whole subtree's mems */
 	int r = nf_staged_move(cg, o, &s);
 	uint64_t ns = nf_now_ns() - t0;
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	if (r == 0) {
 		j->record->staged = true;
 		j->record->widen_ms = s.widen_ns / 1000000;
@@ -600,7 +629,7 @@ static void run_job(nf_agent *a, nf_job *j)
 	c->assisted = 0;
 	j->record->assisted_bytes = assisted;
 	nf_record_start(j->record);
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 
 	uint64_t t0 = nf_now_ns(), kernel = 0;
 	int r = rel ? nf_cgroup_open(&a->h, rel, &cg) : -ENOMEM;
@@ -625,7 +654,7 @@ static void run_job(nf_agent *a, nf_job *j)
 	nf_cgroup_done(&cg);
 	free(rel);
 
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	finish(a, j, r, &m, kernel, ns);
 	if (sampled && !c->gone)
 		store_residency(a, c, &after);
@@ -652,7 +681,7 @@ static void run_assist(nf_agent *a, nf_job *j)
 	nf_move_result m = {0};
 	nf_cgroup cg = {0};
 	bool changed = false;
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 
 	uint64_t t0 = nf_now_ns();
 	int r = rel ? nf_cgroup_open(&a->h, rel, &cg) : -ENOMEM;
@@ -669,7 +698,7 @@ static void run_assist(nf_agent *a, nf_job *j)
 	nf_cgroup_done(&cg);
 	free(rel);
 
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	if (changed && r == 0) {
 		char to[NF_NODESET_STRLEN];
 		c->assisted += m.moved_bytes;
@@ -693,11 +722,14 @@ static void cg_release(nf_cg *c);
 static void *worker(void *userdata)
 {
 	nf_agent *a = userdata;
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	while (!a->stopping) {
 		nf_job *j = a->head;
 		if (!j) {
+			hold_ends(a);
 			pthread_cond_wait(&a->work, &a->lock);
+			a->locked_ns = nf_now_ns();
+			a->locked_in = __func__;
 			continue;
 		}
 		a->head = j->next;
@@ -718,7 +750,7 @@ static void *worker(void *userdata)
 		if (c->gone)
 			cg_release(c);
 	}
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 	return NULL;
 }
 
@@ -1019,13 +1051,13 @@ void nf_agent_read_events(nf_agent *a)
 	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
 	ssize_t n;
 	while ((n = read(a->inotify_fd, buf, sizeof(buf))) > 0) {
-		pthread_mutex_lock(&a->lock);
+		lock(a);
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const void *)p;
 			p += sizeof(*ev) + ev->len;
 			handle_event(a, ev, p, buf + n);
 		}
-		pthread_mutex_unlock(&a->lock);
+		unlock(a);
 	}
 }
 
@@ -1196,28 +1228,28 @@ static void resample_in(nf_agent *a, nf_cg *c, uint64_t since)
 void nf_agent_resample(nf_agent *a, uint64_t max_age_ms)
 {
 	uint64_t now = nf_now_ns(), age = max_age_ms * 1000000;
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	resample_in(a, a->top, now > age ? now - age : 0);
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 }
 
 void nf_agent_each_container(nf_agent *a, nf_container_fn fn, void *userdata)
 {
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	each_in(a, a->top, fn, userdata);
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 }
 
 int nf_agent_container(nf_agent *a, const char *id, nf_container_fn fn, void *userdata)
 {
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	nf_cg *c = find(a, id);
 	if (c) {
 		sample(a, c);
 		nf_container v = view(a, c);
 		fn(&v, userdata);
 	}
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 	return c ? 0 : -ENOENT;
 }
 
@@ -1230,7 +1262,7 @@ static bool record_of(const nf_record *r, const char *id, const char *rel)
 void nf_agent_each_record(nf_agent *a, const char *id, size_t limit, nf_record_fn fn,
 			  void *userdata)
 {
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	const nf_cg *c = id ? find(a, id) : NULL;
 	const char *cid = c ? cg_id(c) : id;
 	nf_record *r;
@@ -1239,16 +1271,16 @@ void nf_agent_each_record(nf_agent *a, const char *id, size_t limit, nf_record_f
 			fn(r, userdata);
 			n++;
 		}
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 }
 
 int nf_agent_record(nf_agent *a, uint64_t id, nf_record_fn fn, void *userdata)
 {
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	const nf_record *r = nf_history_find(&a->hist, id);
 	if (r)
 		fn(r, userdata);
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 	return r ? 0 : -ENOENT;
 }
 
@@ -1301,7 +1333,7 @@ int nf_agent_register(nf_agent *a, nf_registration *r, nf_container_fn fn, void 
 		      char **ret_msg)
 {
 	nf_cg *c;
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	int e = cg_of_pid(a, r->pid, &c);
 	if (e < 0) {
 		e = nf_decide_refusal(e, NF_REG_NEW, r->pid, r->id, NULL, NULL, ret_msg);
@@ -1310,13 +1342,13 @@ int nf_agent_register(nf_agent *a, nf_registration *r, nf_container_fn fn, void 
 		nf_container v = view(a, c);
 		fn(&v, userdata);
 	}
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 	return e;
 }
 
 int nf_agent_unregister(nf_agent *a, const char *id)
 {
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	nf_cg *c = find(a, id);
 	int r = !c ? -ENOENT : !c->reg ? -ENODATA : 0;
 	if (r == 0) {
@@ -1324,7 +1356,7 @@ int nf_agent_unregister(nf_agent *a, const char *id)
 		nf_registration_free(c->reg);
 		c->reg = NULL;
 	}
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 	return r;
 }
 
@@ -1365,17 +1397,17 @@ static int queue_move(nf_agent *a, nf_cg *c, const nf_nodeset *to, nf_record_fn 
 int nf_agent_move(nf_agent *a, const char *id, const nf_nodeset *to, nf_record_fn fn,
 		  void *userdata, char **ret_msg)
 {
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	nf_cg *c = find(a, id);
 	int r = c ? queue_move(a, c, to, fn, userdata, ret_msg) : -ENOENT;
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 	return r;
 }
 
 int nf_agent_migrate(nf_agent *a, const char *id, nf_record_fn fn, void *userdata)
 {
 	const nf_record *rec = NULL;
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	nf_cg *c = find(a, id);
 	int r = !c ? -ENOENT : nf_nodeset_empty(&c->eff) ? -ENXIO : staging(c) ? -EBUSY : 0;
 	if (r == 0) {
@@ -1385,7 +1417,7 @@ int nf_agent_migrate(nf_agent *a, const char *id, nf_record_fn fn, void *userdat
 	}
 	if (rec)
 		fn(rec, userdata);
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 	return r;
 }
 
@@ -1398,16 +1430,16 @@ int nf_agent_fd(const nf_agent *a)
 
 void nf_agent_reconcile(nf_agent *a)
 {
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	reconcile(a);
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 }
 
 void nf_agent_set_tuning(nf_agent *a, const nf_agent_tuning *t)
 {
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	a->tuning = *t;
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 }
 
 static size_t count_containers(const nf_cg *c)
@@ -1420,7 +1452,7 @@ static size_t count_containers(const nf_cg *c)
 
 void nf_agent_stats_get(nf_agent *a, nf_agent_stats *ret)
 {
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	*ret = a->stats;
 	ret->h = &a->h;
 	ret->cgroup_root = a->top->rel;
@@ -1431,7 +1463,7 @@ void nf_agent_stats_get(nf_agent *a, nf_agent_stats *ret)
 		ret->queued++;
 	ret->workers = a->n_threads;
 	ret->history_persistent = a->journal_ok && !a->journal_failing;
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 }
 
 /* ---- start and stop ---- */
@@ -1537,7 +1569,9 @@ static int start(nf_agent *a, const nf_agent_config *cfg)
 	    (r = nf_docker_new(cfg->docker_socket, named, a, &a->docker)) < 0)
 		return nf_log_errno(LOG_ERR, r, "starting the docker name lookups");
 	uint64_t t0 = nf_now_ns();
-	pthread_mutex_lock(&a->lock); /* the docker thread's answers take it */
+	/* The docker thread's answers take the lock. Not timed: the lock_*
+	 * figures are those of the agent at work. */
+	pthread_mutex_lock(&a->lock);
 	scan(a, a->top);
 	link_history(a);
 	reconcile_subtree(a, a->top, false); /* drift from before the agent started */
@@ -1603,12 +1637,12 @@ void nf_agent_free(nf_agent *a)
 	if (!a)
 		return;
 	nf_docker_free(a->docker); /* its thread takes the lock */
-	pthread_mutex_lock(&a->lock);
+	lock(a);
 	a->docker = NULL;
 	a->stopping = true;
 	cancel_assists(a, a->top);
 	pthread_cond_broadcast(&a->work);
-	pthread_mutex_unlock(&a->lock);
+	unlock(a);
 	for (unsigned i = 0; i < a->n_threads; i++)
 		pthread_join(a->threads[i], NULL);
 	free(a->threads);

@@ -86,6 +86,10 @@ typedef struct {
 	uint64_t gentle_total;		      /* bytes moved by move_pages */
 	uint64_t residue_total[NF_WHY_COUNT]; /* residue left, by reason */
 	uint64_t assists, assist_total;	      /* assists run, bytes they moved */
+	/* The agent's lock since the start: how often it was taken, how long
+	 * it was held in all and at most, and where the longest hold took it. */
+	uint64_t lock_holds, lock_held_ns, lock_held_max_ns;
+	const char *lock_held_max_in; /* a function's name, or NULL */
 } nf_agent_stats;
 
 /* Finds the hierarchy, opens the journal, scans and watches, queues the

@@ -241,6 +241,22 @@ static json_object *kevents_json(nf_kevents *k)
 	return o;
 }
 
+/* How long the agent's lock was held (agent-internal.h, the lock rule). */
+static json_object *lock_json(const nf_agent_stats *s)
+{
+	json_object *o = json_object_new_object();
+	const char *in = s->lock_held_max_in;
+	bool ok =
+	    o && nf_json_add(o, "holds", json_object_new_int64(s->lock_holds)) &&
+	    nf_json_add(o, "held_ms", json_object_new_double(s->lock_held_ns / 1e6)) &&
+	    nf_json_add(o, "held_max_ms", json_object_new_double(s->lock_held_max_ns / 1e6)) &&
+	    (in ? nf_json_add(o, "held_max_in", json_object_new_string(in))
+		: json_object_object_add(o, "held_max_in", NULL) == 0);
+	if (!ok)
+		return json_object_put(o), NULL;
+	return o;
+}
+
 static json_object *status_json(const nf_endpoint *ep)
 {
 	nf_agent_stats s;
@@ -258,6 +274,7 @@ static json_object *status_json(const nf_endpoint *ep)
 	    nf_json_add(o, "queued", json_object_new_int64(s.queued)) &&
 	    nf_json_add(o, "migrations", results_json(&s)) &&
 	    nf_json_add(o, "history_persistent", json_object_new_boolean(s.history_persistent)) &&
+	    nf_json_add(o, "lock", lock_json(&s)) &&
 	    nf_json_add(o, "kube_events", kevents_json(ep->kevents)) &&
 	    json_object_object_add(o, "self_check", json_object_get(ep->self_check)) == 0;
 	if (!ok)
