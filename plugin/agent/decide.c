@@ -41,6 +41,23 @@ bool nf_decide_drift(uint64_t outside_anon, uint64_t last_residual, bool eff_emp
 	return !eff_empty && outside_anon > last_residual;
 }
 
+/* No record that says nothing a user would care about: a widening of a
+ * container with nothing outside the new set (the kernel moves nothing, nor
+ * will the agent); or a container still starting under runc. A narrowing
+ * always has one: on v2 the kernel moved inside the write, and the last
+ * sample, taken before the container's memory grew maybe, cannot say it was
+ * nothing. A migration under way takes the change on (superseded or
+ * retargeted), so its record says it. */
+const char *nf_decide_nothing_to_move(bool idle, bool narrowed, bool sampled, uint64_t outside,
+				      bool (*runc_init)(void *userdata), void *userdata)
+{
+	if (!idle)
+		return NULL;
+	if (!narrowed && sampled && outside == 0)
+		return "a widening, with none of its memory outside";
+	return runc_init(userdata) ? "its tasks are still runc's init" : NULL;
+}
+
 bool nf_decide_raced(const nf_trigger *running, const nf_record *last)
 {
 	if (running)

@@ -37,6 +37,15 @@ nf_cg_state nf_decide_state(bool busy, bool opted_out, bool drifted, const nf_re
  * mapped). Also what makes a registration ask for a migration. */
 bool nf_decide_drift(uint64_t outside_anon, uint64_t last_residual, bool eff_empty);
 
+/* A container's effective mems changed: why that asks for no migration (a
+ * reason for the log), or NULL when it asks for one. IDLE: no migration of it
+ * runs or waits (assists aside); NARROWED: a node of the old mems is not in
+ * the new ones; SAMPLED: its memory was sampled, OUTSIDE bytes of it outside
+ * the new mems. RUNC_INIT(USERDATA) says whether its tasks are all runc's
+ * init still; it reads /proc, so it is asked last, and only when it decides. */
+const char *nf_decide_nothing_to_move(bool idle, bool narrowed, bool sampled, uint64_t outside,
+				      bool (*runc_init)(void *userdata), void *userdata);
+
 /* At the close of a cpuset.mems write that changed nothing the agent saw:
  * migrate again when the latest migration (running, else the last) came from
  * a reconcile, which may have read the new mems while the writer was still in

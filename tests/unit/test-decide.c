@@ -33,6 +33,42 @@ static void requests(void **state)
 	assert_int_equal(nf_decide_request(NF_TRIG_INOTIFY, false, true, false, true), NF_REQ_SKIP);
 }
 
+static bool yes(void *userdata)
+{
+	(*(int *)userdata)++;
+	return true;
+}
+
+static bool no(void *userdata)
+{
+	(*(int *)userdata)++;
+	return false;
+}
+
+/* A change of the effective mems that asks for no migration (check_mems). */
+static void nothing_to_move(void **state)
+{
+	int asked = 0;
+	(void)state;
+	/* a migration under way takes the change: never asks /proc */
+	assert_null(nf_decide_nothing_to_move(false, false, true, 0, yes, &asked));
+	assert_int_equal(asked, 0);
+	/* a widening with nothing outside: decided without /proc */
+	assert_string_equal(nf_decide_nothing_to_move(true, false, true, 0, yes, &asked),
+			    "a widening, with none of its memory outside");
+	assert_int_equal(asked, 0);
+	/* a narrowing always moves, unless the tasks are still runc's init */
+	assert_null(nf_decide_nothing_to_move(true, true, true, 0, no, &asked));
+	assert_int_equal(asked, 1);
+	assert_string_equal(nf_decide_nothing_to_move(true, true, true, 0, yes, &asked),
+			    "its tasks are still runc's init");
+	assert_int_equal(asked, 2);
+	/* a widening with memory outside, or never sampled, moves */
+	assert_null(nf_decide_nothing_to_move(true, false, true, 4096, no, &asked));
+	assert_null(nf_decide_nothing_to_move(true, false, false, 0, no, &asked));
+	assert_int_equal(asked, 4);
+}
+
 static nf_record *done(nf_trigger t, nf_result res)
 {
 	nf_nodeset n = {.w = {1}};
@@ -149,9 +185,10 @@ static void refusals(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(requests), cmocka_unit_test(states),	 cmocka_unit_test(drift),
-	    cmocka_unit_test(raced),	cmocka_unit_test(registrations), cmocka_unit_test(settling),
-	    cmocka_unit_test(refusals),
+	    cmocka_unit_test(requests), cmocka_unit_test(nothing_to_move),
+	    cmocka_unit_test(states),	cmocka_unit_test(drift),
+	    cmocka_unit_test(raced),	cmocka_unit_test(registrations),
+	    cmocka_unit_test(settling), cmocka_unit_test(refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
