@@ -181,7 +181,7 @@ FUZZ_CC   = clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_S
 	    $(call pc,cflags,json-c libcgroup) -Wall -Wextra -Werror
 API_FUZZ := tests/fuzz/fuzz-api.c tests/fuzz/fake-agent.c plugin/agent/route.c \
 	    plugin/agent/metrics.c plugin/agent/decide.c plugin/agent/history.c \
-	    plugin/agent/kevents.c
+	    plugin/agent/kevents.c plugin/agent/registration.c
 
 $(B)/fuzz-parsers: tests/fuzz/fuzz-parsers.c $(LIB_SRC) | $(DEPS)
 	$(FUZZ_CC) -o $@ $^ $(NF_LIBS)

@@ -83,6 +83,8 @@ typedef struct {
 	double duration_sum;
 	uint64_t events, overflows, reconciles, drift_repairs, scan_errors;
 	uint64_t history_write_errors;
+	uint64_t
+	    read_errors; /* cgroup or /proc reads that failed (not for a cgroup or task gone) */
 	uint64_t gentle_total;		      /* bytes moved by move_pages */
 	uint64_t residue_total[NF_WHY_COUNT]; /* residue left, by reason */
 	uint64_t assists, assist_total;	      /* assists run, bytes they moved */

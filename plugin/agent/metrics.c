@@ -174,6 +174,11 @@ char *nf_metrics(nf_agent *a, nf_kevents *k)
 	fprintf(f, "numafollow_history_persistent %d\n", s->history_persistent);
 	counter(f, "numafollow_history_write_errors_total",
 		"Records the history journal failed to append.", s->history_write_errors);
+	counter(
+	    f, "numafollow_read_errors_total",
+	    "Reads of a cgroup's files or its tasks' numa_maps that failed (not for a cgroup or "
+	    "task gone).",
+	    s->read_errors);
 	counter(f, "numafollow_drift_repairs_total",
 		"Migrations started because a reconcile found memory outside the mems.",
 		s->drift_repairs);

@@ -83,39 +83,127 @@ int nf_journal_open(const char *dir, size_t max_bytes, nf_journal_cb cb, void *u
 			    .lock_fd = TAKE_FD(lfd),
 			    .path = TAKE_PTR(path),
 			    .size = good,
-			    .max_bytes = max_bytes};
+			    .max_bytes = max_bytes,
+			    .compact_at = max_bytes};
 	return 0;
 }
 
-/* Keeps the newest half: written to a temporary file, synced, renamed over. */
-static int compact(nf_journal *j)
+bool nf_journal_full(const nf_journal *j)
 {
-	_cleanup_free_ char *buf = NULL, *tmp = NULL;
-	size_t len;
-	int r = nf_read_file(j->path, &buf, &len);
-	if (r < 0)
-		return r;
-	const char *keep = buf + len / 2;
-	const char *nl = memchr(keep, '\n', buf + len - keep);
-	keep = nl ? nl + 1 : buf + len;
+	return !j->compacting && j->size > j->compact_at;
+}
+
+int nf_journal_compact_begin(nf_journal *j, nf_journal_compaction *ret)
+{
+	_cleanup_free_ char *tmp = NULL;
+	if (j->compacting)
+		return -EBUSY;
+	/* a failure asks again later, not at every append */
+	j->compact_at = j->size + j->max_bytes / 8;
 	if (asprintf(&tmp, "%s.tmp", j->path) < 0)
 		return -ENOMEM;
-	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = fcntl(j->fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	size_t n = buf + len - keep;
-	if (write(fd, keep, n) != (ssize_t)n || fsync(fd) < 0 || rename(tmp, j->path) < 0) {
-		r = -errno;
-		unlink(tmp);
-		return r ? r : -EIO;
+	j->compacting = true;
+	*ret =
+	    (nf_journal_compaction){.fd = fd, .tmp_fd = -1, .tmp = TAKE_PTR(tmp), .upto = j->size};
+	return 0;
+}
+
+/* Reads the journal up to K->upto: records below it never change. */
+static int read_upto(const nf_journal_compaction *k, char **ret)
+{
+	_cleanup_free_ char *buf = malloc(k->upto + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (size_t off = 0; off < k->upto;) {
+		ssize_t n = pread(k->fd, buf + off, k->upto - off, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		off += n;
 	}
+	buf[k->upto] = '\0';
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+int nf_journal_compact_write(nf_journal_compaction *k)
+{
+	_cleanup_free_ char *buf = NULL;
+	int r = read_upto(k, &buf);
+	if (r < 0)
+		return r;
+	const char *keep = buf + k->upto / 2;
+	const char *nl = memchr(keep, '\n', buf + k->upto - keep);
+	keep = nl ? nl + 1 : buf + k->upto;
+	k->tmp_fd = open(k->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (k->tmp_fd < 0)
+		return -errno;
+	k->kept = buf + k->upto - keep;
+	ssize_t w = write(k->tmp_fd, keep, k->kept);
+	if (w < 0 || fsync(k->tmp_fd) < 0)
+		return -errno;
+	return (size_t)w == k->kept ? 0 : -ENOSPC;
+}
+
+/* What was appended since _begin, copied to the new journal. */
+static int copy_tail(const nf_journal *j, const nf_journal_compaction *k)
+{
+	size_t n = j->size - k->upto;
+	_cleanup_free_ char *buf = malloc(n + 1);
+	if (!buf)
+		return -ENOMEM;
+	ssize_t got = pread(j->fd, buf, n, k->upto);
+	if (got < 0)
+		return -errno;
+	if ((size_t)got != n)
+		return -EIO;
+	ssize_t w = write(k->tmp_fd, buf, n);
+	return w < 0 ? -errno : (size_t)w == n ? 0 : -ENOSPC;
+}
+
+static int swap_in(nf_journal *j, const nf_journal_compaction *k)
+{
+	int r = copy_tail(j, k);
+	if (r < 0)
+		return r;
+	if (rename(k->tmp, j->path) < 0)
+		return -errno;
 	int nfd = open(j->path, O_RDWR | O_APPEND | O_CLOEXEC);
 	if (nfd < 0)
-		return -errno;
+		return -errno; /* the old fd writes to the unlinked file: lost at restart */
 	close(j->fd);
 	j->fd = nfd;
-	j->size = n;
+	j->size = k->kept + (j->size - k->upto);
 	return 0;
+}
+
+int nf_journal_compact_end(nf_journal *j, nf_journal_compaction *k, int r)
+{
+	if (r == 0)
+		r = swap_in(j, k);
+	if (r < 0 && k->tmp_fd >= 0)
+		unlink(k->tmp);
+	j->compact_at = r < 0 ? j->size + j->max_bytes / 8 : j->max_bytes;
+	j->compacting = false;
+	close(k->fd);
+	if (k->tmp_fd >= 0)
+		close(k->tmp_fd);
+	free(k->tmp);
+	*k = (nf_journal_compaction){.fd = -1, .tmp_fd = -1};
+	return r;
+}
+
+int nf_journal_compact(nf_journal *j)
+{
+	nf_journal_compaction k;
+	int r = nf_journal_compact_begin(j, &k);
+	if (r < 0)
+		return r;
+	return nf_journal_compact_end(j, &k, nf_journal_compact_write(&k));
 }
 
 int nf_journal_append(nf_journal *j, const char *record)
@@ -138,7 +226,7 @@ int nf_journal_append(nf_journal *j, const char *record)
 		return r;
 	}
 	j->size += n + 10;
-	return j->size > j->max_bytes ? compact(j) : 0;
+	return 0;
 }
 
 void nf_journal_close(nf_journal *j)

@@ -6,9 +6,10 @@
  * this build host only a v1 cpuset), starts workers and inotify, reads
  * /proc/PID/cgroup of the pids a body names and writes cpuset.mems: slow,
  * racy between runs, and not something to aim random requests at. What it
- * decides is reused from decide.c, and its contract (agent.h: the errors,
- * the id lookups, the records' shape) is followed; its cgroup walk is not.
- * Nothing here touches a process or a cgroup. */
+ * decides is reused from decide.c, its registrations are freed by the real
+ * registration.c, and its contract (agent.h: the errors, the id lookups, the
+ * records' shape) is followed; its cgroup walk is not. Nothing here touches a
+ * process or a cgroup. */
 #include "fake-agent.h"
 #include "../../plugin/agent/history.h"
 #include "../../cgroup/util.h"
@@ -168,22 +169,6 @@ void fake_agent_tick(nf_agent *a)
 			c->pending_staged = false;
 		}
 	}
-}
-
-/* As agent.c's; it lives there, and the fuzzer does not link agent.c. */
-void nf_registration_free(nf_registration *r)
-{
-	if (!r)
-		return;
-	free(r->id);
-	free(r->name);
-	free(r->pod_uid);
-	free(r->pod_name);
-	free(r->pod_namespace);
-	free(r->bundle);
-	free(r->status);
-	json_object_put(r->annotations);
-	free(r);
 }
 
 /* ---- views ---- */

@@ -134,6 +134,8 @@ static void bounded(void **state)
 	for (int i = 0; i < 100; i++) {
 		snprintf(rec, sizeof(rec), "{\"n\":%d}", 1000 + i);
 		assert_int_equal(nf_journal_append(&j, rec), 0);
+		if (nf_journal_full(&j))
+			assert_int_equal(nf_journal_compact(&j), 0);
 		assert_true(j.size <= 400);
 	}
 	nf_journal_close(&j);
@@ -146,11 +148,74 @@ static void bounded(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A fresh directory below DIR, in BUF. */
+static const char *subdir(char buf[128], const char *name)
+{
+	snprintf(buf, 128, "%s/%s", dir, name);
+	assert_int_equal(mkdir(buf, 0700), 0);
+	return buf;
+}
+
+/* Records appended while the compaction writes aside (the agent's lock
+ * dropped) are in the compacted journal, after the newest half. */
+static void compact_beside_appends(void **state)
+{
+	nf_journal j;
+	nf_journal_compaction k;
+	seen_t s = {0};
+	char rec[64], d[128];
+	(void)state;
+	assert_int_equal(nf_journal_open(subdir(d, "beside"), 400, NULL, NULL, &j), 0);
+	for (int i = 0; !nf_journal_full(&j); i++) {
+		snprintf(rec, sizeof(rec), "{\"n\":%d}", 1000 + i);
+		assert_int_equal(nf_journal_append(&j, rec), 0);
+	}
+	assert_int_equal(nf_journal_compact_begin(&j, &k), 0);
+	assert_false(nf_journal_full(&j)); /* one at a time */
+	assert_int_equal(nf_journal_compact_begin(&j, &(nf_journal_compaction){0}), -EBUSY);
+	assert_int_equal(nf_journal_compact_write(&k), 0);
+	assert_int_equal(nf_journal_append(&j, "{\"n\":2000}"), 0);
+	assert_int_equal(nf_journal_compact_end(&j, &k, 0), 0);
+	assert_true(j.size <= 400);
+	assert_int_equal(nf_journal_append(&j, "{\"n\":2001}"), 0);
+	nf_journal_close(&j);
+	assert_int_equal(nf_journal_open(d, 400, collect, &s, &j), 0);
+	assert_true(s.n > 3);
+	assert_string_equal(s.seen[s.n - 2], "{\"n\":2000}");
+	assert_string_equal(s.seen[s.n - 1], "{\"n\":2001}");
+	nf_journal_close(&j);
+}
+
+/* A compaction that fails leaves the journal whole and asks again later. */
+static void compact_fails(void **state)
+{
+	nf_journal j;
+	nf_journal_compaction k;
+	seen_t s = {0};
+	char d[128];
+	(void)state;
+	assert_int_equal(nf_journal_open(subdir(d, "fails"), 400, NULL, NULL, &j), 0);
+	int n = 0;
+	for (; !nf_journal_full(&j); n++)
+		assert_int_equal(nf_journal_append(&j, "{\"n\":1}"), 0);
+	assert_int_equal(nf_journal_compact_begin(&j, &k), 0);
+	assert_int_equal(nf_journal_compact_end(&j, &k, -ENOSPC), -ENOSPC);
+	assert_false(nf_journal_full(&j));
+	nf_journal_close(&j);
+	assert_int_equal(nf_journal_open(d, 1 << 20, collect, &s, &j), 0);
+	assert_int_equal(s.n, n);
+	nf_journal_close(&j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(crc),	   cmocka_unit_test(roundtrip_and_torn_tail),
-	    cmocka_unit_test(short_write), cmocka_unit_test(one_owner),
+	    cmocka_unit_test(crc),
+	    cmocka_unit_test(roundtrip_and_torn_tail),
+	    cmocka_unit_test(short_write),
+	    cmocka_unit_test(one_owner),
+	    cmocka_unit_test(compact_beside_appends),
+	    cmocka_unit_test(compact_fails),
 	    cmocka_unit_test(bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
