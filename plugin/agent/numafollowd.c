@@ -159,7 +159,7 @@ static int set_option(options *o, const char *name, const char *value, const cha
 		if (strcmp(d->name, name) != 0)
 			continue;
 		if (strcmp(name, "log-level") == 0) {
-			if ((o->log_level = nf_log_level(value)) < 0)
+			if (nf_log_level(value, &o->log_level) < 0)
 				return nf_log_invalid(
 				    "%s: log-level '%s' is not one of err, warning, notice, "
 				    "info, debug",

@@ -2,27 +2,34 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-/* The process's one log destination, set once in main and on SIGHUP. */
-static int log_max = LOG_INFO;
-static bool log_syslog, log_mirror;
-static const char *log_ident;
+/* The process's one log destination, set in main and again on SIGHUP (the
+ * agent's reload) while other threads log: each setting is an atomic of its
+ * own, read once per line. A line logged during a reload may see some new
+ * settings and some old, and goes to stderr or to syslog whole. */
+static _Atomic int log_max = LOG_INFO;
+static _Atomic bool log_syslog, log_mirror;
+static _Atomic(const char *) log_ident;
 
 static const char *const names[] = {"emerg",   "alert",	 "crit", "err",
 				    "warning", "notice", "info", "debug"};
 
+/* The connection to syslog opens before lines go there, and closes after
+ * they stopped (glibc's openlog, syslog and closelog share a lock). */
 void nf_log_setup(int max_level, bool use_syslog, const char *ident)
 {
-	if (use_syslog && !log_syslog)
-		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
-	if (!use_syslog && log_syslog)
-		closelog();
-	log_max = max_level;
-	log_syslog = use_syslog;
+	bool was = log_syslog;
 	log_ident = ident;
+	log_max = max_level;
+	if (use_syslog && !was)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_syslog = use_syslog;
+	if (!use_syslog && was)
+		closelog();
 }
 
 void nf_log_mirror_stderr(bool on)
@@ -30,12 +37,14 @@ void nf_log_mirror_stderr(bool on)
 	log_mirror = on;
 }
 
-int nf_log_level(const char *name)
+int nf_log_level(const char *name, int *ret_level)
 {
 	for (int i = LOG_ERR; i <= LOG_DEBUG; i++)
-		if (strcmp(name, names[i]) == 0)
-			return i;
-	return -1;
+		if (strcmp(name, names[i]) == 0) {
+			*ret_level = i;
+			return 0;
+		}
+	return -EINVAL;
 }
 
 static void vlog(int level, const char *fmt, va_list ap, int r)
@@ -49,13 +58,16 @@ static void vlog(int level, const char *fmt, va_list ap, int r)
 	for (char *p = buf; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
-	if (log_syslog)
+	bool to_syslog = log_syslog;
+	if (to_syslog)
 		syslog(level, "%s", buf);
 	/* one write per line, so lines from threads do not interleave */
-	if (!log_syslog)
+	if (!to_syslog)
 		fprintf(stderr, "%s: %s\n", names[level & 7], buf);
-	else if (log_mirror)
-		fprintf(stderr, "%s[%d]: %s\n", log_ident, (int)getpid(), buf);
+	else if (log_mirror) {
+		const char *ident = log_ident;
+		fprintf(stderr, "%s[%d]: %s\n", ident, (int)getpid(), buf);
+	}
 }
 
 void nf_log(int level, const char *fmt, ...)

@@ -4,8 +4,9 @@
 # ASan+UBSan+LSan; tsan is ThreadSanitizer) runs for NF_SOAK_SECONDS (60 in
 # make check, 600 in make soak) while container cgroups come and go, their
 # cpuset.mems flip between the nodes, registrations and deletes arrive over
-# the API, and clients keep reading /v1/containers, /v1/migrations and
-# /metrics. Checked: no sanitizer report (during the run and at exit, leaks
+# the API, clients keep reading /v1/containers, /v1/migrations and /metrics,
+# and a SIGHUP every 2 s reloads the config (the reload rewrites the log's
+# settings while every thread logs: ThreadSanitizer's run covers it). Checked: no sanitizer report (during the run and at exit, leaks
 # included); open fds back where they started, RSS bounded; every mems change
 # ends in a record that stands, concluded (ok, or partial with its reasons),
 # with at most one from each write and the others from reconciles that read
@@ -100,9 +101,21 @@ readers() {
 	done
 }
 
+# reloads: SIGHUP as `systemctl reload` sends it, until the churn is over.
+reloads() {
+	local n=0
+	while [ ! -e "$T/stop" ]; do
+		kill -HUP "$AGENT" && n=$((n + 1))
+		sleep 2
+	done
+	echo "$n" >"$T/reloads"
+}
+
 : >"$T/errors"
 readers &
 rd=$!
+reloads &
+rl=$!
 pids=()
 for k in 1 2 3; do
 	churn "$k" &
@@ -112,7 +125,7 @@ sleep $((secs / 4))
 rss1=$(rss_kib)
 for p in "${pids[@]}"; do wait "$p" || echo "a churn loop stopped early" >>"$T/errors"; done
 touch "$T/stop"
-wait "$rd"
+wait "$rd" "$rl"
 kill -0 "$AGENT" || fail "the agent died: $(cat "$T"/san* 2>/dev/null | head -n 40)"
 [ -s "$T/errors" ] && fail "$(cat "$T/errors")"
 
@@ -144,6 +157,8 @@ extra=$(jq '[.migrations[] | select(.trigger != "inotify")] | length' "$T/all.js
 # (a reconcile that read the new mems before the agent read the write's close
 # migrates for the change: its record is the change's, the write asks nothing more)
 say "$containers containers, $changes mems changes, $total records ($extra from reconciles)"
+expect_ge "reloads the agent logged" "$(grep -c 'reloaded the config' "$T/agent.log")" 1
+say "$(cat "$T/reloads") SIGHUPs sent"
 expect_ge "containers churned" "$containers" 3
 
 fd1=$(fds) rss2=$(rss_kib)
