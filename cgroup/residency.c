@@ -211,24 +211,19 @@ static int parse_vma(const char *line, const char *eol, nf_residency *res, const
 	return 0;
 }
 
-int nf_numa_maps_parse(const char *text, nf_residency *ret, const nf_nodeset *target,
-		       uint64_t stay[NF_STAY_COUNT])
+int nf_numa_maps_parse(const char *text, const nf_nodeset *target, nf_task_maps *ret)
 {
-	nf_residency res = {0};
-	uint64_t st[NF_STAY_COUNT] = {0};
+	nf_task_maps m = {0};
 	for (const char *line = text; *line;) {
 		const char *eol = line + strcspn(line, "\n");
 		if (eol > line) {
-			int r = parse_vma(line, eol, &res, target, st);
+			int r = parse_vma(line, eol, &m.res, target, m.stay);
 			if (r < 0)
 				return r;
 		}
 		line = eol + (*eol == '\n');
 	}
-	if (ret)
-		nf_residency_add(ret, &res);
-	for (unsigned c = 0; stay && c < NF_STAY_COUNT; c++)
-		stay[c] += st[c];
+	*ret = m;
 	return 0;
 }
 
@@ -262,8 +257,7 @@ int nf_task_thread(pid_t pid, pid_t *ret_tid)
 	return -ESRCH;
 }
 
-int nf_task_residency(pid_t pid, pid_t tid, nf_residency *ret, const nf_nodeset *target,
-		      uint64_t stay[NF_STAY_COUNT])
+int nf_task_numa_maps(pid_t pid, pid_t tid, const nf_nodeset *target, nf_task_maps *ret)
 {
 	char path[64];
 	_cleanup_free_ char *text = NULL;
@@ -273,7 +267,20 @@ int nf_task_residency(pid_t pid, pid_t tid, nf_residency *ret, const nf_nodeset 
 		return -ESRCH;
 	if (r < 0)
 		return r;
-	return nf_numa_maps_parse(text, ret, target, stay);
+	return nf_numa_maps_parse(text, target, ret);
+}
+
+int nf_task_residency(pid_t pid, pid_t tid, nf_residency *ret, const nf_nodeset *target,
+		      uint64_t stay[NF_STAY_COUNT])
+{
+	nf_task_maps m;
+	int r = nf_task_numa_maps(pid, tid, target, &m);
+	if (r < 0)
+		return r;
+	nf_residency_add(ret, &m.res);
+	for (unsigned c = 0; stay && c < NF_STAY_COUNT; c++)
+		stay[c] += m.stay[c];
+	return 0;
 }
 
 int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_residency *ret,
@@ -302,18 +309,23 @@ int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_re
 		if (r == -ENOMEM)
 			return r;
 	}
+	int r = nf_tasks_residency(tasks, n, &res);
+	if (r < 0)
+		return r;
+	*ret = res;
 	*ret_source = NF_SRC_NUMA_MAPS;
-	return nf_tasks_residency(tasks, n, ret);
+	return 0;
 }
 
 int nf_tasks_residency(const pid_t *tasks, size_t n, nf_residency *ret)
 {
 	nf_residency res = {0};
 	for (size_t i = 0; i < n; i++) {
+		nf_task_maps m;
 		pid_t tid;
 		int r = nf_task_thread(tasks[i], &tid);
-		if (r == 0)
-			r = nf_task_residency(tasks[i], tid, &res, NULL, NULL);
+		if (r == 0 && (r = nf_task_numa_maps(tasks[i], tid, NULL, &m)) == 0)
+			nf_residency_add(&res, &m.res);
 		if (r < 0 && r != -ESRCH)
 			return r;
 	}

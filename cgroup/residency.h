@@ -36,15 +36,23 @@ int nf_numa_stat_parse(const char *text, nf_residency *ret);
 /* Parses cgroup v1 memory.numa_stat: the hierarchical_anon and
  * hierarchical_file rows ("hierarchical_anon=<pages> N0=<pages> ..."). */
 int nf_numa_stat_v1_parse(const char *text, nf_residency *ret);
-/* Parses /proc/PID/numa_maps and, on success, adds to RET and counts bytes
- * outside TARGET by class into STAY (all optional). Page sizes come from
- * kernelpagesize_kB. */
-int nf_numa_maps_parse(const char *text, nf_residency *ret, const nf_nodeset *target,
-		       uint64_t stay[NF_STAY_COUNT]);
+/* What a task's numa_maps says: where its memory is and, by class, how much
+ * of it is outside a target. */
+typedef struct {
+	nf_residency res;
+	uint64_t stay[NF_STAY_COUNT]; /* bytes outside the target (none without one) */
+} nf_task_maps;
+
+/* Parses /proc/PID/numa_maps, with the bytes outside TARGET (optional) by
+ * class. Page sizes come from kernelpagesize_kB. */
+int nf_numa_maps_parse(const char *text, const nf_nodeset *target, nf_task_maps *ret);
 /* A live thread of thread group PID: PID itself unless the leader has exited
  * before the other threads (its numa_maps is then empty). -ESRCH when gone. */
 int nf_task_thread(pid_t pid, pid_t *ret_tid);
 /* Reads and parses /proc/PID/task/TID/numa_maps. -ESRCH when the task is gone. */
+int nf_task_numa_maps(pid_t pid, pid_t tid, const nf_nodeset *target, nf_task_maps *ret);
+/* The former shape of nf_task_numa_maps, which adds into RET and STAY: only
+ * for tests/bench/movetool.c until it calls nf_task_numa_maps. */
 int nf_task_residency(pid_t pid, pid_t tid, nf_residency *ret, const nf_nodeset *target,
 		      uint64_t stay[NF_STAY_COUNT]);
 

@@ -241,7 +241,7 @@ static void engine_unlocked(const nf_cgroup *cg, run *x)
 	const nf_nodeset *to = &x->o.to;
 	if (x->r == 0 && x->settle)
 		nf_settle(cg, to, x->nnodes, x->o.cancel);
-	bool v2 = x->r == 0 && nf_cgroup_numa_stat(cg, &now);
+	bool v2 = x->r == 0 && nf_cgroup_numa_stat(cg, &now) == 0;
 	if (x->r == 0)
 		x->r = nf_migrate(cg, &x->o, &x->m);
 	uint64_t now_out = v2	       ? nf_residency_outside(&now, to)

@@ -137,17 +137,16 @@ static int task_failed(nf_migration *m, task *t, int r, int gone, const char *wh
 
 static int measure(nf_migration *m, task *t, const nf_nodeset *to)
 {
-	nf_residency now = {0};
-	uint64_t stay[NF_STAY_COUNT] = {0};
+	nf_task_maps maps;
 	/* Asked each time: a leader that exits mid-run leaves an empty numa_maps,
 	 * which would read as "nothing left outside the target". */
 	int r = nf_task_thread(t->pid, &t->tid);
 	if (r == 0)
-		r = nf_task_residency(t->pid, t->tid, &now, to, stay);
+		r = nf_task_numa_maps(t->pid, t->tid, to, &maps);
 	if (r < 0)
 		return task_failed(m, t, r, -ESRCH, "reading numa_maps");
-	t->now = now;
-	memcpy(t->stay, stay, sizeof(stay));
+	t->now = maps.res;
+	memcpy(t->stay, maps.stay, sizeof(maps.stay));
 	return 0;
 }
 

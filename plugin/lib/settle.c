@@ -5,20 +5,35 @@
 #include <string.h>
 #include <time.h>
 
-bool nf_cgroup_numa_stat(const nf_cgroup *cg, nf_residency *ret)
+int nf_cgroup_numa_stat(const nf_cgroup *cg, nf_residency *ret)
 {
+	nf_residency res;
 	nf_residency_source src;
-	return cg->h->version == NF_CG_V2 && nf_cgroup_residency(cg, NULL, 0, ret, &src) == 0 &&
-	       src == NF_SRC_NUMA_STAT;
+	if (cg->h->version != NF_CG_V2)
+		return -ENODATA;
+	int r = nf_cgroup_residency(cg, NULL, 0, &res, &src);
+	if (r < 0)
+		return r;
+	if (src != NF_SRC_NUMA_STAT)
+		return -ENODATA;
+	*ret = res;
+	return 0;
 }
 
-bool nf_kernel_migrates(const nf_cgroup *cg)
+int nf_kernel_migrates(const nf_cgroup *cg, bool *ret)
 {
 	_cleanup_free_ char *path = NULL, *v = NULL;
-	if (cg->h->version == NF_CG_V2)
-		return true;
-	return asprintf(&path, "%s/cpuset.memory_migrate", cg->path) > 0 &&
-	       nf_read_line(path, &v) == 0 && strcmp(v, "1") == 0;
+	if (cg->h->version == NF_CG_V2) {
+		*ret = true;
+		return 0;
+	}
+	if (asprintf(&path, "%s/cpuset.memory_migrate", cg->path) < 0)
+		return -ENOMEM;
+	int r = nf_read_line(path, &v);
+	if (r < 0)
+		return r;
+	*ret = strcmp(v, "1") == 0;
+	return 0;
 }
 
 /* A fingerprint of where the cgroup's memory is: memory.numa_stat's text
@@ -60,7 +75,8 @@ void nf_settle(const nf_cgroup *cg, const nf_nodeset *to, unsigned nnodes,
 	       const _Atomic bool *cancel)
 {
 	uint64_t out;
-	if (!nf_kernel_migrates(cg))
+	bool migrates;
+	if (nf_kernel_migrates(cg, &migrates) < 0 || !migrates)
 		return;
 	uint32_t prev = placement(cg, to, nnodes, &out);
 	uint64_t t0 = nf_now_ns();

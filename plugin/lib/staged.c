@@ -15,13 +15,13 @@ static int outside_now(const nf_cgroup *cg, const nf_nodeset *to, nf_residency *
 	size_t n = 0;
 	int r = nf_cgroup_tasks(cg, true, &pids, &n);
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		nf_residency res = {0};
+		nf_task_maps m;
 		pid_t tid;
 		int e = nf_task_thread(pids[i], &tid);
 		if (e == 0)
-			e = nf_task_residency(pids[i], tid, &res, to, NULL);
+			e = nf_task_numa_maps(pids[i], tid, to, &m);
 		if (e == 0)
-			nf_residency_add(&sum, &res);
+			nf_residency_add(&sum, &m.res);
 		else if (e != -ESRCH)
 			r = e;
 	}
@@ -89,9 +89,10 @@ int nf_staged_move(const nf_cgroup *cg, const nf_migrate_opts *o, nf_staged *ret
 	int r = nf_cgroup_read_mems(cg, &mems, &s.old);
 	if (r == 0)
 		r = nf_cgroup_mems_writable(cg);
+	if (r == 0)
+		r = nf_kernel_migrates(cg, &s.kernel_migrates);
 	if (r < 0)
 		return r;
-	s.kernel_migrates = nf_kernel_migrates(cg);
 	nf_nodeset_union(&s.old, &o->to, &s.widened);
 	s.widen = s.kernel_migrates && !nf_nodeset_equal(&s.widened, &s.old);
 	r = stages(cg, o, &s);

@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	nf_nodeset set, to = {{2}};
 	nf_residency res = {0};
-	uint64_t stay[NF_STAY_COUNT] = {0};
+	nf_task_maps maps;
 	nf_identity id;
 	char buf[NF_NODESET_STRLEN];
 
@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		nf_numa_stat_parse(s, &res);
 		break;
 	case 2:
-		nf_numa_maps_parse(s, &res, &to, stay);
+		nf_numa_maps_parse(s, &to, &maps);
 		break;
 	case 3: /* was mountinfo, which libcgroup reads now (cgroup/libcg.c) */
 		nf_numa_stat_v1_parse(s, &res);

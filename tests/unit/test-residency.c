@@ -78,20 +78,19 @@ static const char numa_maps[] =
 
 static void numa_maps_ok(void **state)
 {
-	nf_residency r = {0};
+	nf_task_maps m;
 	nf_nodeset to;
-	uint64_t stay[NF_STAY_COUNT] = {0};
 	(void)state;
 	assert_int_equal(nf_nodeset_parse("1", &to), 0);
-	assert_int_equal(nf_numa_maps_parse(numa_maps, &r, &to, stay), 0);
-	assert_int_equal(r.file[0], (2 + 40) * 4096);
-	assert_int_equal(r.anon[0], (1 + 65536 + 5) * 4096);
-	assert_int_equal(r.anon[1], (1 + 2) * 4096 + 2 * 2048 * 1024);
-	assert_int_equal(stay[NF_STAY_FILE], 2 * 4096);
-	assert_int_equal(stay[NF_STAY_SHARED], 40 * 4096);
-	assert_int_equal(stay[NF_STAY_ANON], (1 + 65536 + 5) * 4096);
-	assert_int_equal(stay[NF_STAY_HUGE], 0); /* on node 1, the target */
-	assert_int_equal(nf_residency_outside(&r, &to), (2 + 40 + 1 + 65536 + 5) * 4096);
+	assert_int_equal(nf_numa_maps_parse(numa_maps, &to, &m), 0);
+	assert_int_equal(m.res.file[0], (2 + 40) * 4096);
+	assert_int_equal(m.res.anon[0], (1 + 65536 + 5) * 4096);
+	assert_int_equal(m.res.anon[1], (1 + 2) * 4096 + 2 * 2048 * 1024);
+	assert_int_equal(m.stay[NF_STAY_FILE], 2 * 4096);
+	assert_int_equal(m.stay[NF_STAY_SHARED], 40 * 4096);
+	assert_int_equal(m.stay[NF_STAY_ANON], (1 + 65536 + 5) * 4096);
+	assert_int_equal(m.stay[NF_STAY_HUGE], 0); /* on node 1, the target */
+	assert_int_equal(nf_residency_outside(&m.res, &to), (2 + 40 + 1 + 65536 + 5) * 4096);
 }
 
 static void numa_maps_bad(void **state)
@@ -104,12 +103,12 @@ static void numa_maps_bad(void **state)
 	};
 	(void)state;
 	for (size_t i = 0; i < NF_ARRAY_SIZE(bad); i++) {
-		nf_residency r = {0}, zero = {0};
-		/* a good line first: nothing of it may be added when a later one fails */
+		nf_task_maps m = {0}, zero = {0};
+		/* a good line first: nothing of it may be set when a later one fails */
 		char text[256];
 		snprintf(text, sizeof(text), "2000 default anon=1 N0=1\n%s", bad[i]);
-		assert_true(nf_numa_maps_parse(text, &r, NULL, NULL) < 0);
-		assert_memory_equal(&r, &zero, sizeof(r));
+		assert_true(nf_numa_maps_parse(text, NULL, &m) < 0);
+		assert_memory_equal(&m, &zero, sizeof(m));
 	}
 }
 
