@@ -393,16 +393,19 @@ static int standalone(hook *h, const nf_cgroup *cg, const nf_nodeset *eff, const
 	return WIFEXITED(st) ? WEXITSTATUS(st) : fail(h, "the standalone migration was killed");
 }
 
+/* The registration's body, or NULL when json-c is out of memory. */
 static json_object *registration(const hook *h)
 {
 	json_object *o = json_object_new_object();
 	const char *status = h->stage == NF_STAGE_POSTSTART ? "running" : h->st.status;
-	json_object_object_add(o, "id", json_object_new_string(h->st.id));
-	json_object_object_add(o, "pid", json_object_new_int(h->st.pid));
-	json_object_object_add(o, "bundle", json_object_new_string(h->st.bundle));
-	if (status)
-		json_object_object_add(o, "status", json_object_new_string(status));
-	json_object_object_add(o, "annotations", json_object_get(h->ann));
+	bool ok = o && nf_json_add(o, "id", json_object_new_string(h->st.id)) &&
+		  nf_json_add(o, "pid", json_object_new_int(h->st.pid)) &&
+		  nf_json_add(o, "bundle", json_object_new_string(h->st.bundle)) &&
+		  (!status || nf_json_add(o, "status", json_object_new_string(status))) &&
+		  (h->ann ? nf_json_add(o, "annotations", json_object_get(h->ann))
+			  : json_object_object_add(o, "annotations", NULL) == 0);
+	if (!ok)
+		return json_object_put(o), NULL;
 	return o;
 }
 
@@ -432,11 +435,16 @@ static int place(hook *h)
 		     "cpuset narrows it?)",
 		     nf_nodeset_format(&h->cfg.mems, b1, sizeof(b1)), cg.rel,
 		     nf_nodeset_format(&eff, b2, sizeof(b2)));
-	json_object *body = registration(h);
+	_cleanup_json_ json_object *body = registration(h);
+	const char *text = body ? json_object_to_json_string(body) : NULL;
+	if (!text) {
+		nf_cgroup_done(&cg);
+		nf_hierarchy_done(&hier);
+		return fail(h, "out of memory for the registration's body");
+	}
 	nf_http_peer p = peer(h);
 	last_word_set(h, "waiting for the agent");
-	r = nf_http(&p, "POST", "/v1/containers", json_object_to_json_string(body), &rep);
-	json_object_put(body);
+	r = nf_http(&p, "POST", "/v1/containers", text, &rep);
 	if (r == 0 && (rep.status == 200 || rep.status == 201)) {
 		hlog(h, LOG_INFO, "%s with the agent: cgroup '%s'%s",
 		     rep.status == 201 ? "registered" : "registration updated", cg.rel,
