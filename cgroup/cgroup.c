@@ -195,14 +195,8 @@ typedef struct {
 
 static int pidvec_push(pidvec *p, pid_t pid)
 {
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 64;
-		pid_t *v = reallocarray(p->v, cap, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		p->v = v;
-		p->cap = cap;
-	}
+	if (nf_grow(&p->v, &p->cap, p->n + 1, sizeof(*p->v), 64) < 0)
+		return -ENOMEM;
 	p->v[p->n++] = pid;
 	return 0;
 }

@@ -9,24 +9,36 @@ int nf_read_file(const char *path, char **ret, size_t *ret_len)
 	return nf_read_file_max(path, SIZE_MAX - 1, ret, ret_len);
 }
 
+int nf_grow(void *array, size_t *cap, size_t want, size_t size, size_t min)
+{
+	void **p = array;
+	size_t n = *cap ? *cap : min, bytes;
+	if (want <= *cap)
+		return 0;
+	while (n < want)
+		if (__builtin_mul_overflow(n, 2, &n))
+			return -ENOMEM;
+	if (__builtin_mul_overflow(n, size, &bytes))
+		return -ENOMEM;
+	void *v = realloc(*p, bytes);
+	if (!v)
+		return -ENOMEM;
+	*p = v;
+	*cap = n;
+	return 0;
+}
+
 int nf_read_file_max(const char *path, size_t max, char **ret, size_t *ret_len)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 
-	size_t len = 0, cap = 4096;
-	_cleanup_free_ char *buf = malloc(cap);
-	if (!buf)
-		return -ENOMEM;
+	size_t len = 0, cap = 0;
+	_cleanup_free_ char *buf = NULL;
 	for (;;) {
-		if (cap - len < 2) {
-			char *n = realloc(buf, cap * 2);
-			if (!n)
-				return -ENOMEM;
-			buf = n;
-			cap *= 2;
-		}
+		if (nf_grow(&buf, &cap, len + 2, 1, 4096) < 0)
+			return -ENOMEM;
 		ssize_t r = read(fd, buf + len, cap - len - 1);
 		if (r < 0) {
 			if (errno == EINTR)

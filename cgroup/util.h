@@ -52,6 +52,12 @@ static inline void nf_closedirp(DIR **d)
 		_fd;                                                                               \
 	})
 
+/* Makes room for WANT elements of SIZE bytes in the array *(void **)ARRAY of
+ * *CAP elements: the capacity doubles, from MIN, until WANT fits. 0, or
+ * -ENOMEM with the array and *CAP as they were. For `T *v; size_t cap;`:
+ * `nf_grow(&v, &cap, n + 1, sizeof(*v), 64)`. */
+int nf_grow(void *array, size_t *cap, size_t want, size_t size, size_t min);
+
 /* Reads a whole (small, pseudo) file into a NUL-terminated buffer. */
 int nf_read_file(const char *path, char **ret, size_t *ret_len);
 /* The same, refusing with -EFBIG a file of more than MAX bytes (a regular

@@ -10,17 +10,9 @@ static void put(nf_jw *w, const char *s, size_t n)
 {
 	if (w->oom)
 		return;
-	if (w->len + n + 1 > w->cap) {
-		size_t cap = w->cap ? w->cap : 4096;
-		while (cap < w->len + n + 1)
-			cap *= 2;
-		char *b = realloc(w->buf, cap);
-		if (!b) {
-			w->oom = true;
-			return;
-		}
-		w->buf = b;
-		w->cap = cap;
+	if (nf_grow(&w->buf, &w->cap, w->len + n + 1, 1, 4096) < 0) {
+		w->oom = true;
+		return;
 	}
 	memcpy(w->buf + w->len, s, n);
 	w->len += n;

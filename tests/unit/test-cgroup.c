@@ -74,6 +74,29 @@ static void normalize(void **state)
 	}
 }
 
+/* The growable array (cgroup/util.h): doubles from its minimum, keeps what it
+ * holds, refuses a size that cannot be counted. */
+static void grow(void **state)
+{
+	int *v = NULL;
+	size_t cap = 0;
+	(void)state;
+	assert_int_equal(nf_grow(&v, &cap, 1, sizeof(*v), 4), 0);
+	assert_int_equal(cap, 4);
+	for (int i = 0; i < 4; i++)
+		v[i] = i;
+	assert_int_equal(nf_grow(&v, &cap, 4, sizeof(*v), 4), 0); /* fits: unchanged */
+	assert_int_equal(cap, 4);
+	assert_int_equal(nf_grow(&v, &cap, 5, sizeof(*v), 4), 0);
+	assert_int_equal(cap, 8);
+	assert_int_equal(nf_grow(&v, &cap, 33, sizeof(*v), 4), 0);
+	assert_int_equal(cap, 64);
+	assert_int_equal(v[3], 3);
+	assert_int_equal(nf_grow(&v, &cap, SIZE_MAX / 2, sizeof(*v), 4), -ENOMEM);
+	assert_int_equal(cap, 64);
+	free(v);
+}
+
 static void touch(const char *dir, const char *name, const char *text)
 {
 	char path[4096];
@@ -188,7 +211,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(proc_cgroup),    cmocka_unit_test(detect),
 	    cmocka_unit_test(libcg_errno),    cmocka_unit_test(normalize),
-	    cmocka_unit_test(open_and_tasks),
+	    cmocka_unit_test(open_and_tasks), cmocka_unit_test(grow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
