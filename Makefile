@@ -160,13 +160,24 @@ bench: $(DEPS) all $(HELPERS)
 fmt:
 	clang-format -i $(SOURCES)
 
+# What README.md lists ("make install"; tests/host/t-install.sh holds the two
+# to each other). The unit and the hooks.d file name the programs under PREFIX;
+# the settings in /etc are installed only where there are none.
+HOOKS_DIR ?= /usr/share/containers/oci/hooks.d
 install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook
 	install -D -m 0755 $(B)/numafollow $(DESTDIR)$(PREFIX)/bin/numafollow
 	install -D -m 0755 $(B)/numafollowd $(DESTDIR)$(PREFIX)/sbin/numafollowd
-	install -D -m 0644 deploy/systemd/numafollowd.service \
-		$(DESTDIR)$(PREFIX)/lib/systemd/system/numafollowd.service
+	install -D -m 0755 $(B)/numafollow-hook $(DESTDIR)$(PREFIX)/libexec/numafollow/numafollow-hook
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(HOOKS_DIR) $(DESTDIR)/etc/numafollow
+	sed 's|/usr/local/sbin/numafollowd|$(PREFIX)/sbin/numafollowd|' \
+		deploy/systemd/numafollowd.service >$(DESTDIR)$(PREFIX)/lib/systemd/system/numafollowd.service
+	sed 's|/usr/local/libexec/numafollow/|$(PREFIX)/libexec/numafollow/|' \
+		deploy/oci/50-numafollow.json >$(DESTDIR)$(HOOKS_DIR)/50-numafollow.json
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/numafollowd.service $(DESTDIR)$(HOOKS_DIR)/50-numafollow.json
 	test -e $(DESTDIR)/etc/numafollow/numafollowd.conf || \
-		install -D -m 0644 deploy/numafollowd.conf $(DESTDIR)/etc/numafollow/numafollowd.conf
+		install -m 0644 deploy/numafollowd.conf $(DESTDIR)/etc/numafollow/numafollowd.conf
+	test -e $(DESTDIR)/etc/numafollow/hook.conf || \
+		install -m 0644 deploy/hook.conf $(DESTDIR)/etc/numafollow/hook.conf
 
 clean:
 	rm -rf $(B)
