@@ -46,8 +46,10 @@
  * tasks' numa_maps (sample.c); the cpuset files and /proc/PID/comm of a
  * container whose mems changed (follow.c); inotify_add_watch and readdir of a
  * directory (tree.c); one write(2) of a journal line (history.c); log lines.
- * A reconcile and GET /v1/containers hold it across every container they
- * sample: the longest holds ("lock" in /v1/status; docs/benchmarks.md). */
+ * A periodic reconcile and a stale GET /v1/containers take it once per batch
+ * of NF_BATCH containers; the event loop's reconcile after an inotify overflow
+ * and the start's scan hold it across the whole tree ("lock" in /v1/status
+ * says how long it was held; docs/benchmarks.md has the figures). */
 #ifndef NF_AGENT_INTERNAL_H
 #define NF_AGENT_INTERNAL_H
 
@@ -64,6 +66,10 @@
 
 typedef struct nf_job nf_job;
 
+/* How many containers a periodic reconcile or a resample reads per hold of
+ * the lock: the other threads wait for a batch, not for the whole tree. */
+#define NF_BATCH 32
+
 /* One cgroup directory; a container when it has tasks (or a registration). */
 struct nf_cg {
 	struct nf_cg *parent, *child, *next; /* the directory tree */
@@ -79,6 +85,7 @@ struct nf_cg {
 	uint64_t *pre;	       /* bytes per node when a write began (v2), or NULL */
 	uint64_t v1_sig;       /* v1: what the last sample's numa_stat and tasks were */
 	uint64_t sampled_ns;   /* when (nf_now_ns) */
+	unsigned reconciled;   /* the last reconcile that read it (nf_agent.reconcile_gen) */
 	bool assist_armed;     /* an assist was asked for the write under way */
 	char *name;	       /* a docker container's name, from dockerd */
 	enum { NAME_UNASKED, NAME_ASKED, NAME_DONE } name_state;
@@ -112,6 +119,7 @@ struct nf_agent {
 	unsigned nnodes; /* node ids below this */
 	nf_agent_tuning tuning;
 	bool rescan; /* events were lost: the next reconcile lists directories again */
+	unsigned reconcile_gen;
 
 	pthread_t *threads;
 	unsigned n_threads;
@@ -195,10 +203,11 @@ void nf_follow_subtree(nf_agent *a, nf_cg *c, nf_trigger t);
 void nf_follow_drift(nf_agent *a, nf_cg *c);
 
 /* events.c */
+/* The whole reconcile in one hold (after an inotify overflow). */
 void nf_reconcile(nf_agent *a);
-/* With REREAD false (at start, just after the scan read everything) it only
- * decides on drift. */
-void nf_reconcile_subtree(nf_agent *a, nf_cg *c, bool reread);
+/* Drift below C, decided on the samples as they are (at start, just after
+ * the scan read everything). */
+void nf_reconcile_drift(nf_agent *a, nf_cg *c);
 
 /* jobs.c */
 /* A migration of C to its effective mems; its record, or NULL (opted out, or

@@ -101,7 +101,7 @@ static void scan(nf_agent *a)
 	pthread_mutex_lock(&a->lock);
 	nf_tree_scan(a, a->top);
 	nf_history_link(&a->hist, find_path, a);
-	nf_reconcile_subtree(a, a->top, false);
+	nf_reconcile_drift(a, a->top);
 	pthread_mutex_unlock(&a->lock);
 	nf_log(LOG_INFO, "watching %zu cgroups under '%s%s' (%s), scanned in %llu ms", a->n_cgs + 1,
 	       a->h.mount, strcmp(a->top->rel, "/") ? a->top->rel : "", nf_hierarchy_name(&a->h),

@@ -81,20 +81,18 @@ void nf_agent_read_events(nf_agent *a)
 
 /* ---- the reconcile ---- */
 
-/* Containers only: a cgroup gains processes with a write to cgroup.procs or
- * (v2) a change of cgroup.events, both watched, so the others can wait. */
-void nf_reconcile_subtree(nf_agent *a, nf_cg *c, bool reread)
+/* The reconcile reads containers only: a cgroup gains processes with a write
+ * to cgroup.procs or (v2) a change of cgroup.events, both watched, so the
+ * others can wait. */
+void nf_reconcile_drift(nf_agent *a, nf_cg *c)
 {
-	if (reread && nf_cg_is_container(c)) {
-		nf_follow_mems(a, c, NF_TRIG_RECONCILE, true);
-		nf_sample(a, c);
-	}
 	nf_follow_drift(a, c);
 	for (nf_cg *k = c->child; k; k = k->next)
-		nf_reconcile_subtree(a, k, reread);
+		nf_reconcile_drift(a, k);
 }
 
-void nf_reconcile(nf_agent *a)
+/* Starts a reconcile: its number, and directories the events missed. */
+static unsigned reconcile_begins(nf_agent *a)
 {
 	a->stats.reconciles++;
 	/* Directory listings only when events were lost: an overflow, or a
@@ -102,12 +100,51 @@ void nf_reconcile(nf_agent *a)
 	if (a->rescan || a->stats.scan_errors)
 		nf_tree_rescan(a, a->top);
 	a->rescan = false;
-	nf_reconcile_subtree(a, a->top, true);
+	return ++a->reconcile_gen;
 }
 
+/* Reads below C what reconcile GEN has not read yet, *LEFT containers at
+ * most. The marks let the next batch start again from the top: between two
+ * batches cgroups may come and go. */
+static void reconcile_batch(nf_agent *a, nf_cg *c, unsigned gen, size_t *left)
+{
+	if (c->reconciled != gen) {
+		c->reconciled = gen;
+		if (nf_cg_is_container(c)) {
+			nf_follow_mems(a, c, NF_TRIG_RECONCILE, true);
+			nf_sample(a, c);
+			(*left)--;
+		}
+		nf_follow_drift(a, c);
+	}
+	for (nf_cg *k = c->child; k && *left; k = k->next)
+		reconcile_batch(a, k, gen, left);
+}
+
+/* Whether reconcile GEN has more to read after one more batch. */
+static bool reconcile_more(nf_agent *a, unsigned gen)
+{
+	size_t left = NF_BATCH;
+	reconcile_batch(a, a->top, gen, &left);
+	return left == 0;
+}
+
+void nf_reconcile(nf_agent *a)
+{
+	unsigned gen = reconcile_begins(a);
+	while (reconcile_more(a, gen))
+		;
+}
+
+/* One hold per batch. */
 void nf_agent_reconcile(nf_agent *a)
 {
 	nf_agent_lock(a);
-	nf_reconcile(a);
+	unsigned gen = reconcile_begins(a);
 	nf_agent_unlock(a);
+	for (bool more = true; more;) {
+		nf_agent_lock(a);
+		more = reconcile_more(a, gen);
+		nf_agent_unlock(a);
+	}
 }

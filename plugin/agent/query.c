@@ -42,20 +42,28 @@ static void each_in(const nf_agent *a, const nf_cg *c, nf_container_fn fn, void 
 		each_in(a, k, fn, userdata);
 }
 
-static void resample_in(nf_agent *a, nf_cg *c, uint64_t since)
+/* Samples containers below C sampled before SINCE, *LEFT at most. */
+static void resample_in(nf_agent *a, nf_cg *c, uint64_t since, size_t *left)
 {
-	if (nf_cg_is_container(c) && c->sampled_ns < since)
+	if (nf_cg_is_container(c) && c->sampled_ns < since) {
 		nf_sample(a, c);
-	for (nf_cg *k = c->child; k; k = k->next)
-		resample_in(a, k, since);
+		(*left)--;
+	}
+	for (nf_cg *k = c->child; k && *left; k = k->next)
+		resample_in(a, k, since, left);
 }
 
+/* One hold per batch; each batch starts again from the top (cgroups may come
+ * and go between two), and ends the sooner for what the last one sampled. */
 void nf_agent_resample(nf_agent *a, uint64_t max_age_ms)
 {
 	uint64_t now = nf_now_ns(), age = max_age_ms * 1000000;
-	nf_agent_lock(a);
-	resample_in(a, a->top, now > age ? now - age : 0);
-	nf_agent_unlock(a);
+	for (size_t left = 0; left == 0;) {
+		left = NF_BATCH;
+		nf_agent_lock(a);
+		resample_in(a, a->top, now > age ? now - age : 0, &left);
+		nf_agent_unlock(a);
+	}
 }
 
 void nf_agent_each_container(nf_agent *a, nf_container_fn fn, void *userdata)

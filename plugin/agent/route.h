@@ -14,10 +14,9 @@
 /* The list's memory figures are at most this old: fresher than the reconcile's
  * (30 s), and each container is sampled at most once in this time however
  * often the list is asked for. The samples are taken with the agent's lock
- * held, as the reconcile's are (agent-internal.h, the lock rule): a request
- * after a quiet spell holds it across every stale container, the longest of
- * its holds with the reconcile ("lock" in /v1/status). Metrics keep the
- * reconcile's figures. */
+ * held, as the reconcile's are, a batch of containers per hold
+ * (agent-internal.h, the lock rule; "lock" in /v1/status says how long).
+ * Metrics keep the reconcile's figures. */
 #define NF_LIST_MAX_AGE_MS 5000
 /* Bodies over NF_API_MAX_BODY are read and dropped, to answer 413 on a
  * connection the client still reads; past this they are not worth reading. */
