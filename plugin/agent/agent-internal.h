@@ -46,9 +46,10 @@
  * tasks' numa_maps (sample.c); the cpuset files and /proc/PID/comm of a
  * container whose mems changed (follow.c); inotify_add_watch and readdir of a
  * directory (tree.c); one write(2) of a journal line (history.c); log lines.
- * A periodic reconcile and a stale GET /v1/containers take it once per batch
- * of NF_BATCH containers; the event loop's reconcile after an inotify overflow
- * and the start's scan hold it across the whole tree ("lock" in /v1/status
+ * The event loop takes it once per inotify event (a new directory: its
+ * subtree); a periodic reconcile and a stale GET /v1/containers once per
+ * batch of NF_BATCH containers; the reconcile after an inotify overflow and
+ * the start's scan hold it across the whole tree ("lock" in /v1/status
  * says how long it was held; docs/benchmarks.md has the figures). */
 #ifndef NF_AGENT_INTERNAL_H
 #define NF_AGENT_INTERNAL_H

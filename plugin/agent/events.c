@@ -68,14 +68,16 @@ void nf_agent_read_events(nf_agent *a)
 {
 	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
 	ssize_t n;
+	/* One hold per event: a burst of new cgroups (each watched, read and
+	 * listed) does not keep the others waiting for all of it. */
 	while ((n = read(a->inotify_fd, buf, sizeof(buf))) > 0) {
-		nf_agent_lock(a);
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const void *)p;
 			p += sizeof(*ev) + ev->len;
+			nf_agent_lock(a);
 			handle_event(a, ev, p, buf + n);
+			nf_agent_unlock(a);
 		}
-		nf_agent_unlock(a);
 	}
 }
 
