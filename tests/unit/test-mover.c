@@ -158,14 +158,16 @@ static void pacing(void **state)
 	mover *m = new_mover(&o);
 	worker *w = new_worker(m);
 	assert_int_equal(w->limit, NF_MOVE_BATCH_FIRST);
-	/* 256 units in 1 ms: 3.9 us a unit; 5 ms would be 1280, but 4x at most */
+	/* 256 units in 1 ms: 3.9 us a unit; 50 ms would be 12800, but 4x at most */
 	pace(w, 1000000, 256);
 	assert_int_equal(w->limit, 1024);
 	pace(w, 4000000, 1024);
-	assert_int_equal(w->limit, 1280);
+	assert_int_equal(w->limit, 4096);
+	pace(w, 16000000, 4096);
+	assert_int_equal(w->limit, 12800);
 	/* pages turn 10x dearer (threads writing them): the next call shrinks */
-	pace(w, 50000000, 1280);
-	assert_true(w->limit < 300);
+	pace(w, 500000000, 12800);
+	assert_true(w->limit < 3000);
 	for (int i = 0; i < 20; i++)
 		pace(w, 1000000000, 100);
 	assert_int_equal(w->limit, NF_MOVE_BATCH_MIN);
