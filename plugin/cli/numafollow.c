@@ -17,7 +17,7 @@ static const char usage_text[] =
     "Commands that work on the cgroup file system directly:\n"
     "  migrate [--to NODES] [--from NODES] [--dry-run] [--retries N] [--json]\n"
     "          [--method auto|migrate_pages|move_pages] [--threads N] [--max-rate MIB/S]\n"
-    "          [--budget-ms N] CGROUP\n"
+    "          [--budget-ms N] [--progress | --quiet] CGROUP\n"
     "        Move the memory of every task of CGROUP (and its descendants) to NODES\n"
     "        (default: the cgroup's effective mems), verify where it is afterwards and\n"
     "        retry what stayed. --dry-run shows the plan and moves nothing.\n"
@@ -30,7 +30,11 @@ static const char usage_text[] =
     "        rest by migrate_pages(2) (--method chooses one for everything).\n"
     "        --max-rate caps the copy rate; --budget-ms stops at a deadline and\n"
     "        reports what is left.\n"
-    "  move --to NODES [--method M] [--threads N] [--max-rate MIB/S] [--json] CGROUP\n"
+    "        On a terminal a progress line on stderr says the phase, MiB moved of\n"
+    "        MiB to move, the rate and the time left; --progress draws it anyway\n"
+    "        (also with --json or stderr not a terminal), --quiet never.\n"
+    "  move --to NODES [--method M] [--threads N] [--max-rate MIB/S] [--json]\n"
+    "       [--progress | --quiet] CGROUP\n"
     "        Change CGROUP's cpuset.mems to NODES in stages, so that nobody waits on\n"
     "        the kernel for the bulk: on cgroup v2 it writes old+new (the kernel\n"
     "        then moves nothing), moves the memory as migrate does, then writes\n"
@@ -92,8 +96,8 @@ static int run_migrate(const nf_cli_args *a)
 }
 
 static const command commands[] = {
-    {"migrate", "tfnjrASUKMTRB", 1, 1, check_migrate, run_migrate},
-    {"move", "tjMTR", 1, 1, check_move, nf_cli_move},
+    {"migrate", "tfnjrASUKMTRBPq", 1, 1, check_migrate, run_migrate},
+    {"move", "tjMTRPq", 1, 1, check_move, nf_cli_move},
     {"show", "j", 1, 1, NULL, nf_cli_show},
     {"status", "jSUK", 0, 0, NULL, nf_cli_agent},
     {"ps", "jSUK", 0, 0, NULL, nf_cli_agent},
@@ -101,14 +105,24 @@ static const command commands[] = {
 };
 
 static const struct option options[] = {
-    {"to", required_argument, NULL, 't'},	  {"from", required_argument, NULL, 'f'},
-    {"dry-run", no_argument, NULL, 'n'},	  {"json", no_argument, NULL, 'j'},
-    {"retries", required_argument, NULL, 'r'},	  {"via-agent", no_argument, NULL, 'A'},
-    {"socket", required_argument, NULL, 'S'},	  {"url", required_argument, NULL, 'U'},
-    {"token-file", required_argument, NULL, 'K'}, {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},	  {"method", required_argument, NULL, 'M'},
-    {"threads", required_argument, NULL, 'T'},	  {"max-rate", required_argument, NULL, 'R'},
-    {"budget-ms", required_argument, NULL, 'B'},  {0},
+    {"to", required_argument, NULL, 't'},
+    {"from", required_argument, NULL, 'f'},
+    {"dry-run", no_argument, NULL, 'n'},
+    {"json", no_argument, NULL, 'j'},
+    {"retries", required_argument, NULL, 'r'},
+    {"via-agent", no_argument, NULL, 'A'},
+    {"socket", required_argument, NULL, 'S'},
+    {"url", required_argument, NULL, 'U'},
+    {"token-file", required_argument, NULL, 'K'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"method", required_argument, NULL, 'M'},
+    {"threads", required_argument, NULL, 'T'},
+    {"max-rate", required_argument, NULL, 'R'},
+    {"budget-ms", required_argument, NULL, 'B'},
+    {"progress", no_argument, NULL, 'P'},
+    {"quiet", no_argument, NULL, 'q'},
+    {0},
 };
 
 /* The options before the command (--help, --version, which end the parsing:
@@ -173,6 +187,12 @@ static int set_option(nf_cli_args *a, int c, const char *val, nf_cli_error *e)
 	switch (c) {
 	case 'j':
 		a->json = true;
+		return 0;
+	case 'P':
+		a->progress = true;
+		return 0;
+	case 'q':
+		a->quiet = true;
 		return 0;
 	case 't':
 		a->to = val;

@@ -66,6 +66,9 @@ typedef struct {
 	size_t next;
 	uint64_t rate_next; /* token bucket as a virtual clock: when the next byte may go */
 	atomic_bool stop;
+	_Atomic uint64_t moved_now; /* what the workers moved so far, for progress */
+	uint64_t total;		    /* on source nodes when scanned */
+	uint64_t start_ns;	    /* of the moving */
 	nf_move_result res;
 } mover;
 
@@ -92,6 +95,7 @@ typedef struct {
 	size_t n_hid;
 	bool hidden_pass;
 	uint64_t pm[PM_CHUNK];
+	uint64_t hid_pm[PM_CHUNK]; /* resolve_hidden's: a slice may be reading pm */
 	nf_move_result res;
 } worker;
 
@@ -522,9 +526,11 @@ static void settle(worker *w, bool keep)
 	size_t k = 0;
 	for (size_t i = 0; i < w->n; i++) {
 		int s = w->status[i];
-		if (s == w->nodes[i])
+		if (s == w->nodes[i]) {
 			w->res.moved_bytes += w->weight[i];
-		else if (s >= 0 || s == NOT_TRIED || (s == -EBUSY && keep)) {
+			atomic_fetch_add_explicit(&w->m->moved_now, w->weight[i],
+						  memory_order_relaxed);
+		} else if (s >= 0 || s == NOT_TRIED || (s == -EBUSY && keep)) {
 			if (!keep) {
 				w->res.stayed_bytes[NF_MOVE_EBUSY] += w->weight[i];
 				continue;
@@ -634,16 +640,40 @@ static void touch_remote(const task *t, void **addr, size_t n)
 
 static void move_batch(worker *w, task *t);
 
+/* pagemap entries read for a batch's absent pages: pages [first, first + n) */
+typedef struct {
+	uint64_t first, n;
+} pm_window;
+
+/* Whether pagemap says the page at A is present. The entries are read PM_CHUNK
+ * at a time, from A up (or down, top-down), into W: a batch's absent pages
+ * are mostly neighbours, so one read serves many (NUMA balancing hides whole
+ * ranges at once). */
+static bool present_at(worker *w, const task *t, uint64_t a, pm_window *win)
+{
+	uint64_t page = a / PAGE;
+	if (page < win->first || page - win->first >= win->n) {
+		uint64_t first = page;
+		if (w->m->o->reverse)
+			first = page >= PM_CHUNK - 1 ? page - (PM_CHUNK - 1) : 0;
+		ssize_t r =
+		    pread(t->pagemap, w->hid_pm, sizeof(w->hid_pm), first * sizeof(w->hid_pm[0]));
+		*win = (pm_window){.first = first,
+				   .n = r > 0 ? (uint64_t)r / sizeof(w->hid_pm[0]) : 0};
+		if (page - first >= win->n)
+			return false;
+	}
+	return PRESENT(w->hid_pm[page - win->first]);
+}
+
 /* Of the pages move_pages said were absent, those pagemap says are present
  * are touched and tried once more, where they are now. */
 static void resolve_hidden(worker *w, task *t)
 {
 	size_t k = 0;
+	pm_window win = {0};
 	for (size_t i = 0; i < w->n_hid; i++) {
-		uint64_t a = (uintptr_t)w->hid[i];
-		if (pread(t->pagemap, w->pm, sizeof(w->pm[0]), a / PAGE * sizeof(w->pm[0])) !=
-			sizeof(w->pm[0]) ||
-		    !PRESENT(w->pm[0]))
+		if (!present_at(w, t, (uintptr_t)w->hid[i], &win))
 			continue;
 		w->addr[k] = w->hid[i];
 		w->nodes[k] = -1;
@@ -702,6 +732,7 @@ static void thp_fixup(worker *w, task *t, void *const *heads, size_t n)
 			continue;
 		/* it was counted as a whole huge page */
 		w->res.moved_bytes -= HPAGE - PAGE;
+		atomic_fetch_sub_explicit(&w->m->moved_now, HPAGE - PAGE, memory_order_relaxed);
 		for (uint64_t p = (uintptr_t)heads[i] + PAGE; p < (uintptr_t)heads[i] + HPAGE;
 		     p += PAGE)
 			add(w, p, PAGE, d);
@@ -1003,6 +1034,38 @@ static int scan(mover *m, const pid_t *tgids, size_t n)
 	return 0;
 }
 
+static void report(mover *m)
+{
+	uint64_t now = nf_now_ns();
+	nf_progress p = {
+	    .phase = NF_PHASE_MOVE,
+	    .done_bytes = atomic_load_explicit(&m->moved_now, memory_order_relaxed),
+	    .total_bytes = m->total,
+	    .elapsed_ns = now - m->start_ns,
+	    .move_ns = now - m->start_ns,
+	};
+	m->o->progress(&p, m->o->progress_data);
+}
+
+/* Joins worker ID; with a progress callback, reports every NF_PROGRESS_NS
+ * meanwhile. 1 when it has ended. */
+static unsigned wait_worker(mover *m, pthread_t id)
+{
+	if (!m->o->progress) {
+		pthread_join(id, NULL);
+		return 1;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts); /* pthread_timedjoin_np's clock */
+	uint64_t at = (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + NF_PROGRESS_NS;
+	ts = (struct timespec){.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000};
+	if (pthread_timedjoin_np(id, NULL, &ts) == ETIMEDOUT) {
+		report(m);
+		return 0;
+	}
+	return 1;
+}
+
 static int run_workers(mover *m, unsigned threads)
 {
 	_cleanup_free_ worker *ws = calloc(threads, sizeof(*ws));
@@ -1018,8 +1081,8 @@ static int run_workers(mover *m, unsigned threads)
 	}
 	if (!started) /* no thread at all: work in this one */
 		work(&ws[0]);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(ids[i], NULL);
+	for (unsigned i = 0; i < started;)
+		i += wait_worker(m, ids[i]);
 	return 0;
 }
 
@@ -1058,6 +1121,9 @@ int nf_move_pages(const pid_t *tgids, size_t n, const nf_move_opts *o, nf_move_r
 	m.res.threads = o->threads ? o->threads : default_threads(o);
 	int r = scan(&m, tgids, n);
 	m.res.scan_ns = nf_now_ns() - start;
+	m.start_ns = nf_now_ns();
+	for (size_t i = 0; i < m.n_ranges; i++)
+		m.total += m.ranges[i].bytes;
 	if (r == 0)
 		r = run_workers(&m, m.res.threads);
 	if (r < 0) {

@@ -6,6 +6,7 @@
 #ifndef NF_MOVER_H
 #define NF_MOVER_H
 
+#include "progress.h"
 #include "../../cgroup/nodeset.h"
 
 #include <stdatomic.h>
@@ -42,6 +43,10 @@ typedef struct {
 	const _Atomic bool *cancel; /* checked between batches */
 	bool move_all;		    /* MPOL_MF_MOVE_ALL (shared pages; needs CAP_SYS_NICE) */
 	bool reverse;		    /* the last task first, each from its top address down */
+	/* Called every NF_PROGRESS_NS while the workers move (phase MOVE; done and
+	 * total are the mover's own), from the calling thread; NULL: never. */
+	nf_progress_fn progress;
+	void *progress_data;
 } nf_move_opts;
 
 /* Why pages that should have moved stayed: the per-page status move_pages(2)

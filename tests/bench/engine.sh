@@ -13,6 +13,8 @@
 #   nf-gentle-t1   numafollow migrate (the engine: move_pages batches), 1 thread
 #   nf-gentle-t2   the same, 2 threads
 #   nf-staged      numafollow move --to 1: 0-1, the engine, then 1
+#   nf-progress    the same with its progress line (--progress, to /dev/null):
+#                  what the engine's reports cost
 #   agent-plain    the kernel's v2 write, numafollowd running with assist = 0
 #   agent-assist   the same with assist = 1: the agent moves pages beside the
 #                  kernel inside the write; the write's time is what the
@@ -29,7 +31,7 @@ reps=${NF_BENCH_REPS:-3}
 MT=$B/movetool
 [ -x "$MT" ] || fail "movetool is not built in $B"
 . tests/vm/probe-lib.sh
-methods="kernel migratepages nf-migrate nf-gentle-t1 nf-gentle-t2 nf-staged agent-plain agent-assist"
+methods="kernel migratepages nf-migrate nf-gentle-t1 nf-gentle-t2 nf-staged nf-progress agent-plain agent-assist"
 # NUMA balancing moves pages back and forth on its own: off for the measurement.
 echo 0 >/proc/sys/kernel/numa_balancing 2>/dev/null || true
 declare -A ms lat assist
@@ -46,6 +48,7 @@ move_with() { # METHOD: the move itself
 	nf-gentle-t1) "$NF" migrate --threads 1 --to 1 nfb >/dev/null ;;
 	nf-gentle-t2) "$NF" migrate --threads 2 --to 1 nfb >/dev/null ;;
 	nf-staged) "$NF" move --threads 2 --to 1 nfb >/dev/null ;;
+	nf-progress) "$NF" move --progress --threads 2 --to 1 nfb >/dev/null 2>&1 ;;
 	mt-b*) "$MT" --from 0 --to 1 --threads 2 --batch "${1#mt-b}" "${PIDS[@]}" >/dev/null ;;
 	mt-c*) "$MT" --from 0 --to 1 --threads 2 --call-ms "${1#mt-c}" "${PIDS[@]}" >/dev/null ;;
 	esac
@@ -62,7 +65,7 @@ one() {
 		start_probe "$cg" -m 128 -t 2
 		for _ in 1 2 3; do start_probe "$cg" -m 128; done
 	fi
-	case $method in kernel | nf-staged | agent-*) ;; *) set_mems "$cg" 0-1 ;; esac
+	case $method in kernel | nf-staged | nf-progress | agent-*) ;; *) set_mems "$cg" 0-1 ;; esac
 	case $method in
 	agent-plain) start_agent --assist 0 ;;
 	agent-assist) start_agent --assist 1 ;;
