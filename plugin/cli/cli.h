@@ -58,14 +58,16 @@ static inline double nf_mib(uint64_t bytes)
 /* The progress line on stderr (progress.c): whether A wants it (--progress,
  * or stderr a terminal without --json; never with --quiet); the engine's
  * callback, with an nf_cli_progress_line as its data; and its last state,
- * drawn once more with the time taken and a newline. */
+ * drawn once more with the time taken and a newline. A line nobody reads
+ * (stderr closed, a pipe's reader gone) is not drawn again. */
 typedef struct {
 	nf_progress last;
-	bool drawn;
+	bool drawn, broken;
 } nf_cli_progress_line;
 bool nf_cli_progress_wanted(const nf_cli_args *a);
 void nf_cli_progress(const nf_progress *p, void *userdata);
-void nf_cli_progress_end(nf_cli_progress_line *l);
+/* OK: the run ended (with or without a residue), else it failed. */
+void nf_cli_progress_end(nf_cli_progress_line *l, bool ok);
 
 /* The commands, each returning the exit status. */
 int nf_cli_show(const nf_cli_args *a);

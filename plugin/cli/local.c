@@ -443,7 +443,7 @@ static int migrate(const nf_cli_args *a, nf_cli_error *e, int *ret_status)
 		o.progress_data = &line;
 	}
 	r = nf_migrate(&cg, &o, &m);
-	nf_cli_progress_end(&line);
+	nf_cli_progress_end(&line, r == 0);
 	if (r < 0)
 		return nf_cli_system(e, r, "migrating cgroup '%s': %s", cg.path, strerror(-r));
 	if (a->json)
@@ -551,7 +551,7 @@ static int move(const nf_cli_args *a, nf_cli_error *e, int *ret_status)
 		o.progress_data = &line;
 	}
 	r = nf_staged_move(&cg, &o, &s);
-	nf_cli_progress_end(&line);
+	nf_cli_progress_end(&line, r == 0);
 	if (r < 0)
 		return staged_error(&cg, r, e);
 	if (a->json && (r = print_staged_json(&cg, &o, &s)) < 0)

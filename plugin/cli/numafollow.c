@@ -6,6 +6,7 @@
 #include "../../cgroup/util.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,11 +76,11 @@ typedef struct {
 static int check_migrate(const nf_cli_args *a, nf_cli_error *e)
 {
 	if (a->via_agent && (a->to || a->from || a->dry_run || a->method || a->threads ||
-			     a->max_rate || a->budget_ms))
+			     a->max_rate || a->budget_ms || a->progress || a->quiet))
 		return nf_cli_usage(e, -EINVAL,
 				    "--via-agent migrates to the container's mems as the agent's "
 				    "settings say; it takes no --to, --from, --dry-run, --method, "
-				    "--threads, --max-rate or --budget-ms");
+				    "--threads, --max-rate, --budget-ms, --progress or --quiet");
 	if (!a->via_agent && (a->url || a->token_file))
 		return nf_cli_usage(e, -EINVAL, "--url and --token-file go with --via-agent");
 	return 0;
@@ -240,7 +241,7 @@ static int parse_command(const command *cmd, int argc, char **argv, nf_cli_args 
 {
 	int c, idx = -1, r;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":h", options, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hq", options, &idx)) != -1) {
 		/* as the user wrote it, without a consumed value */
 		const char *dash = idx >= 0 ? "--" : "";
 		const char *opt = idx >= 0 ? options[idx].name : argv[optind - 1];
@@ -294,6 +295,9 @@ int main(int argc, char **argv)
 	_cleanup_(nf_cli_error_done) nf_cli_error e = {0};
 	const command *cmd = NULL;
 	nf_cli_args a;
+	/* A reader of its output that goes away (a progress line piped into head)
+	 * must not kill a staged move between its writes of cpuset.mems. */
+	signal(SIGPIPE, SIG_IGN);
 	int r = parse_args(argc, argv, &a, &e, &cmd);
 	if (r < 0)
 		return nf_cli_fail(&e, r);

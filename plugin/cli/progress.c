@@ -9,11 +9,14 @@
 
 #define BAR 24
 
+/* A terminal's foreground job draws; one in the background would stop on
+ * SIGTTOU (stty tostop) halfway through a staged move. */
 bool nf_cli_progress_wanted(const nf_cli_args *a)
 {
-	if (a->quiet)
+	bool tty = isatty(STDERR_FILENO);
+	if (a->quiet || (tty && tcgetpgrp(STDERR_FILENO) != getpgrp()))
 		return false;
-	return a->progress || (!a->json && isatty(STDERR_FILENO));
+	return a->progress || (!a->json && tty);
 }
 
 static void clock_text(uint64_t s, char buf[32])
@@ -28,10 +31,13 @@ static void clock_text(uint64_t s, char buf[32])
 
 /* "move    [#########...............]  123.4/512.0 MiB  210 MiB/s  0:02 left",
  * and at the end "done ... 0:05 in all" */
-static void draw(const nf_progress *p, bool last)
+static bool draw(const nf_progress *p, bool last)
 {
 	char bar[BAR + 1], when[32];
-	unsigned fill = p->total_bytes ? (unsigned)(BAR * p->done_bytes / p->total_bytes) : 0;
+	unsigned fill = p->total_bytes ? (unsigned)(BAR * p->done_bytes / p->total_bytes) : last;
+	fill = fill < BAR ? fill : BAR;
+	if (last && p->done_bytes >= p->total_bytes)
+		fill = BAR;
 	memset(bar, '#', fill);
 	memset(bar + fill, '.', BAR - fill);
 	bar[BAR] = '\0';
@@ -45,19 +51,24 @@ static void draw(const nf_progress *p, bool last)
 		last ? "done" : nf_phase_name(p->phase), bar, nf_mib(p->done_bytes),
 		nf_mib(p->total_bytes), nf_mib(nf_progress_rate(p)), when, last ? "in all" : "left",
 		last ? "\n" : "");
-	fflush(stderr);
+	return fflush(stderr) == 0 && !ferror(stderr);
 }
 
 void nf_cli_progress(const nf_progress *p, void *userdata)
 {
 	nf_cli_progress_line *l = userdata;
 	l->last = *p;
+	if (!l->broken)
+		l->broken = !draw(p, false); /* nobody reads it any more */
 	l->drawn = true;
-	draw(p, false);
 }
 
-void nf_cli_progress_end(nf_cli_progress_line *l)
+void nf_cli_progress_end(nf_cli_progress_line *l, bool ok)
 {
-	if (l->drawn)
+	if (!l->drawn || l->broken)
+		return;
+	if (ok)
 		draw(&l->last, true);
+	else /* the error follows on a line of its own */
+		fputs("\n", stderr);
 }

@@ -110,6 +110,8 @@ typedef struct {
 	const nf_migrate_opts *o;
 	uint64_t start_ns, move_ns; /* of the run, and of the bulk's moving (0: not yet) */
 	uint64_t total;		    /* outside the target before */
+	uint64_t told_ns;	    /* of the last sweep report */
+	nf_nodeset holding;	    /* nodes outside the target that hold memory before */
 	nf_nodeset sweep;	    /* nodes with memory outside the target */
 	bool relative;		    /* keep the kernel's relative from -> to mapping */
 	bool same;   /* |from| == |to|: the kernel then also remaps nodes inside to */
@@ -318,13 +320,18 @@ static void mover_told(const nf_progress *mp, void *userdata)
 	tell(userdata, NF_PHASE_MOVE, mp->done_bytes);
 }
 
-/* What has left the nodes outside the target, by the last measurements. */
-static uint64_t done_by(const plan_ctx *p, const task *ts, size_t n)
+/* A sweep's report: what has left the nodes outside the target, by the last
+ * measurements, at most every NF_PROGRESS_NS (after every task would be
+ * thousands of reports, each a sum over all tasks). */
+static void tell_sweep(plan_ctx *p, const task *ts, size_t n, bool force)
 {
-	uint64_t out = 0;
+	uint64_t out = 0, now = nf_now_ns();
+	if (!p->o->progress || (!force && now - p->told_ns < NF_PROGRESS_NS))
+		return;
+	p->told_ns = now;
 	for (size_t i = 0; i < n; i++)
 		out += ts[i].state == T_LIVE ? outside(&ts[i], &p->o->to) : 0;
-	return p->total > out ? p->total - out : 0;
+	tell(p, NF_PHASE_SWEEP, p->total > out ? p->total - out : 0);
 }
 
 /* The mover's options for P: pages on nodes outside the target go where
@@ -343,6 +350,7 @@ static void mover_opts(plan_ctx *p, bool sys_nice, nf_move_opts *ret)
 	ret->move_all = sys_nice;
 	ret->progress = o->progress ? mover_told : NULL;
 	ret->progress_data = p;
+	ret->sources = p->holding;
 }
 
 /* The bulk, with move_pages(2) in batches on a pool of threads, for the
@@ -381,7 +389,7 @@ static int move_bulk(nf_migration *m, task *ts, size_t n, plan_ctx *p)
 
 /* Each pass migrates and re-measures the tasks with pages outside the target;
  * the first also those a relative mapping moves within it. */
-static int run_sweeps(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
+static int run_sweeps(nf_migration *m, task *ts, size_t n, plan_ctx *p)
 {
 	const nf_migrate_opts *o = p->o;
 	for (unsigned pass = 0; pass <= o->retries; pass++) {
@@ -403,7 +411,7 @@ static int run_sweeps(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
 			int r = migrate_one(m, p, t, first);
 			if (r < 0)
 				return r;
-			tell(p, NF_PHASE_SWEEP, done_by(p, ts, n));
+			tell_sweep(p, ts, n, false);
 			again |= t->state == T_LIVE && outside(t, &o->to) > 0;
 		}
 		m->sweeps = pass + 1;
@@ -478,10 +486,11 @@ static int run(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *m)
 	make_plan(m, &p);
 	for (size_t i = 0; i < n; i++)
 		p.total += ts[i].outside_before;
+	nf_residency_nodes(&m->before, &p.holding);
 	p.move_ns = nf_now_ns(); /* the mover's start, or the sweeps' */
 	if (r == 0 && !o->dry_run)
 		r = move_bulk(m, ts, n, &p);
-	tell(&p, NF_PHASE_SWEEP, done_by(&p, ts, n));
+	tell_sweep(&p, ts, n, true);
 	if (r == 0 && !o->dry_run && !m->cancelled && !m->deadline_hit)
 		r = run_sweeps(m, ts, n, &p);
 	tally(m, ts, n, &o->to);

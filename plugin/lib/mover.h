@@ -32,9 +32,9 @@
 
 typedef struct {
 	int dest[NF_MAX_NODES]; /* where pages on node n go; -1 (or n): leave them */
-	unsigned threads;	/* worker threads; 0: the online CPUs of the source and
-				 * destination nodes (all online CPUs if those have none),
-				 * at most 8 */
+	unsigned threads;	/* worker threads; 0: the online CPUs of the source nodes
+				 * (sources, if any) and their destinations (all online
+				 * CPUs if those have none), at most 8 */
 	size_t batch_pages;	/* memory per call in 4 KiB pages (a 2 MiB page counts 512);
 				 * 0: sized by time, NF_MOVE_CALL_NS per call */
 	uint64_t call_ns;     /* with batch_pages 0, what a call should take; 0: NF_MOVE_CALL_NS */
@@ -43,6 +43,9 @@ typedef struct {
 	const _Atomic bool *cancel; /* checked between batches */
 	bool move_all;		    /* MPOL_MF_MOVE_ALL (shared pages; needs CAP_SYS_NICE) */
 	bool reverse;		    /* the last task first, each from its top address down */
+	/* Nodes that hold pages to move, for the default thread count; empty:
+	 * every node with a destination. */
+	nf_nodeset sources;
 	/* Called every NF_PROGRESS_NS while the workers move (phase MOVE; done and
 	 * total are the mover's own), from the calling thread; NULL: never. */
 	nf_progress_fn progress;

@@ -26,7 +26,7 @@ typedef struct {
 typedef void (*nf_progress_fn)(const nf_progress *p, void *userdata);
 
 /* At most this often during a phase (4 a second): a report costs a lock-free
- * read of a counter per worker. */
+ * read of the workers' shared counter. */
 #define NF_PROGRESS_NS (UINT64_C(250) * 1000 * 1000)
 
 static inline const char *nf_phase_name(nf_phase p)

@@ -108,7 +108,12 @@ static int stages(const nf_cgroup *cg, const nf_migrate_opts *o, nf_staged *s)
 		return r;
 	if (s->kernel_migrates) {
 		tell_phase(&rl, NF_PHASE_NARROW);
-		return narrow(cg, &o->to, s);
+		r = narrow(cg, &o->to, s);
+		/* what the kernel swept in the write counts as done too */
+		uint64_t total = rl.last.total_bytes;
+		rl.last.done_bytes = total > s->residual_bytes ? total - s->residual_bytes : 0;
+		tell_phase(&rl, NF_PHASE_NARROW);
+		return r;
 	}
 	s->after = s->m.after;
 	s->residual_bytes = s->m.residual_bytes;
