@@ -10,8 +10,9 @@ qemu-system-x86 busybox-static cpio kmod util-linux clang libclang-rt-14-dev
 curl prometheus wrk crun runc podman python3 openssl"
 # --tests: what only the VM tests use (tests/vm/t-docker.sh starts its own
 # dockerd; on a systemd machine the package also enables docker.service;
-# t-kube-events.sh checks events with python3-kubernetes' models)
-[ "${1:-}" != --tests ] || PKGS="$PKGS docker.io python3-kubernetes"
+# t-kube-events.sh checks events with python3-kubernetes' models; t-progress.sh
+# draws in tmux)
+[ "${1:-}" != --tests ] || PKGS="$PKGS docker.io python3-kubernetes tmux"
 
 missing=""
 for p in $PKGS; do

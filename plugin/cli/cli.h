@@ -6,6 +6,7 @@
 #define NF_CLI_H
 
 #include "../lib/json.h"
+#include "../lib/progress.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -14,6 +15,7 @@ typedef struct {
 	const char *arg; /* the CGROUP, or the container id for the agent's commands */
 	const char *to, *from;
 	bool dry_run, json, via_agent, help, version;
+	bool progress, quiet; /* --progress: the line on stderr anyway; --quiet: never */
 	unsigned retries;
 	const char *socket, *url, *token_file;
 	const char *method; /* --method, or NULL: auto */
@@ -52,6 +54,20 @@ static inline double nf_mib(uint64_t bytes)
 {
 	return bytes / 1048576.0;
 }
+
+/* The progress line on stderr (progress.c): whether A wants it (--progress,
+ * or stderr a terminal without --json; never with --quiet); the engine's
+ * callback, with an nf_cli_progress_line as its data; and its last state,
+ * drawn once more with the time taken and a newline. A line nobody reads
+ * (stderr closed, a pipe's reader gone) is not drawn again. */
+typedef struct {
+	nf_progress last;
+	bool drawn, broken;
+} nf_cli_progress_line;
+bool nf_cli_progress_wanted(const nf_cli_args *a);
+void nf_cli_progress(const nf_progress *p, void *userdata);
+/* OK: the run ended (with or without a residue), else it failed. */
+void nf_cli_progress_end(nf_cli_progress_line *l, bool ok);
 
 /* The commands, each returning the exit status. */
 int nf_cli_show(const nf_cli_args *a);

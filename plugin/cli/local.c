@@ -435,9 +435,15 @@ static int migrate(const nf_cli_args *a, nf_cli_error *e, int *ret_status)
 	_cleanup_(nf_migration_done) nf_migration m = {0};
 	nf_migrate_opts o;
 	int r = open_cgroup(a->arg, &h, &cg, e);
+	nf_cli_progress_line line = {0};
 	if (r < 0 || (r = prepare_opts(a, &cg, &o, e)) < 0)
 		return r;
+	if (nf_cli_progress_wanted(a) && !o.dry_run) {
+		o.progress = nf_cli_progress;
+		o.progress_data = &line;
+	}
 	r = nf_migrate(&cg, &o, &m);
+	nf_cli_progress_end(&line, r == 0);
 	if (r < 0)
 		return nf_cli_system(e, r, "migrating cgroup '%s': %s", cg.path, strerror(-r));
 	if (a->json)
@@ -537,9 +543,16 @@ static int move(const nf_cli_args *a, nf_cli_error *e, int *ret_status)
 	_cleanup_(nf_staged_done) nf_staged s = {0};
 	nf_migrate_opts o;
 	int r = open_cgroup(a->arg, &h, &cg, e);
+	nf_cli_progress_line line = {0};
 	if (r < 0 || (r = prepare_opts(a, &cg, &o, e)) < 0)
 		return r;
-	if ((r = nf_staged_move(&cg, &o, &s)) < 0)
+	if (nf_cli_progress_wanted(a)) {
+		o.progress = nf_cli_progress;
+		o.progress_data = &line;
+	}
+	r = nf_staged_move(&cg, &o, &s);
+	nf_cli_progress_end(&line, r == 0);
+	if (r < 0)
 		return staged_error(&cg, r, e);
 	if (a->json && (r = print_staged_json(&cg, &o, &s)) < 0)
 		return r;

@@ -6,6 +6,7 @@
 #include "../../cgroup/util.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,7 +18,7 @@ static const char usage_text[] =
     "Commands that work on the cgroup file system directly:\n"
     "  migrate [--to NODES] [--from NODES] [--dry-run] [--retries N] [--json]\n"
     "          [--method auto|migrate_pages|move_pages] [--threads N] [--max-rate MIB/S]\n"
-    "          [--budget-ms N] CGROUP\n"
+    "          [--budget-ms N] [--progress | --quiet] CGROUP\n"
     "        Move the memory of every task of CGROUP (and its descendants) to NODES\n"
     "        (default: the cgroup's effective mems), verify where it is afterwards and\n"
     "        retry what stayed. --dry-run shows the plan and moves nothing.\n"
@@ -30,7 +31,11 @@ static const char usage_text[] =
     "        rest by migrate_pages(2) (--method chooses one for everything).\n"
     "        --max-rate caps the copy rate; --budget-ms stops at a deadline and\n"
     "        reports what is left.\n"
-    "  move --to NODES [--method M] [--threads N] [--max-rate MIB/S] [--json] CGROUP\n"
+    "        On a terminal a progress line on stderr says the phase, MiB moved of\n"
+    "        MiB to move, the rate and the time left; --progress draws it anyway\n"
+    "        (also with --json or stderr not a terminal), --quiet never.\n"
+    "  move --to NODES [--method M] [--threads N] [--max-rate MIB/S] [--json]\n"
+    "       [--progress | --quiet] CGROUP\n"
     "        Change CGROUP's cpuset.mems to NODES in stages, so that nobody waits on\n"
     "        the kernel for the bulk: on cgroup v2 it writes old+new (the kernel\n"
     "        then moves nothing), moves the memory as migrate does, then writes\n"
@@ -71,11 +76,11 @@ typedef struct {
 static int check_migrate(const nf_cli_args *a, nf_cli_error *e)
 {
 	if (a->via_agent && (a->to || a->from || a->dry_run || a->method || a->threads ||
-			     a->max_rate || a->budget_ms))
+			     a->max_rate || a->budget_ms || a->progress || a->quiet))
 		return nf_cli_usage(e, -EINVAL,
 				    "--via-agent migrates to the container's mems as the agent's "
 				    "settings say; it takes no --to, --from, --dry-run, --method, "
-				    "--threads, --max-rate or --budget-ms");
+				    "--threads, --max-rate, --budget-ms, --progress or --quiet");
 	if (!a->via_agent && (a->url || a->token_file))
 		return nf_cli_usage(e, -EINVAL, "--url and --token-file go with --via-agent");
 	return 0;
@@ -92,8 +97,8 @@ static int run_migrate(const nf_cli_args *a)
 }
 
 static const command commands[] = {
-    {"migrate", "tfnjrASUKMTRB", 1, 1, check_migrate, run_migrate},
-    {"move", "tjMTR", 1, 1, check_move, nf_cli_move},
+    {"migrate", "tfnjrASUKMTRBPq", 1, 1, check_migrate, run_migrate},
+    {"move", "tjMTRPq", 1, 1, check_move, nf_cli_move},
     {"show", "j", 1, 1, NULL, nf_cli_show},
     {"status", "jSUK", 0, 0, NULL, nf_cli_agent},
     {"ps", "jSUK", 0, 0, NULL, nf_cli_agent},
@@ -101,14 +106,24 @@ static const command commands[] = {
 };
 
 static const struct option options[] = {
-    {"to", required_argument, NULL, 't'},	  {"from", required_argument, NULL, 'f'},
-    {"dry-run", no_argument, NULL, 'n'},	  {"json", no_argument, NULL, 'j'},
-    {"retries", required_argument, NULL, 'r'},	  {"via-agent", no_argument, NULL, 'A'},
-    {"socket", required_argument, NULL, 'S'},	  {"url", required_argument, NULL, 'U'},
-    {"token-file", required_argument, NULL, 'K'}, {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},	  {"method", required_argument, NULL, 'M'},
-    {"threads", required_argument, NULL, 'T'},	  {"max-rate", required_argument, NULL, 'R'},
-    {"budget-ms", required_argument, NULL, 'B'},  {0},
+    {"to", required_argument, NULL, 't'},
+    {"from", required_argument, NULL, 'f'},
+    {"dry-run", no_argument, NULL, 'n'},
+    {"json", no_argument, NULL, 'j'},
+    {"retries", required_argument, NULL, 'r'},
+    {"via-agent", no_argument, NULL, 'A'},
+    {"socket", required_argument, NULL, 'S'},
+    {"url", required_argument, NULL, 'U'},
+    {"token-file", required_argument, NULL, 'K'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"method", required_argument, NULL, 'M'},
+    {"threads", required_argument, NULL, 'T'},
+    {"max-rate", required_argument, NULL, 'R'},
+    {"budget-ms", required_argument, NULL, 'B'},
+    {"progress", no_argument, NULL, 'P'},
+    {"quiet", no_argument, NULL, 'q'},
+    {0},
 };
 
 /* The options before the command (--help, --version, which end the parsing:
@@ -174,6 +189,12 @@ static int set_option(nf_cli_args *a, int c, const char *val, nf_cli_error *e)
 	case 'j':
 		a->json = true;
 		return 0;
+	case 'P':
+		a->progress = true;
+		return 0;
+	case 'q':
+		a->quiet = true;
+		return 0;
 	case 't':
 		a->to = val;
 		return 0;
@@ -220,7 +241,7 @@ static int parse_command(const command *cmd, int argc, char **argv, nf_cli_args 
 {
 	int c, idx = -1, r;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":h", options, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hq", options, &idx)) != -1) {
 		/* as the user wrote it, without a consumed value */
 		const char *dash = idx >= 0 ? "--" : "";
 		const char *opt = idx >= 0 ? options[idx].name : argv[optind - 1];
@@ -274,6 +295,9 @@ int main(int argc, char **argv)
 	_cleanup_(nf_cli_error_done) nf_cli_error e = {0};
 	const command *cmd = NULL;
 	nf_cli_args a;
+	/* A reader of its output that goes away (a progress line piped into head)
+	 * must not kill a staged move between its writes of cpuset.mems. */
+	signal(SIGPIPE, SIG_IGN);
 	int r = parse_args(argc, argv, &a, &e, &cmd);
 	if (r < 0)
 		return nf_cli_fail(&e, r);

@@ -108,10 +108,14 @@ typedef struct {
 /* What a run needs to know besides its options. */
 typedef struct {
 	const nf_migrate_opts *o;
-	nf_nodeset sweep; /* nodes with memory outside the target */
-	bool relative;	  /* keep the kernel's relative from -> to mapping */
-	bool same;	  /* |from| == |to|: the kernel then also remaps nodes inside to */
-	bool inside;	  /* and it does: some node of to moves to another (set by plan) */
+	uint64_t start_ns, move_ns; /* of the run, and of the bulk's moving (0: not yet) */
+	uint64_t total;		    /* outside the target before */
+	uint64_t told_ns;	    /* of the last sweep report */
+	nf_nodeset holding;	    /* nodes outside the target that hold memory before */
+	nf_nodeset sweep;	    /* nodes with memory outside the target */
+	bool relative;		    /* keep the kernel's relative from -> to mapping */
+	bool same;   /* |from| == |to|: the kernel then also remaps nodes inside to */
+	bool inside; /* and it does: some node of to moves to another (set by plan) */
 } plan_ctx;
 
 static int add_error(nf_migration *m, pid_t pid, int err, const char *what)
@@ -294,9 +298,44 @@ static void take_move_result(nf_migration *m, const nf_move_result *res)
 	m->cancelled |= res->cancelled;
 }
 
+static void tell(const plan_ctx *p, nf_phase phase, uint64_t done)
+{
+	if (!p->o->progress)
+		return;
+	uint64_t now = nf_now_ns();
+	nf_progress pr = {
+	    .phase = phase,
+	    .done_bytes = done < p->total ? done : p->total,
+	    .total_bytes = p->total,
+	    .elapsed_ns = now - p->start_ns,
+	    .move_ns = p->move_ns ? now - p->move_ns : 0,
+	};
+	p->o->progress(&pr, p->o->progress_data);
+}
+
+/* The mover's reports, as the run's: its bytes are the run's so far. */
+static void mover_told(const nf_progress *mp, void *userdata)
+{
+	tell(userdata, NF_PHASE_MOVE, mp->done_bytes);
+}
+
+/* A sweep's report: what has left the nodes outside the target, by the last
+ * measurements, at most every NF_PROGRESS_NS (after every task would be
+ * thousands of reports, each a sum over all tasks). */
+static void tell_sweep(plan_ctx *p, const task *ts, size_t n, bool force)
+{
+	uint64_t out = 0, now = nf_now_ns();
+	if (!p->o->progress || (!force && now - p->told_ns < NF_PROGRESS_NS))
+		return;
+	p->told_ns = now;
+	for (size_t i = 0; i < n; i++)
+		out += ts[i].state == T_LIVE ? outside(&ts[i], &p->o->to) : 0;
+	tell(p, NF_PHASE_SWEEP, p->total > out ? p->total - out : 0);
+}
+
 /* The mover's options for P: pages on nodes outside the target go where
  * dest() says. */
-static void mover_opts(const plan_ctx *p, bool sys_nice, nf_move_opts *ret)
+static void mover_opts(plan_ctx *p, bool sys_nice, nf_move_opts *ret)
 {
 	const nf_migrate_opts *o = p->o;
 	nf_move_opts_init(ret);
@@ -308,6 +347,9 @@ static void mover_opts(const plan_ctx *p, bool sys_nice, nf_move_opts *ret)
 	ret->deadline_ns = o->deadline_ns;
 	ret->cancel = o->cancel;
 	ret->move_all = sys_nice;
+	ret->progress = o->progress ? mover_told : NULL;
+	ret->progress_data = p;
+	ret->sources = p->holding;
 }
 
 /* The bulk, with move_pages(2) in batches on a pool of threads, for the
@@ -316,7 +358,7 @@ static void mover_opts(const plan_ctx *p, bool sys_nice, nf_move_opts *ret)
  * in the target, so no page is moved twice). Nodes inside the target that a
  * relative mapping also moves are left to the first sweep. A mover that
  * cannot start leaves everything to the sweeps. */
-static int move_bulk(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
+static int move_bulk(nf_migration *m, task *ts, size_t n, plan_ctx *p)
 {
 	const nf_migrate_opts *o = p->o;
 	_cleanup_free_ pid_t *pids = calloc(n ? n : 1, sizeof(*pids));
@@ -331,6 +373,8 @@ static int move_bulk(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
 	nf_move_opts mo;
 	nf_move_result res;
 	mover_opts(p, m->sys_nice, &mo);
+	p->move_ns = nf_now_ns();
+	tell(p, NF_PHASE_MOVE, 0);
 	if (nf_move_pages(pids, k, &mo, &res) < 0)
 		return 0;
 	take_move_result(m, &res);
@@ -344,7 +388,7 @@ static int move_bulk(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
 
 /* Each pass migrates and re-measures the tasks with pages outside the target;
  * the first also those a relative mapping moves within it. */
-static int run_sweeps(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
+static int run_sweeps(nf_migration *m, task *ts, size_t n, plan_ctx *p)
 {
 	const nf_migrate_opts *o = p->o;
 	for (unsigned pass = 0; pass <= o->retries; pass++) {
@@ -366,6 +410,7 @@ static int run_sweeps(nf_migration *m, task *ts, size_t n, const plan_ctx *p)
 			int r = migrate_one(m, p, t, first);
 			if (r < 0)
 				return r;
+			tell_sweep(p, ts, n, false);
 			again |= t->state == T_LIVE && outside(t, &o->to) > 0;
 		}
 		m->sweeps = pass + 1;
@@ -410,7 +455,9 @@ static int run(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *m)
 	    .o = o,
 	    .relative = o->has_from && !nf_nodeset_equal(&o->from, &o->to),
 	    .same = nf_nodeset_count(&o->from) == nf_nodeset_count(&o->to),
+	    .start_ns = nf_now_ns(),
 	};
+	tell(&p, NF_PHASE_MEASURE, 0);
 	nf_nodeset_minus(&mem, &o->to, &p.sweep);
 	r = nf_cgroup_tasks(cg, !o->no_descendants, &pids, &n);
 	if (r < 0)
@@ -436,8 +483,13 @@ static int run(const nf_cgroup *cg, const nf_migrate_opts *o, nf_migration *m)
 		ts[i].outside_before = outside(&ts[i], &o->to);
 	}
 	make_plan(m, &p);
+	for (size_t i = 0; i < n; i++)
+		p.total += ts[i].outside_before;
+	nf_residency_nodes(&m->before, &p.holding);
+	p.move_ns = nf_now_ns(); /* the mover's start, or the sweeps' */
 	if (r == 0 && !o->dry_run)
 		r = move_bulk(m, ts, n, &p);
+	tell_sweep(&p, ts, n, true);
 	if (r == 0 && !o->dry_run && !m->cancelled && !m->deadline_hit)
 		r = run_sweeps(m, ts, n, &p);
 	tally(m, ts, n, &o->to);

@@ -37,6 +37,10 @@ typedef struct {
 	size_t batch_pages;   /* per move_pages call; 0: the mover's default */
 	uint64_t max_rate;    /* bytes per second the mover may move; 0: unthrottled */
 	uint64_t deadline_ns; /* nf_now_ns() time to stop at, what is left reported; 0: none */
+	/* Told how far the run is, at each phase and every NF_PROGRESS_NS while
+	 * the bulk moves, from the calling thread; NULL: never. */
+	nf_progress_fn progress;
+	void *progress_data;
 } nf_migrate_opts;
 
 typedef struct {

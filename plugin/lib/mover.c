@@ -66,6 +66,9 @@ typedef struct {
 	size_t next;
 	uint64_t rate_next; /* token bucket as a virtual clock: when the next byte may go */
 	atomic_bool stop;
+	_Atomic uint64_t moved_now; /* what the workers moved so far, for progress */
+	uint64_t total;		    /* on source nodes when scanned */
+	uint64_t start_ns;	    /* of the moving */
 	nf_move_result res;
 } mover;
 
@@ -77,10 +80,10 @@ typedef struct {
 	const range *r; /* of the slice being added */
 	size_t task;	/* whose pages the batch holds */
 	size_t n, cap;
-	size_t limit;	    /* 4 KiB units per call, sized by time (pace) */
-	double ns_per_unit; /* what a unit took in the last calls; 0: not measured yet */
-	uint64_t bytes;	    /* of the batch being built */
-	bool ask;	    /* some pages go where the node they are on says (nodes[] -1) */
+	size_t limit;		      /* 4 KiB units per call, sized by time (pace) */
+	double paced_ns, paced_units; /* the last calls', halved at each call */
+	uint64_t bytes;		      /* of the batch being built */
+	bool ask; /* some pages go where the node they are on says (nodes[] -1) */
 	void **addr;
 	int *nodes, *status;
 	uint64_t *weight;
@@ -92,6 +95,7 @@ typedef struct {
 	size_t n_hid;
 	bool hidden_pass;
 	uint64_t pm[PM_CHUNK];
+	uint64_t hid_pm[PM_CHUNK]; /* resolve_hidden's: a slice may be reading pm */
 	nf_move_result res;
 } worker;
 
@@ -353,10 +357,10 @@ static int plan_pieces(mover *m, size_t ti, const vma_span *spans, size_t n, uin
 }
 
 /* The VMAs' spans: smaps where the task has transparent huge pages (which
- * smaps_rollup says, as cheaply as maps), else maps, 15 times smaller:
- * 20,000 VMAs took 57 ms to read as smaps, 19 as smaps_rollup, 18 as maps
- * (build host). A THP that forms after this is moved by its first address
- * and its others come back -EBUSY, then on the destination (settle). */
+ * smaps_rollup says: a walk of the page tables, as numa_maps is, but little
+ * text), else maps, 15 times smaller: 20,000 VMAs of 16 KiB took 57 ms to read
+ * as smaps, 19 as smaps_rollup, 18 as maps (build host). A THP that forms after this is moved by
+ * its first address and its others come back -EBUSY, then on the destination (settle). */
 static int read_spans(const task *t, char **ret)
 {
 	_cleanup_free_ char *roll = NULL;
@@ -364,7 +368,13 @@ static int read_spans(const task *t, char **ret)
 	if (r < 0)
 		return r;
 	const char *p = strstr(roll, "\nAnonHugePages:");
-	bool none = p && strtoull(p + strlen("\nAnonHugePages:"), NULL, 10) == 0;
+	uint64_t kb = 1;
+	if (p) {
+		p += strlen("\nAnonHugePages:");
+		p += strspn(p, " ");
+		nf_parse_u64(p, p + strspn(p, "0123456789"), &kb);
+	}
+	bool none = kb == 0;
 	return read_task_file(t, none ? "maps" : "smaps", ret);
 }
 
@@ -520,11 +530,12 @@ static void absent(worker *w, size_t i)
 static void settle(worker *w, bool keep)
 {
 	size_t k = 0;
+	uint64_t moved = 0;
 	for (size_t i = 0; i < w->n; i++) {
 		int s = w->status[i];
-		if (s == w->nodes[i])
-			w->res.moved_bytes += w->weight[i];
-		else if (s >= 0 || s == NOT_TRIED || (s == -EBUSY && keep)) {
+		if (s == w->nodes[i]) {
+			moved += w->weight[i];
+		} else if (s >= 0 || s == NOT_TRIED || (s == -EBUSY && keep)) {
 			if (!keep) {
 				w->res.stayed_bytes[NF_MOVE_EBUSY] += w->weight[i];
 				continue;
@@ -537,6 +548,8 @@ static void settle(worker *w, bool keep)
 		else if (s != -EFAULT)
 			w->res.stayed_bytes[err_class(s)] += w->weight[i];
 	}
+	w->res.moved_bytes += moved;
+	atomic_fetch_add_explicit(&w->m->moved_now, moved, memory_order_relaxed);
 	w->n = keep ? k : 0;
 }
 
@@ -548,7 +561,8 @@ static long query(worker *w, task *t)
 }
 
 /* Pages whose destination is the node they are on (nodes[] -1) get it from
- * where they are; those on no source node leave the batch. */
+ * where they are; pages on no source node (moved meanwhile, through another
+ * process that maps them too) leave the batch. */
 static long pick_sources(worker *w, task *t)
 {
 	long r = query(w, t);
@@ -556,11 +570,12 @@ static long pick_sources(worker *w, task *t)
 		return r;
 	size_t k = 0;
 	for (size_t i = 0; i < w->n; i++) {
-		int d = w->nodes[i] >= 0 ? w->nodes[i] : dest_of(w->m->o, w->status[i]);
+		int d = dest_of(w->m->o, w->status[i]);
 		if (w->status[i] == -ENOENT)
 			absent(w, i);
 		if (d < 0 || w->status[i] < 0)
 			continue;
+		d = w->nodes[i] >= 0 ? w->nodes[i] : d;
 		w->addr[k] = w->addr[i];
 		w->weight[k] = w->weight[i];
 		w->nodes[k++] = d;
@@ -570,15 +585,18 @@ static long pick_sources(worker *w, task *t)
 }
 
 /* Sizes the next call from what this one took: at the target time per call
- * over the recent cost of a 4 KiB unit, at most 4x the last size at once. */
+ * over the recent cost of a 4 KiB unit, at most 4x the last size at once. The
+ * cost is the last calls' time over their units, each call weighing half as
+ * much as the next: a small call (a task's last pages, a cut-down batch),
+ * whose fixed cost weighs more, counts for as little as it moved. */
 static void pace(worker *w, uint64_t ns, uint64_t units)
 {
 	const mover *m = w->m;
 	if (m->o->batch_pages || !units)
 		return;
-	double per = (double)ns / (double)units;
-	w->ns_per_unit = w->ns_per_unit > 0 ? (w->ns_per_unit + per) / 2 : per;
-	double want = (double)m->call_ns / w->ns_per_unit;
+	w->paced_ns = w->paced_ns / 2 + (double)ns;
+	w->paced_units = w->paced_units / 2 + (double)units;
+	double want = (double)m->call_ns * w->paced_units / w->paced_ns;
 	double most = 4.0 * (double)w->limit;
 	want = want < most ? want : most;
 	w->limit = want < NF_MOVE_BATCH_MIN   ? NF_MOVE_BATCH_MIN
@@ -603,7 +621,7 @@ static long move_once(worker *w, task *t, int flags, bool last)
 	long r = sys_move_pages(t->tid, w->n, w->addr, w->nodes, w->status, flags);
 	uint64_t ns = nf_now_ns() - t0;
 	w->res.call_ns_max = ns > w->res.call_ns_max ? ns : w->res.call_ns_max;
-	if (r >= 0)
+	if (r >= 0 && !last && !w->hidden_pass) /* retries and re-tries are small */
 		pace(w, ns, units);
 	if (r > 0)
 		r = query(w, t);
@@ -634,16 +652,40 @@ static void touch_remote(const task *t, void **addr, size_t n)
 
 static void move_batch(worker *w, task *t);
 
+/* pagemap entries read for a batch's absent pages: pages [first, first + n) */
+typedef struct {
+	uint64_t first, n;
+} pm_window;
+
+/* Whether pagemap says the page at A is present. The entries are read PM_CHUNK
+ * at a time, from A up (or down, top-down), into W: a batch's absent pages
+ * are mostly neighbours, so one read serves many (NUMA balancing hides whole
+ * ranges at once). */
+static bool present_at(worker *w, const task *t, uint64_t a, pm_window *win)
+{
+	uint64_t page = a / PAGE;
+	if (page < win->first || page - win->first >= win->n) {
+		uint64_t first = page;
+		if (w->m->o->reverse)
+			first = page >= PM_CHUNK - 1 ? page - (PM_CHUNK - 1) : 0;
+		ssize_t r =
+		    pread(t->pagemap, w->hid_pm, sizeof(w->hid_pm), first * sizeof(w->hid_pm[0]));
+		*win = (pm_window){.first = first,
+				   .n = r > 0 ? (uint64_t)r / sizeof(w->hid_pm[0]) : 0};
+		if (page - first >= win->n)
+			return false;
+	}
+	return PRESENT(w->hid_pm[page - win->first]);
+}
+
 /* Of the pages move_pages said were absent, those pagemap says are present
  * are touched and tried once more, where they are now. */
 static void resolve_hidden(worker *w, task *t)
 {
 	size_t k = 0;
+	pm_window win = {0};
 	for (size_t i = 0; i < w->n_hid; i++) {
-		uint64_t a = (uintptr_t)w->hid[i];
-		if (pread(t->pagemap, w->pm, sizeof(w->pm[0]), a / PAGE * sizeof(w->pm[0])) !=
-			sizeof(w->pm[0]) ||
-		    !PRESENT(w->pm[0]))
+		if (!present_at(w, t, (uintptr_t)w->hid[i], &win))
 			continue;
 		w->addr[k] = w->hid[i];
 		w->nodes[k] = -1;
@@ -702,6 +744,7 @@ static void thp_fixup(worker *w, task *t, void *const *heads, size_t n)
 			continue;
 		/* it was counted as a whole huge page */
 		w->res.moved_bytes -= HPAGE - PAGE;
+		atomic_fetch_sub_explicit(&w->m->moved_now, HPAGE - PAGE, memory_order_relaxed);
 		for (uint64_t p = (uintptr_t)heads[i] + PAGE; p < (uintptr_t)heads[i] + HPAGE;
 		     p += PAGE)
 			add(w, p, PAGE, d);
@@ -735,15 +778,13 @@ static void flush(worker *w)
 		w->ask = false;
 		return;
 	}
-	_cleanup_free_ void **heads = n_heads ? calloc(n_heads, sizeof(*heads)) : NULL;
-	if (heads)
-		memcpy(heads, w->heads, n_heads * sizeof(*heads));
 	if (w->m->o->reverse)
 		reverse_batch(w);
 	uint64_t moved = w->res.moved_bytes;
 	move_batch(w, t);
-	if (heads && w->res.moved_bytes > moved)
-		thp_fixup(w, t, heads, n_heads);
+	/* only add_head() writes heads, and nothing below calls it */
+	if (n_heads && w->res.moved_bytes > moved)
+		thp_fixup(w, t, w->heads, n_heads);
 	/* The fix-up queues the small pages of chunks that were not huge; they
 	 * go now, while the batch is still this task's (they weigh one page each,
 	 * so they queue no fix-up of their own). */
@@ -860,6 +901,8 @@ static void slice(worker *w, const range *r, uint64_t s, uint64_t e)
 static bool take_slice(mover *m, const range **ret, uint64_t *ret_s, uint64_t *ret_e)
 {
 	bool ok = false;
+	if (stopped(m)) /* a batch spans slices: its flush is not the only check */
+		return false;
 	pthread_mutex_lock(&m->lock);
 	while (!ok && m->next < m->n_ranges && !atomic_load(&m->stop)) {
 		range *r = &m->ranges[m->o->reverse ? m->n_ranges - 1 - m->next : m->next];
@@ -911,7 +954,9 @@ static void *work(void *arg)
 	mover *m = w->m;
 	const range *r;
 	uint64_t s, e;
-	if (grow(w) == 0) {
+	if (grow(w) < 0) {
+		w->res.error = -ENOMEM;
+	} else {
 		while (take_slice(m, &r, &s, &e))
 			slice(w, r, s, e);
 		flush(w);
@@ -956,9 +1001,10 @@ static unsigned default_threads(const nf_move_opts *o)
 {
 	bool seen[NF_MAX_NODES] = {false};
 	unsigned cpus = 0;
+	bool any = !nf_nodeset_empty(&o->sources);
 	for (unsigned n = 0; n < NF_MAX_NODES; n++) {
 		int d = dest_of(o, n);
-		if (d < 0)
+		if (d < 0 || (any && !nf_nodeset_has(&o->sources, n)))
 			continue;
 		unsigned both[2] = {n, d};
 		for (unsigned i = 0; i < 2; i++) {
@@ -1003,6 +1049,36 @@ static int scan(mover *m, const pid_t *tgids, size_t n)
 	return 0;
 }
 
+static void report(mover *m)
+{
+	uint64_t now = nf_now_ns();
+	nf_progress p = {
+	    .phase = NF_PHASE_MOVE,
+	    .done_bytes = atomic_load_explicit(&m->moved_now, memory_order_relaxed),
+	    .total_bytes = m->total,
+	    .elapsed_ns = now - m->start_ns,
+	    .move_ns = now - m->start_ns,
+	};
+	m->o->progress(&p, m->o->progress_data);
+}
+
+/* Joins worker ID; with a progress callback, reports every NF_PROGRESS_NS
+ * meanwhile. 1 when it has ended. */
+static unsigned wait_worker(mover *m, pthread_t id)
+{
+	if (!m->o->progress) {
+		pthread_join(id, NULL);
+		return 1;
+	}
+	uint64_t at = nf_now_ns() + NF_PROGRESS_NS;
+	struct timespec ts = {.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000};
+	if (pthread_clockjoin_np(id, NULL, CLOCK_MONOTONIC, &ts) == ETIMEDOUT) {
+		report(m);
+		return 0;
+	}
+	return 1;
+}
+
 static int run_workers(mover *m, unsigned threads)
 {
 	_cleanup_free_ worker *ws = calloc(threads, sizeof(*ws));
@@ -1018,8 +1094,8 @@ static int run_workers(mover *m, unsigned threads)
 	}
 	if (!started) /* no thread at all: work in this one */
 		work(&ws[0]);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(ids[i], NULL);
+	for (unsigned i = 0; i < started;)
+		i += wait_worker(m, ids[i]);
 	return 0;
 }
 
@@ -1058,6 +1134,9 @@ int nf_move_pages(const pid_t *tgids, size_t n, const nf_move_opts *o, nf_move_r
 	m.res.threads = o->threads ? o->threads : default_threads(o);
 	int r = scan(&m, tgids, n);
 	m.res.scan_ns = nf_now_ns() - start;
+	m.start_ns = nf_now_ns();
+	for (size_t i = 0; i < m.n_ranges; i++)
+		m.total += m.ranges[i].bytes;
 	if (r == 0)
 		r = run_workers(&m, m.res.threads);
 	if (r < 0) {

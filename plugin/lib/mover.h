@@ -6,6 +6,7 @@
 #ifndef NF_MOVER_H
 #define NF_MOVER_H
 
+#include "progress.h"
 #include "../../cgroup/nodeset.h"
 
 #include <stdatomic.h>
@@ -17,11 +18,13 @@
 /* What one move_pages(2) call should take when nf_move_opts.batch_pages is 0:
  * each worker times its calls and sizes the next one (in 4 KiB units, a THP
  * counting 512) to take about this long, from NF_MOVE_BATCH_FIRST units, within
- * [NF_MOVE_BATCH_MIN, NF_MOVE_BATCH_MAX]. A call's fixed cost (lru_cache_disable:
- * an LRU drain on every CPU and an expedited RCU grace period) was 45 us on the
- * build host and 50-90 us in the test VM: under 2% of a 5 ms call. Why not
- * longer or shorter: docs/architecture.md, "Calls sized by time". */
-#define NF_MOVE_CALL_NS	    (UINT64_C(5) * 1000 * 1000)
+ * [NF_MOVE_BATCH_MIN, NF_MOVE_BATCH_MAX]. move_pages takes the mmap_lock per
+ * page, so a call's length is not what the workload waits for; what it bounds
+ * is how late a cancel, the deadline or the rate limit is seen. Shorter calls
+ * cost throughput where threads write the memory: 384 MiB took 5.6-5.7 s in
+ * 5 ms calls, 2.7 s in 50 ms calls and 2.4-2.6 s in 4096-page calls (test VM,
+ * docs/architecture.md, "Calls sized by time"). */
+#define NF_MOVE_CALL_NS	    (UINT64_C(50) * 1000 * 1000)
 #define NF_MOVE_BATCH_FIRST 256
 #define NF_MOVE_BATCH_MIN   32
 #define NF_MOVE_BATCH_MAX   16384
@@ -29,8 +32,9 @@
 
 typedef struct {
 	int dest[NF_MAX_NODES]; /* where pages on node n go; -1 (or n): leave them */
-	unsigned threads;	/* worker threads; 0: the online CPUs of the destination
-				 * nodes (all online CPUs if those have none), at most 8 */
+	unsigned threads;	/* worker threads; 0: the online CPUs of the source nodes
+				 * (sources, if any) and their destinations (all online
+				 * CPUs if those have none), at most 8 */
 	size_t batch_pages;	/* memory per call in 4 KiB pages (a 2 MiB page counts 512);
 				 * 0: sized by time, NF_MOVE_CALL_NS per call */
 	uint64_t call_ns;     /* with batch_pages 0, what a call should take; 0: NF_MOVE_CALL_NS */
@@ -39,6 +43,13 @@ typedef struct {
 	const _Atomic bool *cancel; /* checked between batches */
 	bool move_all;		    /* MPOL_MF_MOVE_ALL (shared pages; needs CAP_SYS_NICE) */
 	bool reverse;		    /* the last task first, each from its top address down */
+	/* Nodes that hold pages to move, for the default thread count; empty:
+	 * every node with a destination. */
+	nf_nodeset sources;
+	/* Called every NF_PROGRESS_NS while the workers move (phase MOVE; done and
+	 * total are the mover's own), from the calling thread; NULL: never. */
+	nf_progress_fn progress;
+	void *progress_data;
 } nf_move_opts;
 
 /* Why pages that should have moved stayed: the per-page status move_pages(2)

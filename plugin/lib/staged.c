@@ -58,11 +58,42 @@ static int narrow(const nf_cgroup *cg, const nf_nodeset *to, nf_staged *s)
 	return 0;
 }
 
+/* The engine's reports as the staged move's: elapsed since its start, and
+ * the last one kept for the narrowing's. */
+typedef struct {
+	const nf_migrate_opts *o;
+	uint64_t start_ns;
+	nf_progress last;
+} relay;
+
+static void relay_tell(const nf_progress *p, void *userdata)
+{
+	relay *rl = userdata;
+	rl->last = *p;
+	rl->last.elapsed_ns = nf_now_ns() - rl->start_ns;
+	rl->o->progress(&rl->last, rl->o->progress_data);
+}
+
+static void tell_phase(relay *rl, nf_phase phase)
+{
+	if (!rl->o->progress)
+		return;
+	nf_progress p = rl->last;
+	p.phase = phase;
+	relay_tell(&p, rl);
+}
+
 static int stages(const nf_cgroup *cg, const nf_migrate_opts *o, nf_staged *s)
 {
 	nf_migrate_opts mo = *o;
+	relay rl = {.o = o, .start_ns = nf_now_ns()};
 	uint64_t t0;
 	int r;
+	if (o->progress) {
+		mo.progress = relay_tell;
+		mo.progress_data = &rl;
+	}
+	tell_phase(&rl, s->widen ? NF_PHASE_WIDEN : NF_PHASE_MEASURE);
 	if (s->widen && (r = write_timed(cg, &s->widened, &s->widen_ns)) < 0)
 		return r;
 	/* v1 without memory_migrate: the new set first, nothing moves in it */
@@ -75,8 +106,15 @@ static int stages(const nf_cgroup *cg, const nf_migrate_opts *o, nf_staged *s)
 	s->move_ns = nf_now_ns() - t0;
 	if (r < 0)
 		return r;
-	if (s->kernel_migrates)
-		return narrow(cg, &o->to, s);
+	if (s->kernel_migrates) {
+		tell_phase(&rl, NF_PHASE_NARROW);
+		r = narrow(cg, &o->to, s);
+		/* what the kernel swept in the write counts as done too */
+		uint64_t total = rl.last.total_bytes;
+		rl.last.done_bytes = total > s->residual_bytes ? total - s->residual_bytes : 0;
+		tell_phase(&rl, NF_PHASE_NARROW);
+		return r;
+	}
 	s->after = s->m.after;
 	s->residual_bytes = s->m.residual_bytes;
 	return 0;

@@ -25,7 +25,8 @@
 #             on the host: the VM's own files are tmpfs)
 #   hugetlb   128 MiB of 2 MiB hugetlb pages (64 reserved on each node)
 # Each process carries a probe thread that does mmap + touch + munmap every
-# 1 ms; its worst iteration during the move is the workload's worst wait. For
+# 1 ms; its worst iteration during the move is the workload's worst wait (and
+# in the second before it, what the workload sees undisturbed). For
 # busy, "writes" is how many pages its writers wrote during the move against
 # as long undisturbed. Each run checks that >= 99% of every process's pages
 # (numa_maps, all mappings but the vdso) are on node 1 afterwards.
@@ -38,7 +39,7 @@ shapes=${NF_SHAPES:-heap thp many busy threads shared file hugetlb}
 methods="kernel migratepages numafollow"
 echo 0 >/proc/sys/kernel/numa_balancing 2>/dev/null || true
 echo madvise >/sys/kernel/mm/transparent_hugepage/enabled
-declare -A ms lat wr wall
+declare -A ms lat wr wall idle
 failed=()
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -117,6 +118,7 @@ one() {
 	esac
 	ms[$method,$shape]="${ms[$method,$shape]:-} $((t1 - t0))"
 	lat[$method,$shape]="${lat[$method,$shape]:-} $(($(field worst_us "$r1") / 1000))"
+	idle[$shape]="${idle[$shape]:-} $(($(field worst_us "$r0") / 1000))"
 	if [ "$base" -gt 0 ]; then
 		wr[$method,$shape]="${wr[$method,$shape]:-} $(($(field written "$r1") * 100000000 / ($(field elapsed_us "$r1") + 1) / base))"
 	fi
@@ -144,7 +146,7 @@ mp_exec=$(exec_ms migratepages)
 nf_exec=$(exec_ms "$NF" --version)
 one kernel heap # untimed warm-up: the first write and runs pay for page tables and caches
 one numafollow heap
-ms=() lat=() wr=() wall=() failed=()
+ms=() lat=() wr=() wall=() idle=() failed=()
 for rep in $(seq 1 "$reps"); do
 	for s in "${run[@]}"; do
 		for m in $methods; do one "$m" "$s"; done
@@ -157,7 +159,10 @@ echo "Shapes, node 0 -> 1, medians of $reps runs, one VM boot ($(nproc) vCPUs, T
 echo "ms: the move's own time; x: against the kernel's write and migratepages (lower is"
 echo "faster); writes: the busy workload's page writes during the move, % of its undisturbed"
 echo "rate. Starting a process here: migratepages $mp_exec ms (taken off its times, once"
-echo "per process), numafollow $nf_exec ms (its wall times are the last column)."
+echo "per process), numafollow $nf_exec ms (its wall times are the last column). The"
+echo "workload's worst wait in the second before each move, undisturbed (median, ms):"
+for s in "${run[@]}"; do printf ' %s %s' "$s" "$(median <<<"${idle[$s]}")"; done
+echo
 echo
 printf '| %-8s | %-12s | %9s | %8s | %8s | %13s | %7s | %-34s | %-16s |\n' shape method "median ms" "x kernel" "x migpg" "worst wait ms" writes "runs ms (worst wait ms)" "wall ms"
 printf '|%s|\n' "----------|--------------|-----------|----------|----------|---------------|---------|------------------------------------|------------------"

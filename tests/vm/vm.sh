@@ -21,7 +21,7 @@ directory (which must be on the host's root file system) and exits with its stat
   -h, --help         this text
 
 Environment: NF_VM_CACHE (default ~/.cache/numafollow-vm) holds the kernel and
-initramfs, built once. Other NF_* variables are passed to COMMAND. Exit status: COMMAND's, 124 on timeout, 125 when the VM
+initramfs, built once (its file mods, if any, lists the modules to load). Other NF_* variables are passed to COMMAND. Exit status: COMMAND's, 124 on timeout, 125 when the VM
 itself failed (its console log is printed).
 USAGE
 }
@@ -49,6 +49,8 @@ fi
 
 cache=${NF_VM_CACHE:-${HOME:-/root}/.cache/numafollow-vm}
 mods="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci 9pnet 9pnet_virtio netfs fscache 9p overlay"
+# another kernel's cache (tests/bench/newer-kernel.sh) names its own modules
+[ ! -s "$cache/mods" ] || mods=$(cat "$cache/mods")
 
 # The kernel is the image package linux-image-amd64 depends on, fetched once.
 prepare_kernel() {
