@@ -1372,6 +1372,37 @@ int nf_agent_move(nf_agent *a, const char *id, const nf_nodeset *to, nf_record_f
 	return r;
 }
 
+int nf_agent_migrate_to(nf_agent *a, const char *id, const nf_nodeset *to, nf_trigger t,
+			nf_record_fn fn, void *userdata)
+{
+	nf_nodeset outside;
+	nf_job *j = NULL;
+	pthread_mutex_lock(&a->lock);
+	nf_cg *c = find(a, id);
+	if (c)
+		nf_nodeset_minus(to, &c->eff, &outside);
+	int r = !c			      ? -ENOENT
+		: c->running || c->pending    ? -EBUSY
+		: !nf_nodeset_empty(&outside) ? -ERANGE
+					      : 0;
+	if (r == 0) {
+		sample(a, c);
+		j = job_new(a, c, t, NULL);
+		r = j ? 0 : -ENOMEM;
+	}
+	if (j) { /* the nodes that hold memory outside TO, not outside the mems */
+		j->to = j->record->to = *to;
+		j->record->from = sampled_from(a, c, to);
+		nf_history_push(&a->hist, j->record);
+		journal(a, j->record);
+		c->pending = j;
+		enqueue(a, j);
+		fn(j->record, userdata);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
 int nf_agent_migrate(nf_agent *a, const char *id, nf_record_fn fn, void *userdata)
 {
 	const nf_record *rec = NULL;
