@@ -207,7 +207,7 @@ NRI_SRC   := $(NRI_LIB) nri/session.c nri/agentc.c nri/repin.c nri/plugin.c nri/
 NRI_CFLAGS = -Ulinux -I$(B)/nri/gen $(call pc,cflags,libprotobuf-c)
 NRI_LIBS   = $(call pc,libs,libprotobuf-c)
 SOURCES   += $(wildcard nri/*.c nri/*.h)
-# (the program comes with its sources)
+all: $(B)/numafollow-nri
 
 $(NRI_GEN_H): $(NRI_GEN_C)
 $(NRI_GEN_C) &: $(NRI_PROTO) | $(DEPS)
@@ -247,5 +247,5 @@ FUZZERS += $(B)/fuzz-nri
 $(B)/fuzz-nri: tests/fuzz/fuzz-nri.c $(NRI_LIB) $(NRI_GEN_C) $(LIB_SRC) | $(DEPS)
 	$(FUZZ_CC) -Ulinux -I$(B)/nri/gen $(call pc,cflags,libprotobuf-c) -o $@ $(filter %.c,$^) \
 		$(NF_LIBS) $(NRI_LIBS)
-check: $(B)/fuzz-nri
+check: $(B)/numafollow-nri $(B)/fuzz-nri
 fuzz: $(B)/fuzz-nri
