@@ -128,7 +128,8 @@ static void drain_outbox(nri *n)
 	while (list) {
 		outcall *c = list;
 		list = c->next;
-		nf_pb_update *u = n->state == ST_READY ? nf_nri_mems_update(c->id, &c->set) : NULL;
+		nf_pb_update *u =
+		    n->state == ST_READY ? nf_nri_mems_update(c->id, &c->set, false) : NULL;
 		Nri__Pkg__Api__V1alpha1__UpdateContainersRequest q =
 		    NRI__PKG__API__V1ALPHA1__UPDATE_CONTAINERS_REQUEST__INIT;
 		q.update = &u;
@@ -286,7 +287,7 @@ static void on_update(nri *n, uint32_t stream, const ProtobufCBinaryData *p)
 					: NF_REPIN_NO_CHANGE;
 	int r = 0;
 	if (v == NF_REPIN_ADJUST && (r = nf_repin_begin(n->rp, c->id, &old, &new, &uni)) == 0)
-		u = nf_nri_mems_update(c->id, &uni);
+		u = nf_nri_mems_update(c->id, &uni, true);
 	const nf_pb_resources *lr = q ? q->linux_resources : NULL;
 	bool sets_mems = lr && lr->cpu && lr->cpu->mems && *lr->cpu->mems;
 	if (u) {

@@ -117,7 +117,7 @@ nf_repin_verdict nf_nri_repin_decide(bool enabled, const nf_pb_container *c,
 	return NF_REPIN_ADJUST;
 }
 
-nf_pb_update *nf_nri_mems_update(const char *id, const nf_nodeset *set)
+nf_pb_update *nf_nri_mems_update(const char *id, const nf_nodeset *set, bool ignore)
 {
 	char buf[NF_NODESET_STRLEN];
 	nf_pb_update *u = calloc(1, sizeof(*u));
@@ -132,6 +132,7 @@ nf_pb_update *nf_nri_mems_update(const char *id, const nf_nodeset *set)
 		u->container_id = strdup(id);
 		cpu->mems = strdup(nf_nodeset_format(set, buf, sizeof(buf)));
 		u->linux = l, l->resources = r, r->cpu = cpu;
+		u->ignore_failure = ignore;
 		if (u->container_id && cpu->mems)
 			return u;
 		nf_nri_update_free(u);

@@ -49,9 +49,12 @@ nf_repin_verdict nf_nri_repin_decide(bool enabled, const nf_pb_container *c,
 /* The container's mems in its spec (empty: not set). */
 const char *nf_nri_spec_mems(const nf_pb_container *c);
 
-/* The UpdateContainers request's one update: container ID's mems to SET. The
- * caller frees it with nf_nri_update_free. */
-nf_pb_update *nf_nri_mems_update(const char *id, const nf_nodeset *set);
+/* One ContainerUpdate: container ID's mems to SET, nothing else. IGNORE:
+ * ignore_failure, which the answer to UpdateContainer carries: when a plugin
+ * called before (a resource policy) set the mems too, the runtime drops this
+ * claim instead of failing the CRI call (NRI 0.6.1 pkg/adaptation/result.go,
+ * update()). The caller frees it with nf_nri_update_free. */
+nf_pb_update *nf_nri_mems_update(const char *id, const nf_nodeset *set, bool ignore);
 void nf_nri_update_free(nf_pb_update *u);
 
 #endif

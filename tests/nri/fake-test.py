@@ -108,6 +108,7 @@ check(r is not None and r.status.code == 0 and dt < 2, f"UpdateContainer answere
 u = rsp.update
 check(len(u) == 1 and u[0].container_id == "c1" and u[0].linux.resources.cpu.mems == "0-1",
       "the answer widens the mems to old and new (0-1)")
+check(u[0].ignore_failure, "with ignore_failure: a policy's mems before it win, the call goes on")
 res = u[0].linux.resources
 check(not res.HasField("memory") and not res.cpu.HasField("shares") and not res.cpu.cpus and
       not res.unified and not res.hugepage_limits,
@@ -124,7 +125,7 @@ check(q is not None, "then UpdateContainers narrows")
 uq = A.UpdateContainersRequest()
 uq.ParseFromString(q.payload)
 check(len(uq.update) == 1 and uq.update[0].container_id == "c1" and
-      uq.update[0].linux.resources.cpu.mems == "1" and
+      uq.update[0].linux.resources.cpu.mems == "1" and not uq.update[0].ignore_failure and
       not uq.update[0].linux.resources.HasField("memory"),
       "... to mems 1 and nothing else")
 rt.answer(sid, A.UpdateContainersResponse())

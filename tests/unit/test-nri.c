@@ -424,7 +424,7 @@ static void mems_update(void **state)
 	nf_nodeset set;
 	(void)state;
 	nf_nodeset_parse("1", &set);
-	nf_pb_update *u = nf_nri_mems_update("abc", &set);
+	nf_pb_update *u = nf_nri_mems_update("abc", &set, true);
 	assert_non_null(u);
 	uint8_t *p;
 	size_t n;
@@ -432,6 +432,7 @@ static void mems_update(void **state)
 	nf_pb_update *back = nri__pkg__api__v1alpha1__container_update__unpack(NULL, n, p);
 	assert_non_null(back);
 	assert_string_equal(back->container_id, "abc");
+	assert_true(back->ignore_failure);
 	assert_string_equal(back->linux->resources->cpu->mems, "1");
 	assert_null(back->linux->resources->memory);
 	assert_null(back->linux->resources->cpu->shares);
