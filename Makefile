@@ -130,7 +130,7 @@ $(B)/tsan/numafollowd: $(AGENT_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libnf.a
 # into its own storage and saved as an OCI archive; tests/vm/t-image.sh runs it.
 IMAGE ?= ghcr.io/numafollow/numafollowd:0.2.0
 image: $(B)/numafollowd-image.tar
-$(B)/numafollowd-image.tar: $(B)/numafollowd $(B)/numafollow deploy/Containerfile deploy/image.sh | $(DEPS)
+$(B)/numafollowd-image.tar: $(B)/numafollowd $(B)/numafollow $(B)/numafollow-nri deploy/Containerfile deploy/image.sh | $(DEPS)
 	@deploy/image.sh $(B) $(IMAGE)
 
 # make check runs a 60 s soak; this one runs 10 minutes under ASan, then 5 under TSan.
@@ -209,8 +209,7 @@ NRI_LIBS   = $(call pc,libs,libprotobuf-c)
 SOURCES   += $(wildcard nri/*.c nri/*.h)
 all: $(B)/numafollow-nri
 
-$(NRI_GEN_H): $(NRI_GEN_C)
-$(NRI_GEN_C) &: $(NRI_PROTO) | $(DEPS)
+$(NRI_GEN_C) $(NRI_GEN_H) &: $(NRI_PROTO) | $(DEPS)
 	@mkdir -p $(B)/nri/gen
 	protoc-c --c_out=$(B)/nri/gen -Inri/proto $(NRI_PROTO)
 
@@ -249,3 +248,8 @@ $(B)/fuzz-nri: tests/fuzz/fuzz-nri.c $(NRI_LIB) $(NRI_GEN_C) $(LIB_SRC) | $(DEPS
 		$(NF_LIBS) $(NRI_LIBS)
 check: $(B)/numafollow-nri $(B)/fuzz-nri
 fuzz: $(B)/fuzz-nri
+# tests/vm/t-nri.sh runs Debian 13's containerd, fetched once into ~/.cache
+.PHONY: nri-fetch
+nri-fetch: | $(DEPS)
+	@tests/nri/fetch.sh
+check: $(if $(filter tests/vm/t-nri.sh,$(TESTS)),nri-fetch)
