@@ -250,22 +250,34 @@ static void on_synchronize(nri *n, uint32_t stream, const ProtobufCBinaryData *p
 	nri__pkg__api__v1alpha1__synchronize_request__free_unpacked(q, NULL);
 }
 
-/* memory.min, .low or .high of PID's v2 cgroup set: kubelet's MemoryQoS,
- * whose values come through `unified`. */
-static void cgroup_facts(const nri *n, uint32_t pid, nf_nri_cgroup_facts *ret)
+/* memory.min, .low or .high of the container's v2 cgroup set: kubelet's
+ * MemoryQoS, whose values come through `unified`. The cgroup from the spec's
+ * cgroupsPath, else from /proc/PID/cgroup (in the plugin's cgroup namespace). */
+static void cgroup_facts(const nri *n, const nf_pb_container *c, nf_nri_cgroup_facts *ret)
 {
 	static const char *const files[] = {"memory.min", "memory.low", "memory.high"};
 	static const char *const unset[] = {"0", "0", "max"};
-	_cleanup_free_ char *rel = NULL;
+	_cleanup_free_ char *rel = nf_nri_cgroup_path(c->linux ? c->linux->cgroups_path : NULL);
 	*ret = (nf_nri_cgroup_facts){0};
-	if (!pid || nf_pid_cgroup(pid, NF_CG_V2, &rel) < 0)
-		return;
-	for (size_t i = 0; i < NF_ARRAY_SIZE(files); i++) {
-		_cleanup_free_ char *path = NULL, *v = NULL;
-		if (asprintf(&path, "%s%s/%s", n->cfg.cgroup_root, rel, files[i]) < 0 ||
-		    nf_read_line(path, &v) < 0)
-			continue;
-		ret->unified_memory |= strcmp(v, unset[i]) != 0;
+	for (int attempt = 0; attempt < 2 && !ret->known; attempt++) {
+		if (attempt == 1) {
+			free(rel);
+			rel = NULL;
+			if (!c->pid || nf_pid_cgroup(c->pid, NF_CG_V2, &rel) < 0)
+				return;
+		}
+		size_t read = 0;
+		bool set = false;
+		for (size_t i = 0; rel && i < NF_ARRAY_SIZE(files); i++) {
+			_cleanup_free_ char *path = NULL, *v = NULL;
+			if (asprintf(&path, "%s%s/%s", n->cfg.cgroup_root, rel, files[i]) < 0 ||
+			    nf_read_line(path, &v) < 0)
+				continue;
+			read++;
+			set |= strcmp(v, unset[i]) != 0;
+		}
+		*ret = (nf_nri_cgroup_facts){.known = read == NF_ARRAY_SIZE(files),
+					     .unified_memory = set};
 	}
 }
 
@@ -281,7 +293,7 @@ static void on_update(nri *n, uint32_t stream, const ProtobufCBinaryData *p)
 	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
 	const nf_pb_container *c = q ? q->container : NULL;
 	if (c && n->cfg.repin)
-		cgroup_facts(n, c->pid, &facts);
+		cgroup_facts(n, c, &facts);
 	nf_repin_verdict v = c && c->id ? nf_nri_repin_decide(n->cfg.repin, c, q->linux_resources,
 							      &n->all, &facts, &old, &new, &uni)
 					: NF_REPIN_NO_CHANGE;

@@ -2,6 +2,7 @@
 #include "policy.h"
 #include "../plugin/lib/json.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,8 @@ static const char *const verdicts[NF_REPIN_COUNT] = {
     [NF_REPIN_BAD_MEMS] = "a node list that does not parse",
     [NF_REPIN_SWAP] = "its spec has a swap limit other than its memory limit, which an "
 		      "adjusted update would reset (NRI 0.6.1 forwards no swap)",
+    [NF_REPIN_NO_CGROUP] = "its cgroup's memory.min, .low and .high could not be read: whether "
+			   "kubelet's `unified` values would survive is unknown",
     [NF_REPIN_UNIFIED] = "its cgroup has memory.min, .low or .high set (kubelet's MemoryQoS, "
 			 "through `unified`), which an adjusted update would drop",
 };
@@ -109,12 +112,56 @@ nf_repin_verdict nf_nri_repin_decide(bool enabled, const nf_pb_container *c,
 		return NF_REPIN_NOT_RUNNING;
 	if (own_swap(c))
 		return NF_REPIN_SWAP;
-	if (facts && facts->unified_memory)
+	if (!facts || !facts->known)
+		return NF_REPIN_NO_CGROUP;
+	if (facts->unified_memory)
 		return NF_REPIN_UNIFIED;
 	*ret_old = old;
 	*ret_new = new;
 	nf_nodeset_union(&old, &new, ret_union);
 	return NF_REPIN_ADJUST;
+}
+
+/* "/a.slice/a-b.slice/a-b-c.slice" for "a-b-c.slice", as systemd nests
+ * slices; "" for "-.slice", the root. */
+static char *expand_slice(const char *slice)
+{
+	size_t n = strlen(slice);
+	if (n < 6 || strcmp(slice + n - 6, ".slice") != 0)
+		return NULL;
+	if (strcmp(slice, "-.slice") == 0)
+		return strdup("");
+	char *out = malloc(n * (n / 2 + 2) + 2), *p = out;
+	if (!out)
+		return NULL;
+	*p = '\0';
+	for (size_t i = 0; i <= n - 6; i++)
+		if (i == n - 6 || slice[i] == '-') {
+			if (i == 0 || slice[i - 1] == '-') /* "a--b", "-a": not systemd's */
+				return free(out), NULL;
+			p += sprintf(p, "/%.*s.slice", (int)i, slice);
+		}
+	return out;
+}
+
+char *nf_nri_cgroup_path(const char *cgroups_path)
+{
+	char *out = NULL;
+	if (!cgroups_path || !*cgroups_path)
+		return NULL;
+	if (cgroups_path[0] == '/')
+		return strstr(cgroups_path, "/..") ? NULL : strdup(cgroups_path);
+	const char *c1 = strchr(cgroups_path, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	if (!c2 || strchr(c2 + 1, ':') || strchr(cgroups_path, '/'))
+		return NULL;
+	char *slice = strndup(cgroups_path, c1 - cgroups_path);
+	char *parent = slice ? expand_slice(slice) : NULL;
+	if (parent &&
+	    asprintf(&out, "%s/%.*s-%s.scope", parent, (int)(c2 - c1 - 1), c1 + 1, c2 + 1) < 0)
+		out = NULL;
+	free(slice);
+	free(parent);
+	return out;
 }
 
 nf_pb_update *nf_nri_mems_update(const char *id, const nf_nodeset *set, bool ignore)

@@ -19,10 +19,19 @@ json_object *nf_nri_registration(const nf_pb_container *c, const nf_pb_pod *pod,
 				 const char *status);
 
 /* What the cgroup shows of the container beyond its spec: memory.min, .low
- * or .high set (kubelet's MemoryQoS writes them through `unified`). */
+ * or .high set (kubelet's MemoryQoS writes them through `unified`); KNOWN
+ * false when its files could not be read, and then no adjustment. */
 typedef struct {
-	bool unified_memory;
+	bool known, unified_memory;
 } nf_nri_cgroup_facts;
+
+/* The container's cgroup under the cgroup2 mount, from its spec's
+ * cgroupsPath: a path (the cgroupfs driver) as it is; "SLICE:PREFIX:NAME"
+ * (the systemd driver) as systemd lays it out, each slice under its parent
+ * ("a-b.slice" in "a.slice") and the scope "PREFIX-NAME.scope". Not
+ * /proc/PID/cgroup, which a plugin in a container's cgroup namespace reads
+ * relative to its own. NULL when it is neither, or out of memory. */
+char *nf_nri_cgroup_path(const char *cgroups_path);
 
 typedef enum {
 	NF_REPIN_ADJUST,      /* answer with old u new, move, then narrow */
@@ -33,10 +42,19 @@ typedef enum {
 	NF_REPIN_BAD_MEMS,    /* a node list that does not parse */
 	NF_REPIN_SWAP,	      /* an adjusted update would lose kubelet's swap limit */
 	NF_REPIN_UNIFIED,     /* ... or its unified values */
+	NF_REPIN_NO_CGROUP,   /* its cgroup's memory files could not be read */
 	NF_REPIN_COUNT
 } nf_repin_verdict;
 
 const char *nf_repin_verdict_text(nf_repin_verdict v);
+
+/* The container's cgroup under the cgroup2 mount, from its spec's
+ * cgroupsPath: a path (the cgroupfs driver) as it is; "SLICE:PREFIX:NAME"
+ * (the systemd driver) as systemd lays it out, each slice under its parent
+ * ("a-b.slice" in "a.slice") and the scope "PREFIX-NAME.scope". Not
+ * /proc/PID/cgroup, which a plugin in a container's cgroup namespace reads
+ * relative to its own. NULL when it is neither, or out of memory. */
+char *nf_nri_cgroup_path(const char *cgroups_path);
 
 /* Whether the update Q of container C (whose spec has the old mems; empty
  * means every node of ALL) gets the re-pin, and if so the nodes to answer

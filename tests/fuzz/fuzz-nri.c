@@ -22,7 +22,9 @@ static void nri_payload(const char *method, const ProtobufCBinaryData *p)
 		    nri__pkg__api__v1alpha1__update_container_request__unpack(NULL, p->len,
 									      p->data);
 		if (q && q->container) {
-			nf_nri_cgroup_facts f = {0};
+			nf_nri_cgroup_facts f = {.known = true};
+			free(nf_nri_cgroup_path(
+			    q->container->linux ? q->container->linux->cgroups_path : NULL));
 			if (nf_nri_repin_decide(true, q->container, q->linux_resources, &all, &f,
 						&old, &new, &u) == NF_REPIN_ADJUST &&
 			    (nf_nodeset_empty(&u) || nf_nodeset_equal(&old, &new)))

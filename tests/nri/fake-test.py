@@ -33,9 +33,22 @@ rt = fake.Runtime(nri_sock)
 sleeper = subprocess.Popen(["sleep", "600"])  # a live pid for the registrations
 
 
+def cgroup(cid, high="max"):
+    """The container's memory.min/low/high under the plugin's --cgroup-root."""
+    d = f"{work}/cgroups/pods/{cid}"
+    os.makedirs(d, exist_ok=True)
+    for f, v in (("memory.min", "0"), ("memory.low", "0"), ("memory.high", high)):
+        open(f"{d}/{f}", "w").write(v + "\n")
+
+
+for cid in ("c1", "c2", "c3", "c4", "c5"):
+    cgroup(cid)
+cgroup("c6", high="943718400")
+
+
 def start_plugin(extra=(), **kw):
     return subprocess.Popen([plugin_bin, "--nri-socket", nri_sock, "--socket", agent_sock,
-                             "--state-dir", state, "--cgroup-root", work + "/no-cgroups",
+                             "--state-dir", state, "--cgroup-root", work + "/cgroups",
                              "--log-level", "debug", *extra],
                             stderr=open(work + "/plugin.log", "a"), **kw)
 
@@ -146,6 +159,12 @@ check(r.status.code == 0 and len(rsp.update) == 0,
       "a container with its own swap limit is not adjusted (NRI 0.6.1 would reset it)")
 _, r, rsp = update(c1, "0-1")
 check(r.status.code == 0 and len(rsp.update) == 0, "a widening is not adjusted")
+_, r, rsp = update(fake.container("c6", pid, "0"), "1")
+check(r.status.code == 0 and len(rsp.update) == 0,
+      "a container whose cgroup has memory.high set (MemoryQoS) is not adjusted")
+_, r, rsp = update(fake.container("c7", pid, "0"), "1")
+check(r.status.code == 0 and len(rsp.update) == 0,
+      "a container whose cgroup cannot be read is not adjusted")
 _, r, rsp = update(fake.container("c4", pid, "0", state=1), "1")
 check(r.status.code == 0 and len(rsp.update) == 0, "a container not running is not adjusted")
 big = fake.container("c5", pid, "0")

@@ -206,6 +206,7 @@ def container(cid, pid, mems, state=3):
     c.annotations["io.kubernetes.cri.sandbox-name"] = "web-0"
     c.annotations["io.kubernetes.cri.sandbox-namespace"] = "shop"
     c.linux.resources.cpu.mems = mems
+    c.linux.cgroups_path = "/pods/" + cid  # fake-test.py lays out its memory.* files
     c.linux.resources.memory.limit.value = 512 << 20
     c.linux.resources.memory.swap.value = 512 << 20
     return c

@@ -319,8 +319,10 @@ static nf_repin_verdict decide(fixture *f, bool on, const nf_nri_cgroup_facts *f
 			       char ret_union[NF_NODESET_STRLEN])
 {
 	nf_nodeset all, old, new, u;
+	nf_nri_cgroup_facts plain = {.known = true};
 	nf_nodeset_parse("0-1", &all);
-	nf_repin_verdict v = nf_nri_repin_decide(on, &f->c, &f->q, &all, facts, &old, &new, &u);
+	nf_repin_verdict v =
+	    nf_nri_repin_decide(on, &f->c, &f->q, &all, facts ? facts : &plain, &old, &new, &u);
 	if (v == NF_REPIN_ADJUST)
 		nf_nodeset_format(&u, ret_union, NF_NODESET_STRLEN);
 	return v;
@@ -361,7 +363,7 @@ static void repin_keeps_swap_and_unified(void **state)
 {
 	char u[NF_NODESET_STRLEN];
 	fixture f;
-	nf_nri_cgroup_facts qos = {.unified_memory = true};
+	nf_nri_cgroup_facts qos = {.known = true, .unified_memory = true}, unknown = {0};
 	(void)state;
 	fixture_init(&f, "0", "1");
 	nri__pkg__api__v1alpha1__optional_int64__init(&f.limit);
@@ -377,6 +379,7 @@ static void repin_keeps_swap_and_unified(void **state)
 	assert_int_equal(decide(&f, true, NULL, u), NF_REPIN_SWAP);
 	f.mem.swap = NULL;
 	assert_int_equal(decide(&f, true, &qos, u), NF_REPIN_UNIFIED);
+	assert_int_equal(decide(&f, true, &unknown, u), NF_REPIN_NO_CGROUP); /* unknown: no */
 	for (int v = 0; v < NF_REPIN_COUNT; v++)
 		assert_true(strlen(nf_repin_verdict_text(v)) > 10);
 }
@@ -416,6 +419,37 @@ static void registration_body(void **state)
 	assert_string_equal(nf_json_string(ann, "io.kubernetes.cri.sandbox-uid"), "1234-5678");
 	assert_string_equal(nf_json_string(ann, "io.kubernetes.cri.container-name"), "app");
 	assert_null(json_object_object_get_ex(o, "bundle", NULL) ? o : NULL);
+}
+
+/* The container's cgroup from its spec's cgroupsPath, either driver. */
+static void cgroup_paths(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"/kubepods/burstable/pod1/abc", "/kubepods/burstable/pod1/abc"},
+	    {"kubepods-burstable-pod1_2.slice:cri-containerd:abc",
+	     "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1_2.slice/"
+	     "cri-containerd-abc.scope"},
+	    {"kubepods.slice:crio:abc", "/kubepods.slice/crio-abc.scope"},
+	    {"-.slice:x:y", "/x-y.scope"},
+	    {"system.slice:docker:abc", "/system.slice/docker-abc.scope"},
+	    {"", NULL},
+	    {"/a/../b", NULL},
+	    {"a:b", NULL},
+	    {"a.slice:b:c:d", NULL},
+	    {"kube--pods.slice:x:y", NULL},
+	    {"-kubepods.slice:x:y", NULL},
+	    {"pods:x:y", NULL}, /* not a slice */
+	};
+	(void)state;
+	for (size_t i = 0; i < NF_ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *p = nf_nri_cgroup_path(cases[i].in);
+		if (cases[i].out)
+			assert_string_equal(p, cases[i].out);
+		else
+			assert_null(p);
+	}
 }
 
 /* UpdateContainers' update: the container's mems and nothing else. */
@@ -458,6 +492,7 @@ int main(void)
 	    cmocka_unit_test(repin_keeps_swap_and_unified),
 	    cmocka_unit_test(registration_body),
 	    cmocka_unit_test(mems_update),
+	    cmocka_unit_test(cgroup_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
