@@ -32,6 +32,8 @@ struct nf_agentq {
 	job *head, *tail;
 	known *known;
 	bool stopping, away; /* away: the last request found no agent */
+	uint64_t uptime_s;   /* 1 + the agent's, at the last check (0: unknown); less: a restart */
+	unsigned check_s;    /* how often an idle queue asks whether it restarted */
 };
 
 int nf_agent_request(const char *socket, const char *method, const char *path, const char *body,
@@ -130,6 +132,56 @@ static void retry_known(nf_agentq *q)
 	if (back && q->away)
 		nf_log(LOG_NOTICE, "the agent answers again: %zu registration(s) sent again", n);
 	q->away = !back;
+	q->uptime_s = 0; /* a restart meanwhile is covered: everything went again */
+}
+
+/* Sends every known registration again (lock held; dropped around each). */
+static size_t resend_known(nf_agentq *q)
+{
+	size_t n = 0;
+	for (known *k = q->known; k && !q->stopping; k = k->next) {
+		job j = {.id = k->id, .body = k->body};
+		pthread_mutex_unlock(&q->lock);
+		int r = send_job(q, &j);
+		pthread_mutex_lock(&q->lock);
+		n += r == 0;
+	}
+	return n;
+}
+
+/* Idle for CHECK_S: an agent that restarted lost its registrations (they are
+ * not in its journal), and one that went away gets them when it answers. */
+static void check_agent(nf_agentq *q)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += q->check_s;
+	/* no uptime yet for the agent that has the registrations: take it now */
+	while (!q->stopping && !q->head && (q->uptime_s || !q->known))
+		if (pthread_cond_timedwait(&q->cond, &q->lock, &until) == ETIMEDOUT)
+			break;
+	if (q->stopping || q->head)
+		return;
+	nf_http_reply rep;
+	pthread_mutex_unlock(&q->lock);
+	int r = nf_agent_request(q->socket, "GET", "/v1/status", NULL, 5000, &rep);
+	json_object *o = r == 0 && rep.status == 200 && rep.body ? json_tokener_parse(rep.body)
+								 : NULL,
+		    *v;
+	uint64_t up = json_object_object_get_ex(o, "uptime_s", &v) ? json_object_get_int64(v) : 0;
+	json_object_put(o);
+	pthread_mutex_lock(&q->lock);
+	if (r < 0 && !q->away && q->known)
+		nf_log(LOG_WARNING,
+		       "agent unreachable at '%s' (%s): registrations are sent again when it "
+		       "answers",
+		       q->socket, rep.error);
+	q->away = r < 0;
+	nf_http_reply_done(&rep);
+	if (r == 0 && up + 1 < q->uptime_s && q->known)
+		nf_log(LOG_NOTICE, "the agent restarted: %zu registration(s) sent again",
+		       resend_known(q));
+	q->uptime_s = r == 0 ? up + 1 : 0;
 }
 
 static void *worker(void *userdata)
@@ -142,7 +194,7 @@ static void *worker(void *userdata)
 			if (q->away)
 				retry_known(q);
 			else
-				pthread_cond_wait(&q->cond, &q->lock);
+				check_agent(q);
 			continue;
 		}
 		q->head = j->next;
@@ -159,11 +211,12 @@ static void *worker(void *userdata)
 	return NULL;
 }
 
-int nf_agentq_start(const char *socket, nf_agentq **ret)
+int nf_agentq_start(const char *socket, unsigned check_s, nf_agentq **ret)
 {
 	nf_agentq *q = calloc(1, sizeof(*q));
 	if (!q || !(q->socket = strdup(socket)))
 		return free(q), -ENOMEM;
+	q->check_s = check_s;
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->cond, NULL);
 	int e = pthread_create(&q->thread, NULL, worker, q);

@@ -11,8 +11,10 @@
 
 typedef struct nf_agentq nf_agentq;
 
-/* Starts the thread that talks to the agent at SOCKET. */
-int nf_agentq_start(const char *socket, nf_agentq **ret);
+/* Starts the thread that talks to the agent at SOCKET. Every CHECK_S seconds
+ * without work it asks the agent's uptime: an agent that restarted lost its
+ * registrations (they are not journaled), and they are sent again. */
+int nf_agentq_start(const char *socket, unsigned check_s, nf_agentq **ret);
 /* Stops it; what is queued is dropped. */
 void nf_agentq_stop(nf_agentq *q);
 /* Queues POST /v1/containers with BODY (taken), the OCI hook's request. The

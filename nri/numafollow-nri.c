@@ -28,6 +28,8 @@ static const char usage[] =
     "  --state-dir DIR      re-pins in flight and their journal (default\n"
     "                       " NF_NRI_DEFAULT_STATE ")\n"
     "  --move-timeout S     the longest wait for the agent's move (default 600)\n"
+    "  --agent-check S      how often, when idle, to ask whether the agent restarted\n"
+    "                       (its registrations are then sent again; default 30)\n"
     "  --cgroup-root PATH   the cgroup2 mount (default /sys/fs/cgroup)\n"
     "  --log-level LEVEL    err, warning, notice, info (default), debug\n"
     "  --log-target T       stderr (default) or syslog\n"
@@ -79,6 +81,7 @@ int main(int argc, char **argv)
 					     {"repin", required_argument, NULL, 'r'},
 					     {"state-dir", required_argument, NULL, 'd'},
 					     {"move-timeout", required_argument, NULL, 't'},
+					     {"agent-check", required_argument, NULL, 'a'},
 					     {"cgroup-root", required_argument, NULL, 'c'},
 					     {"log-level", required_argument, NULL, 'l'},
 					     {"log-target", required_argument, NULL, 'L'},
@@ -92,6 +95,7 @@ int main(int argc, char **argv)
 			   .idx = "90",
 			   .cgroup_root = "/sys/fs/cgroup",
 			   .move_timeout_s = 600,
+			   .agent_check_s = 30,
 			   .prelaunched_fd = -1};
 	int level = LOG_INFO, o;
 	bool syslog_target = false, bad = false;
@@ -121,6 +125,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			bad |= parse_u(optarg, &c.move_timeout_s) < 0;
+			break;
+		case 'a':
+			bad |= parse_u(optarg, &c.agent_check_s) < 0;
 			break;
 		case 'c':
 			c.cgroup_root = optarg;

@@ -554,7 +554,7 @@ static int setup(nri *n)
 			      .userdata = n};
 	if ((r = nf_repins_new(&rc, &n->rp)) < 0)
 		return nf_log_errno(LOG_ERR, r, "state directory '%s'", n->cfg.state_dir);
-	if ((r = nf_agentq_start(n->cfg.agent_socket, &n->aq)) < 0)
+	if ((r = nf_agentq_start(n->cfg.agent_socket, n->cfg.agent_check_s, &n->aq)) < 0)
 		return nf_log_errno(LOG_ERR, r, "starting the agent's thread");
 	return 0;
 }

@@ -16,7 +16,8 @@ typedef struct {
 	const char *cgroup_root; /* where the container cgroups' memory.* files are */
 	bool repin;		 /* the gentle CRI re-pin (off by default) */
 	unsigned move_timeout_s;
-	int prelaunched_fd; /* the runtime's socket when it launched the plugin; else -1 */
+	unsigned agent_check_s; /* how often an idle plugin checks for an agent restart */
+	int prelaunched_fd;	/* the runtime's socket when it launched the plugin; else -1 */
 } nf_nri_config;
 
 /* Runs until SIGTERM or SIGINT (or, pre-launched, until the runtime closes

@@ -49,6 +49,7 @@ cgroup("c6", high="943718400")
 def start_plugin(extra=(), **kw):
     return subprocess.Popen([plugin_bin, "--nri-socket", nri_sock, "--socket", agent_sock,
                              "--state-dir", state, "--cgroup-root", work + "/cgroups",
+                             "--agent-check", "1",
                              "--log-level", "debug", *extra],
                             stderr=open(work + "/plugin.log", "a"), **kw)
 
@@ -114,6 +115,13 @@ rt.plugin_call(A.Empty, "StateChange", A.StateChangeEvent(event=6, pod=POD, cont
 check(wait_for(lambda: len(agent.seen("POST", "/v1/containers")) == 2, 5) and
       agent.seen("POST", "/v1/containers")[1][2]["status"] == "created",
       "StartContainer (event 6) registers with status created, as the hook's createRuntime")
+
+n = len(agent.seen("POST", "/v1/containers"))
+check(wait_for(lambda: agent.seen("GET", "/v1/status"), 10), "the plugin takes the agent's uptime")
+agent.restart()
+check(wait_for(lambda: len(agent.seen("POST", "/v1/containers")) > n, 10) and
+      agent.seen("POST", "/v1/containers")[-1][2]["id"] == "c1",
+      "an agent that restarted (its uptime went back) gets the registrations again")
 
 # ---- the re-pin ----
 dt, r, rsp = update(c1, "1")

@@ -153,7 +153,11 @@ class Agent(ThreadingMixIn, UnixStreamServer):
         self.log = []
         self.move_result = "ok"
         self.next_id = 7
+        self.started = time.monotonic() - 1000  # restart(): uptime starts over
         super().__init__(path, Handler)
+
+    def restart(self):
+        self.started = time.monotonic()
 
     def seen(self, method, prefix):
         return [e for e in self.log if e[0] == method and e[1].startswith(prefix)]
@@ -194,6 +198,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         a = self.server
         a.log.append(("GET", self.path, None))
+        if self.path == "/v1/status":
+            return self._reply(200, {"uptime_s": int(time.monotonic() - a.started)})
         if self.path.startswith("/v1/migrations/"):
             rid = int(self.path.rsplit("/", 1)[1])
             return self._reply(200, {"id": rid, "result": a.move_result,
