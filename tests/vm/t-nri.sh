@@ -11,7 +11,7 @@
 # the call and the workload for the kernel's whole move; with it on, the
 # call returns sooner, the memory lands on the new node, cpuset.mems ends as
 # asked, and the workload's worst wait is a tenth of the kernel's whole move at
-# most, and under 50 ms when the host is quiet; memory limits and
+# most, and under 50 ms when the host is quiet (below); memory limits and
 # swap reach runc as sent, adjusted or not; containers with their own swap
 # limit or MemoryQoS values are left to the runtime (NRI 0.6.1 would drop
 # kubelet's values); a second plugin that sets mems does not fail the call;
@@ -224,20 +224,23 @@ say "the call took $on_s s (off: $off_s s); worst wait $((on_worst / 1000)) ms (
 	"$((move_worst / 1000)) ms up to the move's end, $((narrow_worst / 1000)) ms in the narrowing;" \
 	"$((base_worst / 1000)) ms with nothing happening"
 # Always: the workload no longer waits for the move (a tenth of the kernel's
-# whole move at most). On a quiet host (under 25 ms of stalls with nothing
-# happening) also the issue's bound: under 50 ms. On a busy one the emulator
-# stretches the engine's page-table walks (its sweep, numa_maps) with
-# everything else, and an absolute bound would measure the host.
+# whole move at most). On a quiet host also the issue's bound: under 50 ms.
+# Quiet means the kernel moved the 512 MiB within 1.5 s (968 ms in
+# docs/benchmarks.md's quiet run) and the probe stalled under 25 ms with
+# nothing happening: on a busy host the emulator stretches the engine's
+# whole-mm walks (its plan, its sweep, numa_maps) with everything else, and an
+# absolute bound would measure the host.
 [ "$off_worst" -gt 200000 ] ||
 	nri_fail "off, the workload waited only $((off_worst / 1000)) ms: no whole move to compare with"
 [ $((10 * on_worst)) -lt "$off_worst" ] ||
 	nri_fail "the workload waited $((on_worst / 1000)) ms during the re-pin, over a tenth of the kernel's $((off_worst / 1000)) ms"
-if [ "$base_worst" -lt 25000 ]; then
+if [ "$base_worst" -lt 25000 ] && [ "$off_worst" -lt 1500000 ]; then
 	[ "$on_worst" -lt 50000 ] ||
 		nri_fail "on a quiet host the workload waited $((on_worst / 1000)) ms during the re-pin (>= 50 ms)"
 	say "a quiet host: the re-pin's worst wait is under 50 ms"
 else
-	say "a busy host ($((base_worst / 1000)) ms of stalls with nothing happening): the 50 ms bound is not checked"
+	say "a busy host (the kernel's move stalled the workload $((off_worst / 1000)) ms, $((base_worst / 1000)) ms" \
+		"with nothing happening): the 50 ms bound is not checked"
 fi
 awk -v on="$on_s" -v off="$off_s" 'BEGIN { exit !(on < off) }' ||
 	nri_fail "the re-pinned call took $on_s s, the plain one $off_s s"
