@@ -130,7 +130,7 @@ $(B)/tsan/numafollowd: $(AGENT_SRC:%.c=$(B)/tsan/%.o) $(B)/tsan/libnf.a
 # into its own storage and saved as an OCI archive; tests/vm/t-image.sh runs it.
 IMAGE ?= ghcr.io/numafollow/numafollowd:0.2.0
 image: $(B)/numafollowd-image.tar
-$(B)/numafollowd-image.tar: $(B)/numafollowd $(B)/numafollow deploy/Containerfile deploy/image.sh | $(DEPS)
+$(B)/numafollowd-image.tar: $(B)/numafollowd $(B)/numafollow $(B)/numafollow-nri deploy/Containerfile deploy/image.sh | $(DEPS)
 	@deploy/image.sh $(B) $(IMAGE)
 
 # make check runs a 60 s soak; this one runs 10 minutes under ASan, then 5 under TSan.
@@ -203,3 +203,64 @@ $(B)/fuzz-api: $(API_FUZZ) $(LIB_SRC) $(wildcard tests/fuzz/*.h plugin/agent/*.h
 .PHONY: fuzz
 fuzz: $(FUZZERS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(FUZZERS)
+
+# ---- numafollow-nri: the NRI plugin (nri/, docs/nri.md) ----
+# protoc-c builds the wire's C from the committed .proto files (NRI 0.6.1's
+# api.proto, ttRPC's request.proto, google.rpc.Status) into $(B)/nri/gen.
+# GNU C predefines `linux`, a member name in api.proto: -Ulinux.
+NRI_PROTO := nri/proto/api.proto nri/proto/ttrpc/request.proto \
+	     nri/proto/google/rpc/status.proto nri/proto/google/protobuf/any.proto
+NRI_GEN_C := $(NRI_PROTO:nri/proto/%.proto=$(B)/nri/gen/%.pb-c.c)
+NRI_GEN_H := $(NRI_GEN_C:.c=.h)
+# the wire and the decisions, which the unit tests and the fuzzer link
+NRI_LIB   := nri/wire.c nri/ttrpc.c nri/policy.c
+NRI_SRC   := $(NRI_LIB) nri/session.c nri/agentc.c nri/repin.c nri/plugin.c nri/numafollow-nri.c
+NRI_CFLAGS = -Ulinux -I$(B)/nri/gen $(call pc,cflags,libprotobuf-c)
+NRI_LIBS   = $(call pc,libs,libprotobuf-c)
+SOURCES   += $(wildcard nri/*.c nri/*.h)
+all: $(B)/numafollow-nri
+
+$(NRI_GEN_C) $(NRI_GEN_H) &: $(NRI_PROTO) | $(DEPS)
+	@mkdir -p $(B)/nri/gen
+	protoc-c --c_out=$(B)/nri/gen -Inri/proto $(NRI_PROTO)
+
+$(B)/nri/gen/%.o: $(B)/nri/gen/%.c
+	$(CC) $(CFLAGS) -std=gnu11 -Ulinux -I$(B)/nri/gen $(call pc,cflags,libprotobuf-c) -c -o $@ $<
+
+$(B)/asan/nri/gen/%.o: $(B)/nri/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g $(ASAN) -std=gnu11 -Ulinux -I$(B)/nri/gen $(call pc,cflags,libprotobuf-c) -c -o $@ $<
+
+$(B)/nri/%.o $(B)/asan/nri/%.o $(B)/tests/unit/test-nri.o $(B)/asan/tests/unit/test-nri.o: \
+	NF_CFLAGS += $(NRI_CFLAGS)
+$(NRI_SRC:%.c=$(B)/%.o) $(NRI_SRC:%.c=$(B)/asan/%.o) $(B)/tests/unit/test-nri.o \
+	$(B)/asan/tests/unit/test-nri.o: $(NRI_GEN_H)
+
+$(B)/libnri.a: $(NRI_LIB:%.c=$(B)/%.o) $(NRI_GEN_C:%.c=%.o)
+	$(AR) rcs $@ $^
+
+$(B)/asan/libnri.a: $(NRI_LIB:%.c=$(B)/asan/%.o) $(NRI_GEN_C:$(B)/%.c=$(B)/asan/%.o)
+	$(AR) rcs $@ $^
+
+$(B)/numafollow-nri: $(filter-out $(NRI_LIB:%.c=$(B)/%.o),$(NRI_SRC:%.c=$(B)/%.o)) \
+	$(B)/libnri.a $(B)/libnf.a
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(NRI_LIBS)
+
+# the unit tests of the wire and the decisions link libnri too
+$(B)/tests/unit-nri: $(B)/tests/unit/test-nri.o $(B)/libnri.a $(B)/libnf.a
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(NRI_LIBS) $(call pc,libs,cmocka)
+$(B)/asan/unit-nri: $(B)/asan/tests/unit/test-nri.o $(B)/asan/libnri.a $(B)/asan/libnf.a
+	$(CC) $(ASAN) -o $@ $^ $(NF_LIBS) $(NRI_LIBS) $(call pc,libs,cmocka)
+
+# libFuzzer over the multiplexer's and ttRPC's framing and the messages
+FUZZERS += $(B)/fuzz-nri
+$(B)/fuzz-nri: tests/fuzz/fuzz-nri.c $(NRI_LIB) $(NRI_GEN_C) $(LIB_SRC) | $(DEPS)
+	$(FUZZ_CC) -Ulinux -I$(B)/nri/gen $(call pc,cflags,libprotobuf-c) -o $@ $(filter %.c,$^) \
+		$(NF_LIBS) $(NRI_LIBS)
+check: $(B)/numafollow-nri $(B)/fuzz-nri
+fuzz: $(B)/fuzz-nri
+# tests/vm/t-nri.sh runs Debian 13's containerd, fetched once into ~/.cache
+.PHONY: nri-fetch
+nri-fetch: | $(DEPS)
+	@tests/nri/fetch.sh
+check: $(if $(filter tests/vm/t-nri.sh,$(TESTS)),nri-fetch)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # make image: deploy/image.sh BUILD_DIR IMAGE_NAME. Lays out BUILD_DIR/image/root
-# (numafollowd, numafollow and every library ldd names, the loader included),
+# (numafollowd, numafollow, numafollow-nri and every library ldd names, the loader included),
 # builds deploy/Containerfile over it with podman into its own vfs storage
 # under BUILD_DIR/image (nothing touches the machine's image store), and saves
 # BUILD_DIR/numafollowd-image.tar (OCI archive): `podman load -i` it, or push it.
@@ -13,8 +13,9 @@ mkdir -p "$ctx/root/usr/sbin" "$ctx/root/usr/bin" "$ctx/root/run/numafollow" \
 chmod 1777 "$ctx/root/tmp"
 cp "$B/numafollowd" "$ctx/root/usr/sbin/numafollowd"
 cp "$B/numafollow" "$ctx/root/usr/bin/numafollow"
+cp "$B/numafollow-nri" "$ctx/root/usr/bin/numafollow-nri" # the NRI plugin's container
 # "libx.so.1 => /lib/x86_64-linux-gnu/libx.so.1 (0x...)" and the loader's own line
-for lib in $(ldd "$B/numafollowd" "$B/numafollow" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u); do
+for lib in $(ldd "$B/numafollowd" "$B/numafollow" "$B/numafollow-nri" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u); do
 	mkdir -p "$ctx/root$(dirname "$lib")"
 	cp -L "$lib" "$ctx/root$lib"
 done

@@ -7,12 +7,14 @@ set -eu
 PKGS="build-essential pkg-config libnuma-dev libcgroup-dev libjson-c-dev
 libcurl4-openssl-dev libmicrohttpd-dev libcmocka-dev numactl jq
 qemu-system-x86 busybox-static cpio kmod util-linux clang libclang-rt-14-dev
-curl prometheus wrk crun runc podman python3 openssl"
+curl prometheus wrk crun runc podman python3 openssl protobuf-c-compiler
+libprotobuf-c-dev"
 # --tests: what only the VM tests use (tests/vm/t-docker.sh starts its own
 # dockerd; on a systemd machine the package also enables docker.service;
 # t-kube-events.sh checks events with python3-kubernetes' models; t-progress.sh
-# draws in tmux)
-[ "${1:-}" != --tests ] || PKGS="$PKGS docker.io python3-kubernetes tmux"
+# draws in tmux; t-nri.sh's CRI client is Python's grpc, its stubs made by
+# grpc-tools)
+[ "${1:-}" != --tests ] || PKGS="$PKGS docker.io python3-kubernetes tmux python3-grpcio python3-grpc-tools"
 
 missing=""
 for p in $PKGS; do

@@ -216,6 +216,8 @@ void nf_reconcile_drift(nf_agent *a, nf_cg *c);
 nf_record *nf_job_request(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *from);
 nf_job *nf_job_new(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *from);
 void nf_job_free(nf_job *j);
+/* The nodes C's memory was on at its last sample, outside TO. */
+nf_nodeset nf_job_sampled_from(const nf_agent *a, const nf_cg *c, const nf_nodeset *to);
 void nf_job_enqueue(nf_agent *a, nf_job *j);
 /* Takes C's queued job off the queue and frees it. */
 void nf_job_drop_pending(nf_agent *a, nf_cg *c);

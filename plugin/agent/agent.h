@@ -136,6 +136,13 @@ int nf_agent_unregister(nf_agent *a, const char *id);
  * its record. -ENOENT: no such container; -ENXIO: no effective mems;
  * -EBUSY: a staged move of it is under way. */
 int nf_agent_migrate(nf_agent *a, const char *id, nf_record_fn fn, void *userdata);
+/* Queues a migration of container ID to TO, a subset of its effective mems,
+ * with trigger T (NF_TRIG_API or NF_TRIG_NRI), without writing its
+ * cpuset.mems: the NRI plugin's re-pin, where the runtime owns the mems.
+ * -ENOENT: no such container; -EBUSY: a migration of it is queued or
+ * running; -ERANGE: TO is not within its effective mems. */
+int nf_agent_migrate_to(nf_agent *a, const char *id, const nf_nodeset *to, nf_trigger t,
+			nf_record_fn fn, void *userdata);
 /* Queues a staged move of container ID to TO (lib/staged.h) and calls FN
  * with its record. -ENOENT: no such container; -EBUSY: a migration of it is
  * under way; -EROFS, -EACCES: its cpuset.mems cannot be written (the reason

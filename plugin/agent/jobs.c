@@ -47,8 +47,7 @@ void nf_job_drop_pending(nf_agent *a, nf_cg *c)
 	nf_job_free(j);
 }
 
-/* The nodes the container's memory was on at the last sample, outside TO. */
-static nf_nodeset sampled_from(const nf_agent *a, const nf_cg *c, const nf_nodeset *to)
+nf_nodeset nf_job_sampled_from(const nf_agent *a, const nf_cg *c, const nf_nodeset *to)
 {
 	nf_nodeset from = {0};
 	for (unsigned n = 0; c->anon && n < a->nnodes; n++)
@@ -65,7 +64,7 @@ nf_job *nf_job_new(nf_agent *a, nf_cg *c, nf_trigger t, const nf_nodeset *from)
 	*j = (nf_job){.cg = c, .trigger = t, .to = c->eff, .has_from = from != NULL};
 	if (from)
 		j->from = *from;
-	nf_nodeset shown = from ? *from : sampled_from(a, c, &c->eff);
+	nf_nodeset shown = from ? *from : nf_job_sampled_from(a, c, &c->eff);
 	j->record = nf_record_new(a->hist.next_id, nf_cg_id(c), c->rel, t, &shown, &c->eff);
 	if (!j->record)
 		return free(j), NULL;

@@ -131,6 +131,37 @@ int nf_agent_move(nf_agent *a, const char *id, const nf_nodeset *to, nf_record_f
 	return r;
 }
 
+int nf_agent_migrate_to(nf_agent *a, const char *id, const nf_nodeset *to, nf_trigger t,
+			nf_record_fn fn, void *userdata)
+{
+	nf_nodeset outside;
+	nf_job *j = NULL;
+	nf_agent_lock(a);
+	nf_cg *c = nf_tree_find(a, id);
+	if (c)
+		nf_nodeset_minus(to, &c->eff, &outside);
+	int r = !c			      ? -ENOENT
+		: c->running || c->pending    ? -EBUSY
+		: !nf_nodeset_empty(&outside) ? -ERANGE
+					      : 0;
+	if (r == 0) {
+		nf_sample(a, c);
+		j = nf_job_new(a, c, t, NULL);
+		r = j ? 0 : -ENOMEM;
+	}
+	if (j) { /* the nodes that hold memory outside TO, not outside the mems */
+		j->to = j->record->to = *to;
+		j->record->from = nf_job_sampled_from(a, c, to);
+		nf_history_push(&a->hist, j->record);
+		nf_history_save(&a->hist, j->record);
+		c->pending = j;
+		nf_job_enqueue(a, j);
+		fn(j->record, userdata);
+	}
+	nf_agent_unlock(a);
+	return r;
+}
+
 int nf_agent_migrate(nf_agent *a, const char *id, nf_record_fn fn, void *userdata)
 {
 	const nf_record *rec = NULL;

@@ -495,9 +495,48 @@ static void take_record(const nf_record *r, void *userdata)
 	((one *)userdata)->o = nf_record_json(r);
 }
 
-static nf_reply migrate_container(nf_agent *a, const char *id)
+static const char *move_target(const nf_request *q, nf_nodeset *ret, char *why, size_t len);
+
+/* A body's "trigger": "api" (the default) or "nri" (the NRI plugin's re-pin);
+ * -1 for anything else. */
+static int body_trigger(const nf_request *q)
+{
+	_cleanup_json_ json_object *b = parse_body(q);
+	json_object *v;
+	if (!b || !json_object_object_get_ex(b, "trigger", &v))
+		return NF_TRIG_API;
+	const char *t = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+	return strcmp(t, "api") == 0 ? NF_TRIG_API : strcmp(t, "nri") == 0 ? NF_TRIG_NRI : -1;
+}
+
+/* With a body {"to": NODES[, "trigger": "nri"]}: a migration to those nodes,
+ * which must be within the container's mems, and no write of them. */
+static nf_reply migrate_container_to(nf_agent *a, const char *id, const nf_request *q)
+{
+	char buf[128];
+	nf_nodeset to;
+	one rec = {0};
+	const char *why = move_target(q, &to, buf, sizeof(buf));
+	int t = body_trigger(q);
+	if (why || t < 0)
+		return error_reply(400, "%s", why ? why : "'trigger' must be \"api\" or \"nri\"");
+	int r = nf_agent_migrate_to(a, id, &to, t, take_record, &rec);
+	if (r == -ENOENT)
+		return error_reply(404, "no container '%s'", id);
+	if (r == -EBUSY)
+		return error_reply(409, "container '%s': a migration of it is under way", id);
+	if (r == -ERANGE)
+		return error_reply(400, "container '%s': 'to' is not within its mems", id);
+	if (r < 0)
+		return error_reply(503, "%s", strerror(-r));
+	return json_reply(202, rec.o);
+}
+
+static nf_reply migrate_container(nf_agent *a, const char *id, const nf_request *q)
 {
 	one rec = {0};
+	if (q->len) /* curl -X POST with no body, as the CLI sends it */
+		return migrate_container_to(a, id, q);
 	int r = nf_agent_migrate(a, id, take_record, &rec);
 	if (r == -ENOENT)
 		return error_reply(404, "no container '%s'", id);
@@ -579,7 +618,7 @@ static nf_reply container_route(nf_agent *a, const nf_request *q, bool get, cons
 		return error_reply(403, "%s", q->refused);
 	if (action)
 		return strcmp(action, "/move") == 0 ? move_container(a, id, q)
-						    : migrate_container(a, id);
+						    : migrate_container(a, id, q);
 	return get ? get_container(a, id) : delete_container(a, id);
 }
 

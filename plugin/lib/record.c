@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const trigger_names[NF_TRIG_COUNT] = {"inotify", "reconcile", "hook", "api",
-							 "move"};
+static const char *const trigger_names[NF_TRIG_COUNT] = {"inotify", "reconcile", "hook",
+							 "api",	    "move",	 "nri"};
 static const char *const result_names[NF_RES_COUNT] = {"ok", "partial", "failed", "superseded"};
 static const char *const state_names[NF_REC_STATE_COUNT] = {"queued", "running", "done"};
 

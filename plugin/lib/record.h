@@ -16,6 +16,7 @@ typedef enum {
 	NF_TRIG_HOOK,	   /* a registration found memory outside the mems */
 	NF_TRIG_API,	   /* POST /v1/containers/{id}/migrate */
 	NF_TRIG_MOVE,	   /* POST /v1/containers/{id}/move: a staged move */
+	NF_TRIG_NRI,	   /* POST .../migrate {"to", "trigger": "nri"}: a CRI re-pin */
 	NF_TRIG_COUNT
 } nf_trigger;
 

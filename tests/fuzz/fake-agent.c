@@ -410,6 +410,22 @@ int nf_agent_migrate(nf_agent *a, const char *id, nf_record_fn fn, void *userdat
 	return 0;
 }
 
+int nf_agent_migrate_to(nf_agent *a, const char *id, const nf_nodeset *to, nf_trigger t,
+			nf_record_fn fn, void *userdata)
+{
+	fake_cg *c = find(a, id);
+	nf_nodeset outside;
+	if (!c)
+		return -ENOENT;
+	if (c->running || c->pending)
+		return -EBUSY;
+	nf_nodeset_minus(to, &c->eff, &outside);
+	if (!nf_nodeset_empty(&outside))
+		return -ERANGE;
+	fn(queue(a, c, t, to), userdata);
+	return 0;
+}
+
 int nf_agent_move(nf_agent *a, const char *id, const nf_nodeset *to, nf_record_fn fn,
 		  void *userdata, char **ret_msg)
 {

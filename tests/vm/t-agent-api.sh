@@ -106,6 +106,20 @@ done_() { api "/v1/migrations/$mid" | jq -e '.result == "ok" and .trigger == "ap
 wait_for "migration $mid" 20 done_
 expect 200 GET "/v1/migrations?container=ctr-1&limit=1"
 expect_eq "migrations of ctr-1" "$(jq -r '.migrations[0].id' "$T/body")" "$mid"
+# With a body {"to", "trigger"}: a migration to nodes within the mems that
+# writes no cpuset.mems (numafollow-nri's re-pin; tests/vm/t-nri.sh).
+J=(-H 'Content-Type: application/json')
+mems=$(cat "$(cg_root)/nf-api/ctr1/cpuset.mems")
+expect 400 POST /v1/containers/ctr-1/migrate "${J[@]}" -d '{"to":"0","trigger":"hook"}'
+expect 400 POST /v1/containers/ctr-1/migrate "${J[@]}" -d '{"to":"7"}'
+set_mems "$(cg_root)/nf-api/ctr1" 0
+expect 400 POST /v1/containers/ctr-1/migrate "${J[@]}" -d '{"to":"1"}' # outside its mems
+expect 202 POST /v1/containers/ctr-1/migrate "${J[@]}" -d '{"to":"0","trigger":"nri"}'
+mid=$(jq -r .id "$T/body")
+nri_done() { api "/v1/migrations/$mid" | jq -e '.result == "ok" and .trigger == "nri" and .to == "0"' >/dev/null; }
+wait_for "migration $mid" 20 nri_done
+expect_eq "cpuset.mems after it (unwritten)" "$(cat "$(cg_root)/nf-api/ctr1/cpuset.mems")" 0
+set_mems "$(cg_root)/nf-api/ctr1" "$mems"
 
 # Who may change things: root, or the socket's group; any user may read.
 as() { setpriv --reuid "$1" --regid "$1" --clear-groups "${@:2}"; }
