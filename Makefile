@@ -164,16 +164,20 @@ fmt:
 # to each other). The unit and the hooks.d file name the programs under PREFIX;
 # the settings in /etc are installed only where there are none.
 HOOKS_DIR ?= /usr/share/containers/oci/hooks.d
-install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook
+install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook $(B)/numafollow-nri
 	install -D -m 0755 $(B)/numafollow $(DESTDIR)$(PREFIX)/bin/numafollow
 	install -D -m 0755 $(B)/numafollowd $(DESTDIR)$(PREFIX)/sbin/numafollowd
 	install -D -m 0755 $(B)/numafollow-hook $(DESTDIR)$(PREFIX)/libexec/numafollow/numafollow-hook
+	install -D -m 0755 $(B)/numafollow-nri $(DESTDIR)$(PREFIX)/sbin/numafollow-nri
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(HOOKS_DIR) $(DESTDIR)/etc/numafollow
 	sed 's|/usr/local/sbin/numafollowd|$(PREFIX)/sbin/numafollowd|' \
 		deploy/systemd/numafollowd.service >$(DESTDIR)$(PREFIX)/lib/systemd/system/numafollowd.service
+	sed 's|/usr/local/sbin/numafollow-nri|$(PREFIX)/sbin/numafollow-nri|' \
+		deploy/systemd/numafollow-nri.service >$(DESTDIR)$(PREFIX)/lib/systemd/system/numafollow-nri.service
 	sed 's|/usr/local/libexec/numafollow/|$(PREFIX)/libexec/numafollow/|' \
 		deploy/oci/50-numafollow.json >$(DESTDIR)$(HOOKS_DIR)/50-numafollow.json
-	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/numafollowd.service $(DESTDIR)$(HOOKS_DIR)/50-numafollow.json
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/numafollowd.service \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/numafollow-nri.service $(DESTDIR)$(HOOKS_DIR)/50-numafollow.json
 	test -e $(DESTDIR)/etc/numafollow/numafollowd.conf || \
 		install -m 0644 deploy/numafollowd.conf $(DESTDIR)/etc/numafollow/numafollowd.conf
 	test -e $(DESTDIR)/etc/numafollow/hook.conf || \
@@ -204,25 +208,25 @@ $(B)/fuzz-api: $(API_FUZZ) $(LIB_SRC) $(wildcard tests/fuzz/*.h plugin/agent/*.h
 fuzz: $(FUZZERS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(FUZZERS)
 
-# ---- numafollow-nri: the NRI plugin (nri/, docs/nri.md) ----
+# ---- numafollow-nri: the NRI plugin (plugin/nri/, docs/nri.md) ----
 # protoc-c builds the wire's C from the committed .proto files (NRI 0.6.1's
 # api.proto, ttRPC's request.proto, google.rpc.Status) into $(B)/nri/gen.
 # GNU C predefines `linux`, a member name in api.proto: -Ulinux.
-NRI_PROTO := nri/proto/api.proto nri/proto/ttrpc/request.proto \
-	     nri/proto/google/rpc/status.proto nri/proto/google/protobuf/any.proto
-NRI_GEN_C := $(NRI_PROTO:nri/proto/%.proto=$(B)/nri/gen/%.pb-c.c)
+NRI_PROTO := plugin/nri/proto/api.proto plugin/nri/proto/ttrpc/request.proto \
+	     plugin/nri/proto/google/rpc/status.proto plugin/nri/proto/google/protobuf/any.proto
+NRI_GEN_C := $(NRI_PROTO:plugin/nri/proto/%.proto=$(B)/nri/gen/%.pb-c.c)
 NRI_GEN_H := $(NRI_GEN_C:.c=.h)
 # the wire and the decisions, which the unit tests and the fuzzer link
-NRI_LIB   := nri/wire.c nri/ttrpc.c nri/policy.c
-NRI_SRC   := $(NRI_LIB) nri/session.c nri/agentc.c nri/repin.c nri/plugin.c nri/numafollow-nri.c
+NRI_LIB   := plugin/nri/wire.c plugin/nri/ttrpc.c plugin/nri/policy.c
+NRI_SRC   := $(NRI_LIB) plugin/nri/session.c plugin/nri/agentc.c plugin/nri/repin.c plugin/nri/plugin.c plugin/nri/numafollow-nri.c
 NRI_CFLAGS = -Ulinux -I$(B)/nri/gen $(call pc,cflags,libprotobuf-c)
 NRI_LIBS   = $(call pc,libs,libprotobuf-c)
-SOURCES   += $(wildcard nri/*.c nri/*.h)
+SOURCES   += $(wildcard plugin/nri/*.c plugin/nri/*.h)
 all: $(B)/numafollow-nri
 
 $(NRI_GEN_C) $(NRI_GEN_H) &: $(NRI_PROTO) | $(DEPS)
 	@mkdir -p $(B)/nri/gen
-	protoc-c --c_out=$(B)/nri/gen -Inri/proto $(NRI_PROTO)
+	protoc-c --c_out=$(B)/nri/gen -Iplugin/nri/proto $(NRI_PROTO)
 
 $(B)/nri/gen/%.o: $(B)/nri/gen/%.c
 	$(CC) $(CFLAGS) -std=gnu11 -Ulinux -I$(B)/nri/gen $(call pc,cflags,libprotobuf-c) -c -o $@ $<
@@ -231,7 +235,7 @@ $(B)/asan/nri/gen/%.o: $(B)/nri/gen/%.c
 	@mkdir -p $(@D)
 	$(CC) -O1 -g $(ASAN) -std=gnu11 -Ulinux -I$(B)/nri/gen $(call pc,cflags,libprotobuf-c) -c -o $@ $<
 
-$(B)/nri/%.o $(B)/asan/nri/%.o $(B)/tests/unit/test-nri.o $(B)/asan/tests/unit/test-nri.o: \
+$(B)/plugin/nri/%.o $(B)/asan/plugin/nri/%.o $(B)/tests/unit/test-nri.o $(B)/asan/tests/unit/test-nri.o: \
 	NF_CFLAGS += $(NRI_CFLAGS)
 $(NRI_SRC:%.c=$(B)/%.o) $(NRI_SRC:%.c=$(B)/asan/%.o) $(B)/tests/unit/test-nri.o \
 	$(B)/asan/tests/unit/test-nri.o: $(NRI_GEN_H)

@@ -13,7 +13,7 @@ mkdir -p "$ctx/root/usr/sbin" "$ctx/root/usr/bin" "$ctx/root/run/numafollow" \
 chmod 1777 "$ctx/root/tmp"
 cp "$B/numafollowd" "$ctx/root/usr/sbin/numafollowd"
 cp "$B/numafollow" "$ctx/root/usr/bin/numafollow"
-cp "$B/numafollow-nri" "$ctx/root/usr/bin/numafollow-nri" # the NRI plugin's container
+cp "$B/numafollow-nri" "$ctx/root/usr/sbin/numafollow-nri" # the NRI plugin's container
 # "libx.so.1 => /lib/x86_64-linux-gnu/libx.so.1 (0x...)" and the loader's own line
 for lib in $(ldd "$B/numafollowd" "$B/numafollow" "$B/numafollow-nri" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u); do
 	mkdir -p "$ctx/root$(dirname "$lib")"

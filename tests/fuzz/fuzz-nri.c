@@ -1,12 +1,12 @@
 /* libFuzzer harness for the NRI plugin's wire: the bytes of a trunk, fed in
  * chunks the first byte sizes, through the multiplexer and ttRPC's framing
- * (nri/wire.c); every message is unpacked as the plugin would (ttRPC's
+ * (plugin/nri/wire.c); every message is unpacked as the plugin would (ttRPC's
  * Request or Response, then the NRI message its method names), the update
  * decision runs on UpdateContainer's, and each message written back out
  * must read back the same. Built and run by `make check` and `make fuzz`. */
-#include "../../nri/policy.h"
-#include "../../nri/ttrpc.h"
-#include "../../nri/wire.h"
+#include "../../plugin/nri/policy.h"
+#include "../../plugin/nri/ttrpc.h"
+#include "../../plugin/nri/wire.h"
 #include "../../plugin/lib/json.h"
 #include "ttrpc/request.pb-c.h"
 

@@ -7,7 +7,7 @@
 set -eu -o pipefail
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-for f in build/numafollow build/numafollowd build/numafollow-hook; do
+for f in build/numafollow build/numafollowd build/numafollow-hook build/numafollow-nri; do
 	[ -x "$f" ] || { echo "FAIL: $f is not built (make all)"; exit 1; }
 done
 
@@ -30,11 +30,13 @@ check() {
 	[ "$(wc -l <"$T/want")" -ge 7 ] || { echo "FAIL: README.md's list not found"; exit 1; }
 	(cd "$root" && find . -type f -printf '/%P\n' | sort) >"$T/got"
 	diff -u "$T/want" "$T/got" || { echo "FAIL: installed (+) against README.md (-), $*"; exit 1; }
-	for p in bin/numafollow sbin/numafollowd libexec/numafollow/numafollow-hook; do
+	for p in bin/numafollow sbin/numafollowd libexec/numafollow/numafollow-hook sbin/numafollow-nri; do
 		[ -x "$root$prefix/$p" ] || { echo "FAIL: $prefix/$p is not executable"; exit 1; }
 	done
 	grep -qx "ExecStart=$prefix/sbin/numafollowd .*" "$root$prefix/lib/systemd/system/numafollowd.service" ||
 		{ echo "FAIL: the unit does not start $prefix/sbin/numafollowd"; exit 1; }
+	grep -qx "ExecStart=$prefix/sbin/numafollow-nri .*" "$root$prefix/lib/systemd/system/numafollow-nri.service" ||
+		{ echo "FAIL: the NRI unit does not start $prefix/sbin/numafollow-nri"; exit 1; }
 	[ "$(jq -r .hook.path "$root$hooks/50-numafollow.json")" = "$prefix/libexec/numafollow/numafollow-hook" ] ||
 		{ echo "FAIL: the hooks.d file does not run $prefix/libexec/numafollow/numafollow-hook"; exit 1; }
 	echo "-- make install $*: the $(wc -l <"$T/got") files README.md lists"

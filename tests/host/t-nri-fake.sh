@@ -11,7 +11,7 @@ $py -c 'import grpc_tools.protoc' 2>/dev/null || { echo "SKIP: python3-grpc-tool
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 mkdir -p "$T/stubs"
-(cd nri/proto && $py -m grpc_tools.protoc -I. -I/usr/lib/python3/dist-packages/grpc_tools/_proto \
+(cd plugin/nri/proto && $py -m grpc_tools.protoc -I. -I/usr/lib/python3/dist-packages/grpc_tools/_proto \
 	--python_out="$T/stubs" api.proto ttrpc/request.proto google/rpc/status.proto)
 STUBS=$T/stubs PYTHONPATH=tests/nri timeout 300 $py tests/nri/fake-test.py build/numafollow-nri "$T" ||
 	{ rc=$?; echo "--- the plugin's log:"; tail -n 60 "$T/plugin.log"; exit $rc; }

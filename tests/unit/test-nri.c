@@ -1,13 +1,13 @@
-/* The NRI plugin's wire (nri/wire.c: the multiplexer and ttRPC's framing),
- * its messages (nri/ttrpc.c) and its decisions (nri/policy.c). */
+/* The NRI plugin's wire (plugin/nri/wire.c: the multiplexer and ttRPC's framing),
+ * its messages (plugin/nri/ttrpc.c) and its decisions (plugin/nri/policy.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "../../nri/policy.h"
-#include "../../nri/ttrpc.h"
-#include "../../nri/wire.h"
+#include "../../plugin/nri/policy.h"
+#include "../../plugin/nri/ttrpc.h"
+#include "../../plugin/nri/wire.h"
 #include "../../plugin/lib/json.h"
 #include "ttrpc/request.pb-c.h"
 

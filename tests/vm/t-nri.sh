@@ -41,7 +41,7 @@ JOURNAL=$T/nri-state/repins.journal
 mkdir -p "$T/cri" "$T/nri"
 $PY -m grpc_tools.protoc -I"$cache/cri" --python_out="$T/cri" --grpc_python_out="$T/cri" \
 	"$cache/cri/api.proto" || fail "grpc_tools could not compile cri-api's api.proto"
-(cd nri/proto && $PY -m grpc_tools.protoc -I. -I/usr/lib/python3/dist-packages/grpc_tools/_proto \
+(cd plugin/nri/proto && $PY -m grpc_tools.protoc -I. -I/usr/lib/python3/dist-packages/grpc_tools/_proto \
 	--python_out="$T/nri" api.proto ttrpc/request.proto google/rpc/status.proto) ||
 	fail "grpc_tools could not compile NRI's protos"
 cri() { CRI_STUBS=$T/cri $PY tests/nri/cri.py "$CSOCK" "$@"; }

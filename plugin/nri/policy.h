@@ -6,7 +6,7 @@
 #define NF_NRI_POLICY_H
 
 #include "pb.h"
-#include "../cgroup/nodeset.h"
+#include "../../cgroup/nodeset.h"
 
 #include <json.h>
 #include <stdbool.h>

@@ -1,9 +1,9 @@
 /* The gentle CRI re-pin after the answer (repin.h). */
 #include "repin.h"
 #include "agentc.h"
-#include "../plugin/lib/json.h"
-#include "../plugin/lib/log.h"
-#include "../cgroup/util.h"
+#include "../lib/json.h"
+#include "../lib/log.h"
+#include "../../cgroup/util.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -10,7 +10,7 @@
 #ifndef NF_NRI_REPIN_H
 #define NF_NRI_REPIN_H
 
-#include "../cgroup/nodeset.h"
+#include "../../cgroup/nodeset.h"
 
 #include <stdbool.h>
 

@@ -11,10 +11,10 @@
 #include "policy.h"
 #include "repin.h"
 #include "session.h"
-#include "../cgroup/cgroup.h"
-#include "../cgroup/util.h"
-#include "../plugin/lib/engine.h"
-#include "../plugin/lib/log.h"
+#include "../../cgroup/cgroup.h"
+#include "../../cgroup/util.h"
+#include "../lib/engine.h"
+#include "../lib/log.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -1,6 +1,6 @@
 /* The NRI plugin's decisions (policy.h). */
 #include "policy.h"
-#include "../plugin/lib/json.h"
+#include "../lib/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #ifndef NF_NRI_AGENTC_H
 #define NF_NRI_AGENTC_H
 
-#include "../plugin/lib/http.h"
+#include "../lib/http.h"
 
 #include <json.h>
 #include <stdint.h>

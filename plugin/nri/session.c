@@ -1,6 +1,6 @@
 /* One connection to the runtime's NRI socket (session.h). */
 #include "session.h"
-#include "../cgroup/util.h"
+#include "../../cgroup/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

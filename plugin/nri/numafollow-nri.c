@@ -1,10 +1,10 @@
 /* numafollow-nri: numafollow's NRI plugin for containerd and CRI-O
  * (docs/nri.md). main() reads the options and calls nf_nri_run(). */
 #include "plugin.h"
-#include "../plugin/lib/http.h"
-#include "../plugin/lib/log.h"
-#include "../plugin/lib/nf.h"
-#include "../cgroup/util.h"
+#include "../lib/http.h"
+#include "../lib/log.h"
+#include "../lib/nf.h"
+#include "../../cgroup/util.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* Registrations with numafollowd from the NRI plugin (agentc.h). */
 #include "agentc.h"
-#include "../plugin/lib/log.h"
-#include "../cgroup/util.h"
+#include "../lib/log.h"
+#include "../../cgroup/util.h"
 
 #include <errno.h>
 #include <pthread.h>
