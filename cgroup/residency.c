@@ -139,20 +139,16 @@ int nf_cgroup_v1_stat(const nf_cgroup *cg, pid_t task, nf_residency *ret)
 	return r < 0 ? r : nf_numa_stat_v1_parse(text, ret);
 }
 
-typedef struct {
-	uint64_t pages[NF_MAX_NODES];
-	uint64_t page_kb, anon, mapmax;
-	bool file, huge;
-} vma;
-
-static int parse_vma_token(vma *v, const char *tok, const char *end)
+static int parse_vma_token(nf_numa_vma *v, const char *tok, const char *end)
 {
 	unsigned node;
 	uint64_t count;
 	int r = parse_node_count(tok, end, &node, &count);
 	if (r <= 0) {
-		if (r == 0)
+		if (r == 0) {
 			v->pages[node] += count;
+			v->top = node >= v->top ? node + 1 : v->top;
+		}
 		return r;
 	}
 	size_t n = end - tok;
@@ -169,7 +165,27 @@ static int parse_vma_token(vma *v, const char *tok, const char *end)
 	return 0;
 }
 
-static nf_stay_class vma_class(const vma *v)
+int nf_numa_vma_parse(const char *line, const char *eol, nf_numa_vma *ret)
+{
+	const char *tok;
+	*ret = (nf_numa_vma){.page_kb = 4};
+	if (nf_parse_hex(line, &tok, &ret->start) < 0 || tok > eol || (tok < eol && *tok != ' '))
+		return -EBADMSG;
+	while (tok < eol && *tok == ' ')
+		tok++;
+	tok += strcspn(tok, " \n"); /* policy */
+	while (tok < eol && *tok && *tok != '\n') {
+		tok += *tok == ' ';
+		const char *end = tok + strcspn(tok, " \n");
+		int r = parse_vma_token(ret, tok, end);
+		if (r < 0)
+			return r;
+		tok = end;
+	}
+	return ret->page_kb > UINT64_MAX / 1024 ? -ERANGE : 0;
+}
+
+static nf_stay_class vma_class(const nf_numa_vma *v)
 {
 	if (v->huge)
 		return NF_STAY_HUGE;
@@ -178,29 +194,19 @@ static nf_stay_class vma_class(const vma *v)
 	return v->file && v->anon == 0 ? NF_STAY_FILE : NF_STAY_ANON;
 }
 
-/* One line: "<addr> <policy> [tokens...]". */
-static int parse_vma(const char *line, const char *eol, nf_residency *res, const nf_nodeset *target,
-		     uint64_t *stay)
+/* Adds one line's bytes to RES (and outside TARGET, to STAY). */
+static int add_vma(const char *line, const char *eol, nf_residency *res, const nf_nodeset *target,
+		   uint64_t *stay)
 {
-	vma v = {.page_kb = 4};
-	const char *tok = line + strcspn(line, " \n");
-	while (tok < eol && *tok == ' ')
-		tok++;
-	tok += strcspn(tok, " \n"); /* policy */
-	while (tok < eol) {
-		tok += *tok == ' ';
-		const char *end = tok + strcspn(tok, " \n");
-		int r = parse_vma_token(&v, tok, end);
-		if (r < 0)
-			return r;
-		tok = end;
-	}
+	nf_numa_vma v;
+	int r = nf_numa_vma_parse(line, eol, &v);
+	if (r < 0)
+		return r;
 	/* Private file mappings with COW pages count as anon: most of their pages are. */
 	bool file = v.file && v.anon == 0;
-	for (unsigned n = 0; n < NF_MAX_NODES; n++) {
+	for (unsigned n = 0; n < v.top; n++) {
 		uint64_t bytes;
-		if (__builtin_mul_overflow(v.pages[n], v.page_kb * 1024, &bytes) ||
-		    v.page_kb > UINT64_MAX / 1024)
+		if (__builtin_mul_overflow(v.pages[n], v.page_kb * 1024, &bytes))
 			return -ERANGE;
 		if (!bytes)
 			continue;
@@ -217,7 +223,7 @@ int nf_numa_maps_parse(const char *text, const nf_nodeset *target, nf_task_maps 
 	for (const char *line = text; *line;) {
 		const char *eol = line + strcspn(line, "\n");
 		if (eol > line) {
-			int r = parse_vma(line, eol, &m.res, target, m.stay);
+			int r = add_vma(line, eol, &m.res, target, m.stay);
 			if (r < 0)
 				return r;
 		}
@@ -268,19 +274,6 @@ int nf_task_numa_maps(pid_t pid, pid_t tid, const nf_nodeset *target, nf_task_ma
 	if (r < 0)
 		return r;
 	return nf_numa_maps_parse(text, target, ret);
-}
-
-int nf_task_residency(pid_t pid, pid_t tid, nf_residency *ret, const nf_nodeset *target,
-		      uint64_t stay[NF_STAY_COUNT])
-{
-	nf_task_maps m;
-	int r = nf_task_numa_maps(pid, tid, target, &m);
-	if (r < 0)
-		return r;
-	nf_residency_add(ret, &m.res);
-	for (unsigned c = 0; stay && c < NF_STAY_COUNT; c++)
-		stay[c] += m.stay[c];
-	return 0;
 }
 
 int nf_cgroup_residency(const nf_cgroup *cg, const pid_t *tasks, size_t n, nf_residency *ret,

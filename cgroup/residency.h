@@ -43,6 +43,20 @@ typedef struct {
 	uint64_t stay[NF_STAY_COUNT]; /* bytes outside the target (none without one) */
 } nf_task_maps;
 
+/* One line of numa_maps, "<start> <policy> [tokens]": the VMA's pages per
+ * node and what the kernel says of them. The one parser of numa_maps lines
+ * (the mover reads them too). */
+typedef struct {
+	uint64_t start;
+	uint64_t pages[NF_MAX_NODES]; /* nodes [0, top) */
+	unsigned top;
+	uint64_t page_kb; /* kernelpagesize_kB, 4 unless said */
+	uint64_t anon, mapmax;
+	bool file, huge;
+} nf_numa_vma;
+/* Parses the line [LINE, EOL), which ends at EOL or at its newline. -EBADMSG without a start,
+ * -ERANGE for a node number out of range or a count that overflows bytes. */
+int nf_numa_vma_parse(const char *line, const char *eol, nf_numa_vma *ret);
 /* Parses /proc/PID/numa_maps, with the bytes outside TARGET (optional) by
  * class. Page sizes come from kernelpagesize_kB. */
 int nf_numa_maps_parse(const char *text, const nf_nodeset *target, nf_task_maps *ret);
@@ -51,11 +65,6 @@ int nf_numa_maps_parse(const char *text, const nf_nodeset *target, nf_task_maps 
 int nf_task_thread(pid_t pid, pid_t *ret_tid);
 /* Reads and parses /proc/PID/task/TID/numa_maps. -ESRCH when the task is gone. */
 int nf_task_numa_maps(pid_t pid, pid_t tid, const nf_nodeset *target, nf_task_maps *ret);
-/* The former shape of nf_task_numa_maps, which adds into RET and STAY: only
- * for tests/bench/movetool.c until it calls nf_task_numa_maps. */
-int nf_task_residency(pid_t pid, pid_t tid, nf_residency *ret, const nf_nodeset *target,
-		      uint64_t stay[NF_STAY_COUNT]);
-
 /* The sum of TASKS' numa_maps (tasks gone meanwhile are skipped). */
 int nf_tasks_residency(const pid_t *tasks, size_t n, nf_residency *ret);
 /* cgroup v1: memory.numa_stat of TASK's memory cgroup when it has CG's path

@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <string.h>
 #include <time.h>
@@ -83,6 +84,20 @@ int nf_parse_u64(const char *s, const char *end, uint64_t *ret)
 		return -errno;
 	if (e != end)
 		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int nf_parse_hex(const char *s, const char **ret_end, uint64_t *ret)
+{
+	char *e;
+	if (!isxdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &e, 16);
+	if (errno)
+		return -errno;
+	*ret_end = e;
 	*ret = v;
 	return 0;
 }

@@ -67,6 +67,9 @@ int nf_read_file_max(const char *path, size_t max, char **ret, size_t *ret_len);
 int nf_read_line(const char *path, char **ret);
 /* Parses an unsigned decimal number that must fill [s, end) or, with end NULL, all of s. */
 int nf_parse_u64(const char *s, const char *end, uint64_t *ret);
+/* Parses the hex digits at S (no sign, no 0x), up to the first other
+ * character, which *RET_END points at. -EINVAL without a digit, -ERANGE. */
+int nf_parse_hex(const char *s, const char **ret_end, uint64_t *ret);
 /* Monotonic clock in nanoseconds. */
 uint64_t nf_now_ns(void);
 /* A settings-file line "name = value", split in place with both sides

@@ -133,20 +133,6 @@ static long sys_move_pages(pid_t pid, size_t n, void **addr, const int *nodes, i
 
 /* ---- scanning: which ranges hold pages on source nodes ---- */
 
-static int parse_hex(const char *s, const char **ret_end, uint64_t *ret)
-{
-	char *e;
-	errno = 0;
-	unsigned long long v = strtoull(s, &e, 16);
-	if (errno > 0)
-		return -errno;
-	if (e == s)
-		return -EINVAL;
-	*ret_end = e;
-	*ret = v;
-	return 0;
-}
-
 typedef struct {
 	uint64_t start, end, thp_kb;
 } vma_span;
@@ -161,16 +147,11 @@ static int parse_smaps(char *text, vma_span **ret, size_t *ret_n)
 		eol = strchrnul(line, '\n');
 		const char *e = line;
 		if ((*line >= '0' && *line <= '9') || (*line >= 'a' && *line <= 'f')) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				vma_span *nv = reallocarray(v, cap, sizeof(*v));
-				if (!nv)
-					return -ENOMEM;
-				v = nv;
-			}
+			if (nf_grow(&v, &cap, n + 1, sizeof(*v), 64) < 0)
+				return -ENOMEM;
 			vma_span s = {0};
-			if (parse_hex(line, &e, &s.start) < 0 || *e != '-' ||
-			    parse_hex(e + 1, &e, &s.end) < 0)
+			if (nf_parse_hex(line, &e, &s.start) < 0 || *e != '-' ||
+			    nf_parse_hex(e + 1, &e, &s.end) < 0)
 				return -EBADMSG;
 			v[n++] = s;
 		} else if (n && strncmp(line, "AnonHugePages:", 14) == 0) {
@@ -195,60 +176,33 @@ typedef struct {
 	bool shared; /* some page is mapped by several processes (mapmax=) */
 } vma_pages;
 
-static int parse_numa_token(const nf_move_opts *o, vma_pages *v, const char *tok, const char *end)
-{
-	const char *eq = memchr(tok, '=', end - tok);
-	uint64_t node, count;
-	if (end - tok == 4 && memcmp(tok, "huge", 4) == 0)
-		v->huge = true;
-	if (end - tok > 7 && memcmp(tok, "mapmax=", 7) == 0)
-		v->shared = true;
-	if (end - tok > 18 && memcmp(tok, "kernelpagesize_kB=", 18) == 0)
-		return nf_parse_u64(tok + 18, end, &v->page_kb);
-	if (tok[0] != 'N' || !eq || nf_parse_u64(tok + 1, eq, &node) < 0)
-		return 0;
-	if (node >= NF_MAX_NODES)
-		return -ERANGE;
-	int r = nf_parse_u64(eq + 1, end, &count);
-	if (r < 0)
-		return r;
-	v->all_pages += count;
-	int d = dest_of(o, node);
-	if (d < 0)
-		return 0;
-	v->src_pages += count;
-	v->dest = v->dest == -1 || v->dest == d ? d : -2;
-	return 0;
-}
-
+/* What numa_maps line [LINE, EOL) says about the pages to move. */
 static int parse_numa_line(const nf_move_opts *o, const char *line, const char *eol, vma_pages *v)
 {
-	*v = (vma_pages){.page_kb = 4, .dest = -1};
-	const char *tok = line;
-	int r = parse_hex(line, &tok, &v->start);
+	nf_numa_vma nv;
+	int r = nf_numa_vma_parse(line, eol, &nv);
 	if (r < 0)
-		return -EBADMSG;
-	while (tok < eol) {
-		tok += strspn(tok, " ");
-		const char *end = tok + strcspn(tok, " \n");
-		r = parse_numa_token(o, v, tok, end);
-		if (r < 0)
-			return r;
-		tok = end;
+		return r;
+	*v = (vma_pages){.start = nv.start,
+			 .page_kb = nv.page_kb,
+			 .dest = -1,
+			 .huge = nv.huge,
+			 .shared = nv.mapmax > 1};
+	for (unsigned n = 0; n < nv.top; n++) {
+		int d = dest_of(o, n);
+		v->all_pages += nv.pages[n];
+		if (d < 0 || !nv.pages[n])
+			continue;
+		v->src_pages += nv.pages[n];
+		v->dest = v->dest == -1 || v->dest == d ? d : -2;
 	}
 	return 0;
 }
 
 static int add_range(mover *m, const range *r)
 {
-	if (m->n_ranges == m->cap_ranges) {
-		size_t cap = m->cap_ranges ? m->cap_ranges * 2 : 64;
-		range *n = reallocarray(m->ranges, cap, sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		m->ranges = n;
-		m->cap_ranges = cap;
-	}
+	if (nf_grow(&m->ranges, &m->cap_ranges, m->n_ranges + 1, sizeof(*r), 64) < 0)
+		return -ENOMEM;
 	m->ranges[m->n_ranges++] = *r;
 	return 0;
 }
@@ -320,13 +274,8 @@ static int parse_numa_maps(const nf_move_opts *o, char *text, vma_pages **ret, s
 		eol = strchrnul(line, '\n');
 		if (eol == line)
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			vma_pages *nv = reallocarray(v, cap, sizeof(*v));
-			if (!nv)
-				return -ENOMEM;
-			v = nv;
-		}
+		if (nf_grow(&v, &cap, n + 1, sizeof(*v), 64) < 0)
+			return -ENOMEM;
 		int r = parse_numa_line(o, line, eol, &v[n++]);
 		if (r < 0)
 			return r;

@@ -169,14 +169,14 @@ static uint64_t on_sources(const args *a)
 {
 	uint64_t sum = 0;
 	for (size_t i = 0; i < a->n; i++) {
-		nf_residency res = {0};
+		nf_task_maps m;
 		pid_t tid;
 		if (nf_task_thread(a->pids[i], &tid) < 0 ||
-		    nf_task_residency(a->pids[i], tid, &res, NULL, NULL) < 0)
+		    nf_task_numa_maps(a->pids[i], tid, NULL, &m) < 0)
 			continue;
 		for (unsigned n = 0; n < NF_MAX_NODES; n++)
 			if (a->o.dest[n] >= 0 && a->o.dest[n] != (int)n)
-				sum += nf_residency_node(&res, n);
+				sum += nf_residency_node(&m.res, n);
 	}
 	return sum;
 }

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "../../cgroup/residency.h"
@@ -100,6 +101,9 @@ static void numa_maps_bad(void **state)
 	    "1000 default N9999=1\n",
 	    "1000 default anon=z N0=1\n",
 	    "1000 default N0=1 kernelpagesize_kB=\n",
+	    "default N0=1\n",					       /* no start */
+	    "-1000 default N0=1\n",				       /* nor a sign */
+	    "1000 default N0=1 kernelpagesize_kB=18014398509481985\n", /* bytes overflow */
 	};
 	(void)state;
 	for (size_t i = 0; i < NF_ARRAY_SIZE(bad); i++) {
@@ -112,12 +116,40 @@ static void numa_maps_bad(void **state)
 	}
 }
 
+/* One line, as the mover reads it too: the start, the pages per node up to
+ * the highest node named, and the tokens that say why pages may stay. */
+static void numa_vma(void **state)
+{
+	static const char line[] = "7f0000200000 bind:0-3 file=/dev/shm/x huge dirty=2 mapmax=3 "
+				   "N0=2 N3=5 kernelpagesize_kB=2048\n";
+	nf_numa_vma v;
+	(void)state;
+	assert_int_equal(nf_numa_vma_parse(line, line + strlen(line) - 1, &v), 0);
+	assert_int_equal(v.start, 0x7f0000200000);
+	assert_int_equal(v.top, 4);
+	assert_int_equal(v.pages[0], 2);
+	assert_int_equal(v.pages[1] + v.pages[2], 0);
+	assert_int_equal(v.pages[3], 5);
+	assert_int_equal(v.page_kb, 2048);
+	assert_int_equal(v.mapmax, 3);
+	assert_true(v.file && v.huge);
+	assert_int_equal(v.anon, 0);
+	/* a line of a VMA with no page yet: nothing on any node */
+	const char *e = "1000 default\n";
+	assert_int_equal(nf_numa_vma_parse(e, e + strlen(e), &v), 0);
+	assert_int_equal(v.top, 0);
+	const char *l = "1000 default anon=1 N1=1\n";
+	assert_int_equal(nf_numa_vma_parse(l, l + strlen(l), &v), 0);
+	assert_int_equal(v.top, 2);
+	assert_int_equal(v.page_kb, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(numa_stat_ok),  cmocka_unit_test(numa_stat_bad),
 	    cmocka_unit_test(numa_stat_v1),  cmocka_unit_test(numa_maps_ok),
-	    cmocka_unit_test(numa_maps_bad),
+	    cmocka_unit_test(numa_maps_bad), cmocka_unit_test(numa_vma),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
