@@ -40,9 +40,18 @@ ifneq ($(filter check demo bench fuzz soak,$(MAKECMDGOALS)),)
 DEPS := deps
 endif
 
-.PHONY: all check demo bench soak image fmt install clean deps
+.PHONY: all check demo bench soak image fmt install clean deps man
 .SECONDARY: # keep the unit tests' objects: no rebuild on the next make check
-all: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook
+all: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook man
+
+# Man pages from scdoc sources (docs/man/NAME.SECTION.scd -> build/man/NAME.SECTION);
+# tests/host/t-man.sh lints them and holds them to each program's --help.
+MAN_SRC := $(wildcard docs/man/*.scd)
+MAN     := $(MAN_SRC:docs/man/%.scd=$(B)/man/%)
+man: $(MAN)
+$(B)/man/%: docs/man/%.scd | $(DEPS)
+	@mkdir -p $(@D)
+	scdoc <$< >$@.tmp && mv $@.tmp $@
 
 deps:
 	@deploy/install-deps.sh $(if $(filter check,$(MAKECMDGOALS)),--tests)
@@ -164,7 +173,7 @@ fmt:
 # to each other). The unit and the hooks.d file name the programs under PREFIX;
 # the settings in /etc are installed only where there are none.
 HOOKS_DIR ?= /usr/share/containers/oci/hooks.d
-install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook $(B)/numafollow-nri
+install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook $(B)/numafollow-nri $(MAN)
 	install -D -m 0755 $(B)/numafollow $(DESTDIR)$(PREFIX)/bin/numafollow
 	install -D -m 0755 $(B)/numafollowd $(DESTDIR)$(PREFIX)/sbin/numafollowd
 	install -D -m 0755 $(B)/numafollow-hook $(DESTDIR)$(PREFIX)/libexec/numafollow/numafollow-hook
@@ -182,6 +191,9 @@ install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook $(B)/numafollow-n
 		install -m 0644 deploy/numafollowd.conf $(DESTDIR)/etc/numafollow/numafollowd.conf
 	test -e $(DESTDIR)/etc/numafollow/hook.conf || \
 		install -m 0644 deploy/hook.conf $(DESTDIR)/etc/numafollow/hook.conf
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 $(filter %.5,$(MAN)) $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 $(filter %.8,$(MAN)) $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf $(B)
