@@ -194,6 +194,8 @@ install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook $(B)/numafollow-n
 	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 $(filter %.5,$(MAN)) $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 $(filter %.8,$(MAN)) $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -D -m 0644 deploy/bash-completion/numafollow \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/numafollow
 
 clean:
 	rm -rf $(B)

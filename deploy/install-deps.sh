@@ -13,9 +13,10 @@ libprotobuf-c-dev scdoc"
 # dockerd; on a systemd machine the package also enables docker.service;
 # t-kube-events.sh checks events with python3-kubernetes' models; t-progress.sh
 # draws in tmux; t-nri.sh's CRI client is Python's grpc, its stubs made by
-# grpc-tools; t-man.sh lints the man pages with mandoc)
+# grpc-tools; t-man.sh lints the man pages with mandoc, t-completion.sh loads
+# bash-completion's library)
 [ "${1:-}" != --tests ] || PKGS="$PKGS docker.io python3-kubernetes tmux python3-grpcio python3-grpc-tools
-mandoc"
+mandoc bash-completion"
 
 missing=""
 for p in $PKGS; do
