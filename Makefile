@@ -6,6 +6,8 @@ DESTDIR ?=
 B       := build
 CFLAGS  ?= -O2 -g
 PKG_CONFIG ?= pkg-config
+# The one version, as the programs print it (--version).
+VERSION := $(shell sed -n 's/^\#define NF_VERSION[ \t]*"\(.*\)"/\1/p' plugin/lib/nf.h)
 
 # Evaluated when a recipe runs, after `deps` may have installed the packages.
 pc = $(shell $(PKG_CONFIG) --$(1) $(2))
@@ -40,16 +42,25 @@ ifneq ($(filter check demo bench fuzz soak,$(MAKECMDGOALS)),)
 DEPS := deps
 endif
 
-.PHONY: all check demo bench soak image fmt install clean deps
+.PHONY: all check demo bench soak image fmt install clean deps man deb
 .SECONDARY: # keep the unit tests' objects: no rebuild on the next make check
-all: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook
+all: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook man
+
+# Man pages from scdoc sources (docs/man/NAME.SECTION.scd -> build/man/NAME.SECTION);
+# tests/host/t-man.sh lints them and holds them to each program's --help.
+MAN_SRC := $(wildcard docs/man/*.scd)
+MAN     := $(MAN_SRC:docs/man/%.scd=$(B)/man/%)
+man: $(MAN)
+$(B)/man/%: docs/man/%.scd | $(DEPS)
+	@mkdir -p $(@D)
+	scdoc <$< >$@.tmp && mv $@.tmp $@
 
 deps:
 	@deploy/install-deps.sh $(if $(filter check,$(MAKECMDGOALS)),--tests)
 
 $(B)/%.o: %.c | $(DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(NF_CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(NF_CFLAGS) -c -o $@ $<
 
 $(B)/asan/%.o: %.c | $(DEPS)
 	@mkdir -p $(@D)
@@ -68,13 +79,13 @@ $(B)/asan/libagent.a: $(AGENT_LIB:%.c=$(B)/asan/%.o)
 	$(AR) rcs $@ $^
 
 $(B)/numafollow: $(CLI_SRC:%.c=$(B)/%.o) $(B)/libnf.a
-	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(NF_LIBS)
 
 $(B)/numafollow-hook: $(HOOK_SRC:%.c=$(B)/%.o) $(B)/libnf.a
-	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(NF_LIBS)
 
 $(B)/numafollowd: $(AGENT_SRC:%.c=$(B)/%.o) $(B)/libnf.a
-	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,libmicrohttpd)
 
 $(B)/memhog: tests/helpers/memhog.c | $(DEPS)
 	$(CC) $(CFLAGS) $(NF_CFLAGS) -pthread -o $@ $<
@@ -141,7 +152,8 @@ soak: $(DEPS) all $(HELPERS) $(B)/asan/numafollowd $(B)/tsan/numafollowd
 # TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh
 TESTS ?= $(UNITS) $(FUZZERS) $(wildcard tests/host/t-*.sh) $(sort $(wildcard tests/vm/t-*.sh))
 check: $(DEPS) all $(UNITS) $(FUZZERS) $(HELPERS) $(B)/asan/numafollowd $(B)/shapes-test.dat \
-	$(if $(filter tests/vm/t-image.sh,$(TESTS)),$(B)/numafollowd-image.tar)
+	$(if $(filter tests/vm/t-image.sh,$(TESTS)),$(B)/numafollowd-image.tar) \
+	$(if $(filter %/t-deb.sh,$(TESTS)),$(DEB))
 	@tests/run.sh $(TESTS)
 
 # A file of the host's for tests/vm/t-shapes.sh: mapped in the VM, its pages
@@ -164,7 +176,7 @@ fmt:
 # to each other). The unit and the hooks.d file name the programs under PREFIX;
 # the settings in /etc are installed only where there are none.
 HOOKS_DIR ?= /usr/share/containers/oci/hooks.d
-install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook $(B)/numafollow-nri
+install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook $(B)/numafollow-nri $(MAN)
 	install -D -m 0755 $(B)/numafollow $(DESTDIR)$(PREFIX)/bin/numafollow
 	install -D -m 0755 $(B)/numafollowd $(DESTDIR)$(PREFIX)/sbin/numafollowd
 	install -D -m 0755 $(B)/numafollow-hook $(DESTDIR)$(PREFIX)/libexec/numafollow/numafollow-hook
@@ -182,11 +194,39 @@ install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook $(B)/numafollow-n
 		install -m 0644 deploy/numafollowd.conf $(DESTDIR)/etc/numafollow/numafollowd.conf
 	test -e $(DESTDIR)/etc/numafollow/hook.conf || \
 		install -m 0644 deploy/hook.conf $(DESTDIR)/etc/numafollow/hook.conf
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 $(filter %.5,$(MAN)) $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 $(filter %.8,$(MAN)) $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -D -m 0644 deploy/bash-completion/numafollow \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/numafollow
+
+# The Debian package, with Debian's tools: deploy/debian/ is copied beside the
+# sources into $(B)/deb/src (the layout keeps debian/ off the top level) and
+# dpkg-buildpackage builds there; the changelog's one entry is written from
+# VERSION, so the package's version is the programs'.
+DEB     := $(B)/numafollow_$(VERSION)_amd64.deb
+DEB_SRC := Makefile README.md cgroup plugin oci-hook deploy docs
+# the commit's date, so that the same commit builds the same package
+DEB_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
+DEB_DATE   := $(shell date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))
+deb: $(DEB)
+$(DEB): $(shell find $(DEB_SRC) -type f) | $(DEPS)
+	rm -rf $(B)/deb && mkdir -p $(B)/deb/src
+	cp -a $(DEB_SRC) $(B)/deb/src/
+	cp -a deploy/debian $(B)/deb/src/debian
+	printf '%s\n\n  * %s\n\n -- %s  %s\n' 'numafollow ($(VERSION)) unstable; urgency=medium' \
+		'numafollow $(VERSION), built by make deb$(if $(DEB_COMMIT), from commit $(DEB_COMMIT)).' \
+		'$(shell sed -n 's/^Maintainer: //p' deploy/debian/control)' '$(DEB_DATE)' \
+		>$(B)/deb/src/debian/changelog
+	cd $(B)/deb/src && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	cp $(B)/deb/numafollow_$(VERSION)_amd64.deb $@
 
 clean:
 	rm -rf $(B)
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+# (not the package's build tree in $(B)/deb, whose hooks.d is a directory)
+-include $(shell find $(B) -path $(B)/deb -prune -o -name '*.d' -type f -print 2>/dev/null)
 
 # libFuzzer (clang): fuzz-parsers over every parser, fuzz-api over the API's
 # request path (route.c) with an agent held in memory (tests/fuzz/fake-agent.c).
@@ -229,7 +269,7 @@ $(NRI_GEN_C) $(NRI_GEN_H) &: $(NRI_PROTO) | $(DEPS)
 	protoc-c --c_out=$(B)/nri/gen -Iplugin/nri/proto $(NRI_PROTO)
 
 $(B)/nri/gen/%.o: $(B)/nri/gen/%.c
-	$(CC) $(CFLAGS) -std=gnu11 -Ulinux -I$(B)/nri/gen $(call pc,cflags,libprotobuf-c) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -std=gnu11 -Ulinux -I$(B)/nri/gen $(call pc,cflags,libprotobuf-c) -c -o $@ $<
 
 $(B)/asan/nri/gen/%.o: $(B)/nri/gen/%.c
 	@mkdir -p $(@D)
@@ -248,7 +288,7 @@ $(B)/asan/libnri.a: $(NRI_LIB:%.c=$(B)/asan/%.o) $(NRI_GEN_C:$(B)/%.c=$(B)/asan/
 
 $(B)/numafollow-nri: $(filter-out $(NRI_LIB:%.c=$(B)/%.o),$(NRI_SRC:%.c=$(B)/%.o)) \
 	$(B)/libnri.a $(B)/libnf.a
-	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(NRI_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(NF_LIBS) $(NRI_LIBS)
 
 # the unit tests of the wire and the decisions link libnri too
 $(B)/tests/unit-nri: $(B)/tests/unit/test-nri.o $(B)/libnri.a $(B)/libnf.a
