@@ -236,7 +236,7 @@ FUZZ_CC   = clang -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_S
 	    $(call pc,cflags,json-c libcgroup) -Wall -Wextra -Werror
 API_FUZZ := tests/fuzz/fuzz-api.c tests/fuzz/fake-agent.c plugin/agent/route.c \
 	    plugin/agent/metrics.c plugin/agent/decide.c plugin/agent/history.c \
-	    plugin/agent/kevents.c plugin/agent/registration.c
+	    plugin/agent/kevents.c plugin/agent/registration.c plugin/agent/stream.c
 
 $(B)/fuzz-parsers: tests/fuzz/fuzz-parsers.c $(LIB_SRC) | $(DEPS)
 	$(FUZZ_CC) -o $@ $^ $(NF_LIBS)
@@ -289,6 +289,13 @@ $(B)/asan/libnri.a: $(NRI_LIB:%.c=$(B)/asan/%.o) $(NRI_GEN_C:$(B)/%.c=$(B)/asan/
 $(B)/numafollow-nri: $(filter-out $(NRI_LIB:%.c=$(B)/%.o),$(NRI_SRC:%.c=$(B)/%.o)) \
 	$(B)/libnri.a $(B)/libnf.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(NF_LIBS) $(NRI_LIBS)
+
+# the CLI's pure parts (names, the event stream's parser)
+CLI_PURE := plugin/cli/names.c plugin/cli/sse.c plugin/cli/cli.c
+$(B)/tests/unit-cli: $(B)/tests/unit/test-cli.o $(CLI_PURE:%.c=$(B)/%.o) $(B)/libnf.a
+	$(CC) $(CFLAGS) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka)
+$(B)/asan/unit-cli: $(B)/asan/tests/unit/test-cli.o $(CLI_PURE:%.c=$(B)/asan/%.o) $(B)/asan/libnf.a
+	$(CC) $(ASAN) -o $@ $^ $(NF_LIBS) $(call pc,libs,cmocka)
 
 # the unit tests of the wire and the decisions link libnri too
 $(B)/tests/unit-nri: $(B)/tests/unit/test-nri.o $(B)/libnri.a $(B)/libnf.a

@@ -13,6 +13,7 @@
  *   assist.c    moving beside the kernel inside someone else's v2 write
  *   query.c     what the API reads: containers and records
  *   history.c   the ring of records and its journal
+ *   announce.c  what the event stream (stream.c, GET /v1/events) is told
  *
  * THE LOCK
  *
@@ -21,9 +22,13 @@
  * registration, jobs, last record), the queue, the history ring and the
  * journal's appends, the counters, the tuning, and every record the agent
  * fills in. Not guarded, because fixed once the workers start: h, nnodes,
- * inotify_fd, top (the pointer and its rel), threads. Also not: a job's cancel
- * flag (atomic: the engine polls it), kevents' queue and docker's (their own
- * locks, never taken the other way round).
+ * inotify_fd, top (the pointer and its rel), threads, stream. Also not: a
+ * job's cancel flag (atomic: the engine polls it), a running record's
+ * progress (a sequence lock of atomics, written by its worker from the
+ * engine's progress callback while the lock is dropped: record.h),
+ * kevents' queue, docker's and the event stream's (their own locks, never
+ * taken the other way round: a publisher may hold the agent's lock, the
+ * stream's callbacks never take it).
  *
  * Who takes it: the public nf_agent_* functions (agent.h), each for itself,
  * through nf_agent_lock() and nf_agent_unlock() (which time each hold);
@@ -91,7 +96,8 @@ struct nf_cg {
 	char *name;	       /* a docker container's name, from dockerd */
 	enum { NAME_UNASKED, NAME_ASKED, NAME_DONE } name_state;
 	bool drifted;
-	bool gone; /* removed while a worker still holds it */
+	bool gone;	/* removed while a worker still holds it */
+	bool announced; /* the event stream was told it is a container */
 	nf_registration *reg;
 	nf_record *last; /* the last migration */
 	nf_job *running, *pending;
@@ -133,8 +139,9 @@ struct nf_agent {
 	nf_docker *docker;    /* names docker containers; NULL when off */
 	void (*on_done)(const nf_container *c, void *userdata);
 	void *on_done_data;
-	uint64_t locked_ns;    /* when the holder took the lock */
-	const char *locked_in; /* and in which function */
+	struct nf_stream *stream; /* GET /v1/events, or NULL */
+	uint64_t locked_ns;	  /* when the holder took the lock */
+	const char *locked_in;	  /* and in which function */
 };
 
 /* agent.c: the lock, timed (nf_agent_stats' lock_*). */
@@ -242,6 +249,24 @@ void nf_assist_cancel_all(nf_cg *c);
 void nf_assist_prepare(const nf_agent *a, nf_job *j, uint64_t max_rate, nf_assist_run *ret);
 void nf_assist_move_unlocked(const nf_hierarchy *h, nf_assist_run *x);
 void nf_assist_conclude(nf_agent *a, nf_cg *c, nf_assist_run *x);
+
+/* announce.c: events for GET /v1/events, built only while someone follows. */
+/* TYPE ("migration-start", "migration-end") with the record. */
+void nf_announce_record(nf_agent *a, const char *type, const nf_record *r);
+/* "container-added" or "-removed" when C became a container or stopped
+ * being one (tasks came or went, a registration, removed) since the last. */
+void nf_announce_presence(nf_agent *a, nf_cg *c);
+/* "container-mems": C's effective mems went from OLD to its current ones. */
+void nf_announce_mems(nf_agent *a, const nf_cg *c, const nf_nodeset *old);
+/* The engine's progress callback on a running record: its progress, and a
+ * "migration-progress" event. Runs with the lock dropped and takes none but
+ * the stream's: it touches only the record's atomics (the job holds a
+ * reference) and its fixed fields (id, container, cgroup). */
+typedef struct {
+	struct nf_stream *stream;
+	nf_record *record;
+} nf_announce_sink;
+void nf_announce_progress_unlocked(const nf_progress *p, void *userdata);
 
 /* query.c */
 nf_container nf_cg_view(const nf_agent *a, const nf_cg *c);

@@ -154,6 +154,7 @@ int nf_agent_new(const nf_agent_config *cfg, nf_agent **ret)
 	a->tuning = cfg->tuning;
 	a->on_done = cfg->on_done;
 	a->on_done_data = cfg->on_done_data;
+	a->stream = cfg->stream;
 	a->wd_buckets = WD_BUCKETS;
 	a->started_ns = nf_now_ns();
 	pthread_mutex_init(&a->lock, NULL);

@@ -39,6 +39,9 @@ typedef struct {
 	 * blocks (kevents.c). NULL: nothing. */
 	void (*on_done)(const nf_container *c, void *userdata);
 	void *on_done_data;
+	/* GET /v1/events: migrations' start, progress and end, containers added,
+	 * removed and their mems changed; NULL: none. Outlives the agent. */
+	struct nf_stream *stream;
 } nf_agent_config;
 
 /* What the hook told about a container (POST /v1/containers). */

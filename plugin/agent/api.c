@@ -4,12 +4,14 @@
  * request means. */
 #include "api.h"
 #include "route.h"
+#include "stream.h"
 #include "../lib/log.h"
 #include "../../cgroup/util.h"
 
 #include <arpa/inet.h>
 #include <grp.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <microhttpd.h>
 #include <string.h>
 #include <strings.h>
@@ -29,6 +31,13 @@ struct nf_api {
 	endpoint unix_ep, tcp_ep;
 	char *socket_path, *token;
 	int lock_fd; /* PATH.lock, held for life: one agent per socket */
+	struct nf_stream *stream;
+	/* pings the event stream's clients, so that one gone away is noticed
+	 * (a suspended connection is not polled) */
+	pthread_t pinger;
+	bool pinging, stop;
+	pthread_mutex_t ping_lock;
+	pthread_cond_t ping_cond;
 };
 
 typedef struct {
@@ -36,10 +45,8 @@ typedef struct {
 	size_t len, seen;
 } request;
 
-/* ---- requests and replies ---- */
-
 /* Sends R's text (and frees it). */
-static enum MHD_Result reply(struct MHD_Connection *conn, nf_reply r)
+static enum MHD_Result send_text(struct MHD_Connection *conn, nf_reply r)
 {
 	if (!r.text)
 		return MHD_NO;
@@ -51,6 +58,135 @@ static enum MHD_Result reply(struct MHD_Connection *conn, nf_reply r)
 	enum MHD_Result ret = MHD_queue_response(conn, r.status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+/* ---- the event stream (GET /v1/events) ---- */
+
+/* A client of the stream: libmicrohttpd's connection stops being polled while
+ * the client has nothing to read (suspended), and is resumed by a publisher,
+ * on any thread (stream.h's waker). */
+typedef struct {
+	struct MHD_Connection *conn;
+	nf_stream_client *c;
+} follower;
+
+static void follower_sleep(void *ctx)
+{
+	MHD_suspend_connection(((follower *)ctx)->conn);
+}
+
+static void follower_wake(void *ctx)
+{
+	MHD_resume_connection(((follower *)ctx)->conn);
+}
+
+static ssize_t follower_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	follower *f = cls;
+	(void)pos;
+	ssize_t n = nf_stream_read(f->c, buf, max);
+	return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+/* When the connection ends, whatever ended it. */
+static void follower_free(void *cls)
+{
+	follower *f = cls;
+	nf_stream_leave(f->c);
+	free(f);
+}
+
+/* What a client that stops reading may hold in the kernel: the rest waits in
+ * its bounded queue, then is dropped (stream.h), and libmicrohttpd closes a
+ * connection that takes nothing for its timeout (10 s). */
+#define FOLLOWER_SNDBUF (8 * 1024)
+
+static enum MHD_Result follow(struct MHD_Connection *conn, struct nf_stream *s, nf_reply r)
+{
+	follower *f = calloc(1, sizeof(*f));
+	int err = f ? 0 : -ENOMEM;
+	free(r.text);
+	if (f) {
+		f->conn = conn;
+		nf_stream_waker w = {follower_sleep, follower_wake, f};
+		err = s ? nf_stream_join(s, &w, &f->c) : -ESHUTDOWN;
+	}
+	if (err < 0) {
+		free(f);
+		return send_text(
+		    conn, (nf_reply){.status = 503,
+				     .type = "application/json",
+				     .text = strdup(err == -EBUSY
+							? "{\"error\":\"too many event clients\"}\n"
+							: "{\"error\":\"no event stream\"}\n")});
+	}
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci)
+		(void)setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &(int){FOLLOWER_SNDBUF},
+				 sizeof(int));
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, 4096, follower_read, f, follower_free);
+	if (!resp) {
+		follower_free(f);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.type);
+	MHD_add_response_header(resp, r.header, r.value);
+	enum MHD_Result ret = MHD_queue_response(conn, r.status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void *pinger(void *userdata)
+{
+	nf_api *api = userdata;
+	pthread_mutex_lock(&api->ping_lock);
+	while (!api->stop) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		t.tv_sec += 15;
+		if (pthread_cond_timedwait(&api->ping_cond, &api->ping_lock, &t) == ETIMEDOUT)
+			nf_stream_ping(api->stream);
+	}
+	pthread_mutex_unlock(&api->ping_lock);
+	return NULL;
+}
+
+static int start_pinger(nf_api *api)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&api->ping_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&api->ping_lock, NULL);
+	int r = pthread_create(&api->pinger, NULL, pinger, api);
+	api->pinging = r == 0;
+	return -r;
+}
+
+static void stop_pinger(nf_api *api)
+{
+	if (!api->pinging)
+		return;
+	pthread_mutex_lock(&api->ping_lock);
+	api->stop = true;
+	pthread_cond_signal(&api->ping_cond);
+	pthread_mutex_unlock(&api->ping_lock);
+	pthread_join(api->pinger, NULL);
+	pthread_cond_destroy(&api->ping_cond);
+	pthread_mutex_destroy(&api->ping_lock);
+}
+
+/* ---- requests and replies ---- */
+
+/* Sends R: its text, or the event stream. */
+static enum MHD_Result reply(const endpoint *ep, struct MHD_Connection *conn, nf_reply r)
+{
+	if (r.text && r.stream)
+		return follow(conn, ep->core.stream, r);
+	return send_text(conn, r);
 }
 
 /* The peer's supplementary groups from the socket (SO_PEERGROUPS, Linux
@@ -153,7 +289,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			return MHD_NO;
 		*con_cls = q;
 		nf_request head = read_request(conn, url, method, q);
-		return nf_route_head(&head, &early) ? reply(conn, early) : MHD_YES;
+		return nf_route_head(&head, &early) ? reply(ep, conn, early) : MHD_YES;
 	}
 	if (*upload_size) {
 		if (!take_body(q, upload, *upload_size))
@@ -163,7 +299,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	}
 	nf_request req = read_request(conn, url, method, q);
 	req.refused = refuse(ep, conn);
-	return reply(conn, nf_route(&ep->core, &req));
+	return reply(ep, conn, nf_route(&ep->core, &req));
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -247,13 +383,17 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape,  \
 	    NULL
 
+/* One polling thread; the event stream's connections are suspended while
+ * they have nothing to read. */
+#define FLAGS (MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME)
+
 static struct MHD_Daemon *daemon_start(endpoint *ep, int fd, const struct sockaddr_in *sa)
 {
 	if (fd >= 0) /* per-IP limits mean nothing on a unix socket */
-		return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, handle, ep,
-					MHD_OPTION_LISTEN_SOCKET, fd, LIMITS(512), MHD_OPTION_END);
-	return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, ntohs(sa->sin_port), NULL, NULL,
-				handle, ep, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
+		return MHD_start_daemon(FLAGS, 0, NULL, NULL, handle, ep, MHD_OPTION_LISTEN_SOCKET,
+					fd, LIMITS(512), MHD_OPTION_END);
+	return MHD_start_daemon(FLAGS, ntohs(sa->sin_port), NULL, NULL, handle, ep,
+				MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)64, LIMITS(256),
 				MHD_OPTION_END);
 }
@@ -274,9 +414,12 @@ int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret)
 		}
 		group = g->gr_gid;
 	}
-	api->unix_ep =
-	    (endpoint){.core = {.a = a, .self_check = cfg->self_check, .kevents = cfg->kevents},
-		       .group = group};
+	api->stream = cfg->stream;
+	api->unix_ep = (endpoint){.core = {.a = a,
+					   .self_check = cfg->self_check,
+					   .kevents = cfg->kevents,
+					   .stream = cfg->stream},
+				  .group = group};
 	api->socket_path = strdup(cfg->socket_path);
 	api->lock_fd = -1;
 	int fd = -1;
@@ -309,7 +452,8 @@ int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret)
 						  .tcp = true,
 						  .token = api->token,
 						  .self_check = cfg->self_check,
-						  .kevents = cfg->kevents}};
+						  .kevents = cfg->kevents,
+						  .stream = cfg->stream}};
 		if (!(api->tcp_d = daemon_start(&api->tcp_ep, -1, &sa))) {
 			nf_log(LOG_ERR, "--listen '%s': cannot listen there", cfg->listen);
 			nf_api_stop(api);
@@ -317,6 +461,11 @@ int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret)
 		}
 		nf_log(LOG_INFO, "API on tcp %s (%s)", cfg->listen,
 		       api->token ? "changes need the token" : "read-only");
+	}
+	if (api->stream && (r = start_pinger(api)) < 0) {
+		nf_log_errno(LOG_ERR, r, "the event stream's pinger");
+		nf_api_stop(api);
+		return r;
 	}
 	nf_log(LOG_INFO, "API on unix socket '%s'", cfg->socket_path);
 	*ret = api;
@@ -327,6 +476,10 @@ void nf_api_stop(nf_api *api)
 {
 	if (!api)
 		return;
+	stop_pinger(api);
+	/* every suspended follower resumed and ended: libmicrohttpd must not
+	 * stop with a connection suspended */
+	nf_stream_close(api->stream);
 	if (api->tcp_d)
 		MHD_stop_daemon(api->tcp_d);
 	if (api->unix_d) {

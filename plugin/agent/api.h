@@ -15,6 +15,7 @@ typedef struct {
 	const char *token;	  /* for mutations over TCP; NULL: TCP is read-only */
 	json_object *self_check;  /* served in /v1/status */
 	nf_kevents *kevents;	  /* its counters in /v1/status and /metrics; NULL: off */
+	struct nf_stream *stream; /* GET /v1/events; closed by nf_api_stop */
 } nf_api_config;
 
 typedef struct nf_api nf_api;

@@ -76,6 +76,7 @@ void nf_follow_mems(nf_agent *a, nf_cg *c, nf_trigger t, bool eff_only)
 		return;
 	if (nf_cg_is_container(c) && !nf_nodeset_equal(&old, &c->eff) && !nf_nodeset_empty(&old) &&
 	    !nf_nodeset_empty(&c->eff)) {
+		nf_announce_mems(a, c, &old);
 		mems_changed(a, c, t, &old);
 	} else if (t == NF_TRIG_INOTIFY && nf_cg_is_container(c) && reconcile_raced(c)) {
 		nf_log(LOG_INFO,

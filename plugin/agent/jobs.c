@@ -138,6 +138,7 @@ static void finish(nf_agent *a, nf_job *j, int r, const nf_migration *m, uint64_
 		       (unsigned long long)rec->id);
 	count(a, rec);
 	nf_history_save(&a->hist, rec);
+	nf_announce_record(a, "migration-end", rec);
 	nf_log(rec->result == NF_RES_OK ? LOG_INFO : LOG_WARNING,
 	       "container %s: migration %llu %s: moved %.1f MiB (kernel %.1f MiB), %.1f MiB left, "
 	       "%llu tasks, %llu ms",
@@ -180,6 +181,7 @@ typedef struct {
 	nf_staged s;
 	bool has_eff;
 	nf_nodeset eff;
+	nf_announce_sink sink; /* the engine's progress, to the record and the stream */
 } run;
 
 /* What was outside J's target when the write began: a sample taken since may
@@ -218,6 +220,10 @@ static void prepare(nf_agent *a, nf_job *j, run *x)
 	c->assisted = 0;
 	j->record->assisted_bytes = x->assisted;
 	nf_record_start(j->record);
+	x->sink = (nf_announce_sink){.stream = a->stream, .record = j->record};
+	x->o.progress = nf_announce_progress_unlocked;
+	x->o.progress_data = &x->sink;
+	nf_announce_record(a, "migration-start", j->record);
 }
 
 /* The staged move. What the kernel moved is what the final write swept. */

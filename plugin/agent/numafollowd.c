@@ -4,6 +4,7 @@
 #include "../lib/nf.h"
 #include "api.h"
 #include "kevents.h"
+#include "stream.h"
 #include "../lib/http.h"
 #include "../lib/log.h"
 #include "../../cgroup/util.h"
@@ -69,6 +70,9 @@ static const char usage_text[] =
     "                           " NF_KEV_SA_DIR ")\n"
     "  --kube-events-queue N    events waiting to be sent at most; more are dropped\n"
     "                           and counted (default 256)\n"
+    "  --events-queue N         GET /v1/events: events a client may fall behind by;\n"
+    "                           past it its queue is dropped and it is told\n"
+    "                           (event lost) (default 256)\n"
     "  -h, --help               this text\n"
     "  -V, --version            the version\n"
     "\n"
@@ -83,7 +87,7 @@ typedef struct {
 	char *config, *socket, *socket_group, *listen, *token_file, *state_dir, *cgroup_root;
 	char *log_target, *method, *docker_socket, *kube_events, *kube_sa_dir;
 	uint64_t workers, reconcile_s, retries, history, journal_kib;
-	uint64_t threads, max_rate, budget_ms, assist, kube_queue;
+	uint64_t threads, max_rate, budget_ms, assist, kube_queue, events_queue;
 } options;
 
 typedef struct {
@@ -118,6 +122,7 @@ static const option_def defs[] = {
     {"kube-events", offsetof(options, kube_events), 0, 0, 0, false},
     {"kube-sa-dir", offsetof(options, kube_sa_dir), 0, 0, 0, false},
     {"kube-events-queue", 0, offsetof(options, kube_queue), 1, 65536, false},
+    {"events-queue", 0, offsetof(options, events_queue), 1, 65536, false},
 };
 
 static void options_free(options *o)
@@ -136,6 +141,7 @@ static int options_default(options *o)
 		       .journal_kib = 4096,
 		       .assist = 1,
 		       .kube_queue = 256,
+		       .events_queue = NF_STREAM_QUEUE,
 		       .log_level = LOG_INFO};
 	o->socket = strdup(NF_DEFAULT_SOCKET);
 	o->state_dir = strdup("/var/lib/numafollow");
@@ -528,6 +534,7 @@ static int run(int argc, char **argv, options *o)
 	nf_agent *a = NULL;
 	nf_api *api = NULL;
 	nf_kevents *kev = NULL;
+	nf_stream *stream = NULL;
 	_cleanup_free_ char *token = NULL;
 	_cleanup_close_ int sfd = -1, tfd = -1;
 	sigset_t mask;
@@ -574,6 +581,11 @@ static int run(int argc, char **argv, options *o)
 		ac.on_done = nf_kevents_record;
 		ac.on_done_data = pc.kevents = kev;
 	}
+	if (nf_stream_new(o->events_queue, NF_STREAM_CLIENTS, &stream) < 0) {
+		nf_log(LOG_ERR, "starting the event stream: out of memory");
+		goto out;
+	}
+	ac.stream = pc.stream = stream;
 	if (nf_agent_new(&ac, &a) < 0)
 		goto out;
 	pc.self_check = self_check(a);
@@ -587,7 +599,8 @@ static int run(int argc, char **argv, options *o)
 	sd_notify("STOPPING=1");
 out:
 	nf_api_stop(api);
-	nf_agent_free(a); /* its workers gone, no more events come */
+	nf_agent_free(a);	/* its workers gone, no more events come */
+	nf_stream_free(stream); /* its clients left with the API */
 	nf_kevents_stop(kev);
 	nf_http_teardown();
 	json_object_put(pc.self_check);

@@ -5,6 +5,7 @@
  * (tests/fuzz/fuzz-api.c) reaches every route without a socket: it links
  * this file, not api.c. */
 #include "route.h"
+#include "stream.h"
 #include "metrics.h"
 #include "../lib/nf.h"
 #include "../lib/json.h"
@@ -257,6 +258,22 @@ static json_object *lock_json(const nf_agent_stats *s)
 	return o;
 }
 
+static json_object *stream_json(struct nf_stream *st)
+{
+	nf_stream_stats s;
+	if (!st)
+		return json_object_new_null();
+	nf_stream_stats_get(st, &s);
+	json_object *o = json_object_new_object();
+	bool ok = o && nf_json_add(o, "clients", json_object_new_int64(s.clients)) &&
+		  nf_json_add(o, "published", json_object_new_int64(s.published)) &&
+		  nf_json_add(o, "lost", json_object_new_int64(s.lost)) &&
+		  nf_json_add(o, "queued_max", json_object_new_int64(s.queued_max));
+	if (!ok)
+		return json_object_put(o), NULL;
+	return o;
+}
+
 static json_object *status_json(const nf_endpoint *ep)
 {
 	nf_agent_stats s;
@@ -276,6 +293,8 @@ static json_object *status_json(const nf_endpoint *ep)
 	    nf_json_add(o, "history_persistent", json_object_new_boolean(s.history_persistent)) &&
 	    nf_json_add(o, "lock", lock_json(&s)) &&
 	    nf_json_add(o, "kube_events", kevents_json(ep->kevents)) &&
+	    (ep->stream ? nf_json_add(o, "events", stream_json(ep->stream))
+			: json_object_object_add(o, "events", NULL) == 0) &&
 	    json_object_object_add(o, "self_check", json_object_get(ep->self_check)) == 0;
 	if (!ok)
 		return json_object_put(o), NULL;
@@ -641,6 +660,15 @@ static nf_reply containers(nf_agent *a, const nf_request *q, bool get)
 	return q->refused ? error_reply(403, "%s", q->refused) : do_register(a, q);
 }
 
+/* The stream itself is the transport's (api.c, stream.h). */
+static nf_reply events_reply(void)
+{
+	nf_reply r = text_reply(200, "text/event-stream", strdup(""));
+	r.stream = true;
+	r.header = "Cache-Control", r.value = "no-cache";
+	return r;
+}
+
 static nf_reply route(const nf_endpoint *ep, const nf_request *q)
 {
 	nf_agent *a = ep->a;
@@ -668,6 +696,8 @@ static nf_reply route(const nf_endpoint *ep, const nf_request *q)
 		return container_route(a, q, get, url + 15);
 	if (strcmp(url, "/v1/migrations") == 0)
 		return get ? get_migrations(a, q) : not_allowed("GET", m);
+	if (strcmp(url, "/v1/events") == 0)
+		return get ? events_reply() : not_allowed("GET", m);
 	if (strncmp(url, "/v1/migrations/", 15) == 0)
 		return get ? get_migration(a, url + 15) : not_allowed("GET", m);
 	return error_reply(404, "no route '%s'", url);

@@ -24,10 +24,11 @@
 
 typedef struct {
 	nf_agent *a;
-	bool tcp;		 /* only /healthz and /metrics are served without the token */
-	const char *token;	 /* for everything else over TCP; NULL: TCP is read-only */
-	json_object *self_check; /* served in /v1/status */
-	nf_kevents *kevents;	 /* Kubernetes events, or NULL when off */
+	bool tcp;		  /* only /healthz and /metrics are served without the token */
+	const char *token;	  /* for everything else over TCP; NULL: TCP is read-only */
+	json_object *self_check;  /* served in /v1/status */
+	nf_kevents *kevents;	  /* Kubernetes events, or NULL when off */
+	struct nf_stream *stream; /* GET /v1/events' counters in /v1/status, or NULL */
 } nf_endpoint;
 
 /* A query argument, percent-decoded, or NULL when the query has none. */
@@ -55,6 +56,7 @@ typedef struct {
 	const char *type;	    /* Content-Type */
 	char *text;		    /* the body, to free; NULL when out of memory */
 	const char *header, *value; /* one more header (Allow, WWW-Authenticate), or NULL */
+	bool stream; /* 200 to GET /v1/events: the transport follows the event stream */
 } nf_reply;
 
 /* The checks made as soon as the headers are in, before the body is read:

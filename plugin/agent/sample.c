@@ -131,6 +131,7 @@ void nf_sample(nf_agent *a, nf_cg *c)
 		c->tasks = n;
 	else if (r < 0)
 		nf_read_failed(a, c, "tasks", r);
+	nf_announce_presence(a, c);
 	if (!nf_cg_is_container(c)) {
 		free(c->anon), free(c->file);
 		c->anon = c->file = NULL;

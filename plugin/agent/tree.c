@@ -179,6 +179,7 @@ void nf_tree_remove(nf_agent *a, nf_cg *c)
 		inotify_rm_watch(a->inotify_fd, c->wd);
 	a->n_cgs--;
 	c->gone = true;
+	nf_announce_presence(a, c);
 	if (c->pending)
 		c->pending->cancel = true;
 	if (c->running)

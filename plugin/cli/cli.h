@@ -16,6 +16,9 @@ typedef struct {
 	const char *to, *from;
 	bool dry_run, json, via_agent, help, version;
 	bool progress, quiet; /* --progress: the line on stderr anyway; --quiet: never */
+	bool follow;	      /* history --follow: records as they end */
+	unsigned iterations;  /* top -n: refreshes, then exit; 0: until q */
+	unsigned interval_ms; /* top --interval */
 	unsigned retries;
 	const char *socket, *url, *token_file;
 	const char *method; /* --method, or NULL: auto */
@@ -69,10 +72,15 @@ void nf_cli_progress(const nf_progress *p, void *userdata);
 /* OK: the run ended (with or without a residue), else it failed. */
 void nf_cli_progress_end(nf_cli_progress_line *l, bool ok);
 
+/* GET PATH from the agent (client.c), its JSON answer in *RET; a failure
+ * said in E. */
+int nf_cli_get(const nf_cli_args *a, const char *path, json_object **ret, nf_cli_error *e);
+
 /* The commands, each returning the exit status. */
 int nf_cli_show(const nf_cli_args *a);
 int nf_cli_migrate(const nf_cli_args *a);
 int nf_cli_move(const nf_cli_args *a);
-int nf_cli_agent(const nf_cli_args *a); /* status, ps, history, migrate --via-agent */
+int nf_cli_agent(const nf_cli_args *a); /* status, ps, history, migrate/move --via-agent */
+int nf_cli_top(const nf_cli_args *a);
 
 #endif

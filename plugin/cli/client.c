@@ -1,6 +1,9 @@
 /* The commands that ask the agent (numafollowd) over HTTP: status, ps,
- * history and migrate --via-agent. */
+ * history (--follow: its event stream), migrate --via-agent and move
+ * --via-agent; containers by name (names.c). */
 #include "cli.h"
+#include "names.h"
+#include "sse.h"
 #include "../lib/http.h"
 #include "../lib/nf.h"
 #include "../lib/record.h"
@@ -38,9 +41,9 @@ static int read_token(const nf_cli_args *a, char **ret, nf_cli_error *e)
 	return 0;
 }
 
-/* METHOD PATH on the agent; the parsed JSON body in *RET. */
-static int request(const nf_cli_args *a, const char *method, const char *path, json_object **ret,
-		   nf_cli_error *e)
+/* METHOD PATH with BODY (or NULL) on the agent; the parsed JSON answer in *RET. */
+static int request_body(const nf_cli_args *a, const char *method, const char *path,
+			const char *body, json_object **ret, nf_cli_error *e)
 {
 	_cleanup_free_ char *token = NULL;
 	_cleanup_json_ json_object *o = NULL;
@@ -53,7 +56,7 @@ static int request(const nf_cli_args *a, const char *method, const char *path, j
 			  .token = token,
 			  .connect_ms = 2000,
 			  .total_ms = 30000};
-	r = nf_http(&p, method, path, NULL, &reply);
+	r = nf_http(&p, method, path, body, &reply);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0)
@@ -68,6 +71,44 @@ static int request(const nf_cli_args *a, const char *method, const char *path, j
 		return nf_cli_system(e, -EBADMSG, "the agent's answer is not JSON");
 	*ret = TAKE_PTR(o);
 	return 0;
+}
+
+static int request(const nf_cli_args *a, const char *method, const char *path, json_object **ret,
+		   nf_cli_error *e)
+{
+	return request_body(a, method, path, NULL, ret, e);
+}
+
+int nf_cli_get(const nf_cli_args *a, const char *path, json_object **ret, nf_cli_error *e)
+{
+	return request(a, "GET", path, ret, e);
+}
+
+/* The id of the container the user named in A->arg (names.h): a cgroup
+ * path goes as it is; ALLOW_GONE: an unknown name too (the history of a
+ * container gone), in *RET_KNOWN false. */
+static int resolve(const nf_cli_args *a, bool allow_gone, char **ret, bool *ret_known,
+		   nf_cli_error *e)
+{
+	_cleanup_json_ json_object *o = NULL;
+	_cleanup_free_ char *msg = NULL;
+	const char *id = a->arg;
+	int r = 0;
+	*ret_known = true;
+	if (a->arg[0] != '/') {
+		if ((r = request(a, "GET", "/v1/containers", &o, e)) < 0)
+			return r;
+		r = nf_cli_resolve(json_object_object_get(o, "containers"), a->arg, &id, &msg);
+	}
+	if (r == -ENOENT && allow_gone) {
+		*ret_known = false;
+		id = a->arg;
+		r = 0;
+	}
+	if (r < 0)
+		return r == -ENOMEM ? r : nf_cli_usage(e, r, "%s", msg);
+	*ret = strdup(id);
+	return *ret ? 0 : -ENOMEM;
 }
 
 /* ---- reading the answers ---- */
@@ -219,20 +260,31 @@ static void print_ps(json_object *o)
 
 /* ---- commands ---- */
 
-/* POST .../migrate, then poll the record until it has a result. */
+/* POST .../migrate or .../move (with --to), then poll the record until it
+ * has a result. */
 static int migrate(const nf_cli_args *a, json_object **ret, nf_record **ret_rec, nf_cli_error *e)
 {
-	_cleanup_free_ char *id = nf_http_escape(a->arg), *path = NULL;
+	_cleanup_free_ char *name = NULL, *id = NULL, *path = NULL, *body = NULL;
 	_cleanup_json_ json_object *o = NULL;
 	nf_record *rec = NULL;
-	int r;
-	if (!id || !(path = nf_cli_format("/v1/containers/%s/migrate", id)))
+	bool known, move = strcmp(a->cmd, "move") == 0;
+	int r = resolve(a, false, &name, &known, e);
+	if (r < 0)
+		return r;
+	json_object *to = move ? json_object_new_string(a->to) : NULL;
+	if (move &&
+	    (!to || !(body = nf_cli_format("{\"to\": %s}", json_object_to_json_string(to)))))
+		r = -ENOMEM;
+	json_object_put(to);
+	if (r < 0 || !(id = nf_http_escape(name)) ||
+	    !(path = nf_cli_format("/v1/containers/%s/%s", id, move ? "move" : "migrate")))
 		return -ENOMEM;
-	if ((r = request(a, "POST", path, &o, e)) < 0 || (r = read_record(o, &rec, e)) < 0)
+	if ((r = request_body(a, "POST", path, body, &o, e)) < 0 ||
+	    (r = read_record(o, &rec, e)) < 0)
 		return r;
 	if (!a->json)
-		fprintf(stderr, "migration %llu queued for %s\n", (unsigned long long)rec->id,
-			a->arg);
+		fprintf(stderr, "%s %llu queued for %s\n", move ? "move" : "migration",
+			(unsigned long long)rec->id, name);
 	free(path);
 	if (!(path = nf_cli_format("/v1/migrations/%llu", (unsigned long long)rec->id)))
 		r = -ENOMEM;
@@ -251,24 +303,134 @@ static int migrate(const nf_cli_args *a, json_object **ret, nf_record **ret_rec,
 	return r;
 }
 
+/* ---- history --follow: the event stream ---- */
+
+typedef struct {
+	const nf_cli_args *a;
+	const char *id; /* only this container's records, or NULL */
+	nf_cli_error *e;
+	int r;
+	bool headed; /* the table's header is out: the agent answered */
+} follower;
+
+/* A migration-end: its record, printed as it ends; a lost event: said. */
+static bool on_event(const char *type, const char *data, void *userdata)
+{
+	follower *f = userdata;
+	_cleanup_json_ json_object *o = NULL;
+	nf_record *rec = NULL;
+	if (strcmp(type, "lost") == 0) {
+		fprintf(stderr, "numafollow: fell behind the agent: %s events lost\n",
+			json_object_get_string(
+			    json_object_object_get(o = json_tokener_parse(data), "dropped")));
+		return true;
+	}
+	if (strcmp(type, "migration-end") != 0)
+		return true;
+	if (!(o = json_tokener_parse(data)) || (f->r = read_record(o, &rec, f->e)) < 0)
+		return f->r =
+			   f->r < 0 ? f->r : nf_cli_system(f->e, -EBADMSG, "an event is not JSON"),
+		       false;
+	if (!f->id || strcmp(rec->container, f->id) == 0 || strcmp(rec->cgroup, f->id) == 0) {
+		if (f->a->json)
+			puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		else
+			print_record(rec);
+		fflush(stdout);
+	}
+	nf_record_unref(rec);
+	return true;
+}
+
+static bool feed(const char *p, size_t n, void *userdata)
+{
+	nf_sse *s = userdata;
+	follower *f = s->userdata;
+	if (!f->headed && !f->a->json)
+		print_history_header(), fflush(stdout);
+	f->headed = true;
+	return nf_sse_feed(s, p, n);
+}
+
+/* Prints records as they end, until the agent goes away (exit 3). */
+static int follow(const nf_cli_args *a, nf_cli_error *e)
+{
+	_cleanup_free_ char *token = NULL, *id = NULL;
+	nf_http_reply reply;
+	bool known;
+	int r = a->arg ? resolve(a, true, &id, &known, e) : 0;
+	if (r < 0 || (r = read_token(a, &token, e)) < 0)
+		return r;
+	follower f = {.a = a, .id = id, .e = e};
+	nf_sse s = {.on_event = on_event, .userdata = &f};
+	nf_http_peer p = {.socket = a->socket,
+			  .url = a->url,
+			  .token = token,
+			  .connect_ms = 2000,
+			  .on_data = feed,
+			  .on_data_data = &s};
+	r = nf_http(&p, "GET", "/v1/events", NULL, &reply);
+	nf_sse_done(&s);
+	_cleanup_json_ json_object *o = reply.body ? json_tokener_parse(reply.body) : NULL;
+	long status = reply.status;
+	nf_http_reply_done(&reply);
+	if (f.r < 0)
+		r = f.r;
+	else if (r == -ENOMEM)
+		;
+	else if (r < 0)
+		r = nf_cli_system(e, r, "following the agent at '%s': %s",
+				  a->url ? a->url : a->socket, reply.error);
+	else if (status >= 300)
+		r = status_error(status, o, e);
+	else
+		r = nf_cli_system(e, -EPIPE, "the agent ended the event stream (it stopped)");
+	return r;
+}
+
 /* The route that answers status, ps or history; NULL when out of memory. */
 static char *query_path(const nf_cli_args *a)
 {
-	_cleanup_free_ char *id = NULL;
 	if (strcmp(a->cmd, "status") == 0)
 		return strdup("/v1/status");
 	if (strcmp(a->cmd, "ps") == 0)
 		return strdup("/v1/containers");
-	if (!a->arg)
-		return strdup("/v1/migrations?limit=50");
-	id = nf_http_escape(a->arg);
-	return id ? nf_cli_format("/v1/migrations?limit=50&container=%s", id) : NULL;
+	return strdup("/v1/migrations?limit=50");
 }
 
 static int query(const nf_cli_args *a, json_object **ret, nf_cli_error *e)
 {
-	_cleanup_free_ char *path = query_path(a);
-	return path ? request(a, "GET", path, ret, e) : -ENOMEM;
+	_cleanup_free_ char *path = NULL, *id = NULL, *esc = NULL;
+	bool known = true;
+	int r;
+	if (strcmp(a->cmd, "history") == 0 && a->arg) {
+		if ((r = resolve(a, true, &id, &known, e)) < 0)
+			return r;
+		if (!(esc = nf_http_escape(id)))
+			return -ENOMEM;
+		path = nf_cli_format("/v1/migrations?limit=50&container=%s", esc);
+	} else {
+		path = query_path(a);
+	}
+	if (!path)
+		return -ENOMEM;
+	if ((r = request(a, "GET", path, ret, e)) < 0)
+		return r;
+	/* a name that is no container now and no record's either */
+	json_object *m = json_object_object_get(*ret, "migrations");
+	if (!known && json_object_array_length(m) == 0) {
+		_cleanup_free_ char *msg = NULL;
+		const char *unused;
+		json_object_put(TAKE_PTR(*ret));
+		json_object *all = NULL;
+		if ((r = request(a, "GET", "/v1/containers", &all, e)) < 0)
+			return r;
+		r = nf_cli_resolve(json_object_object_get(all, "containers"), a->arg, &unused,
+				   &msg);
+		json_object_put(all);
+		return r == -ENOMEM ? r : nf_cli_usage(e, -ENOENT, "%s (nor any record)", msg);
+	}
+	return 0;
 }
 
 static int print_answer(const nf_cli_args *a, json_object *o, const nf_record *rec, nf_cli_error *e)
@@ -292,7 +454,7 @@ static int ask(const nf_cli_args *a, nf_cli_error *e, int *ret_status)
 {
 	_cleanup_json_ json_object *o = NULL;
 	nf_record *rec = NULL;
-	bool migrating = strcmp(a->cmd, "migrate") == 0;
+	bool migrating = strcmp(a->cmd, "migrate") == 0 || strcmp(a->cmd, "move") == 0;
 	int r = migrating ? migrate(a, &o, &rec, e) : query(a, &o, e);
 	if (r == 0)
 		r = a->json ? nf_cli_print_json(o) : print_answer(a, o, rec, e);
@@ -308,7 +470,7 @@ int nf_cli_agent(const nf_cli_args *a)
 	_cleanup_(nf_cli_error_done) nf_cli_error e = {0};
 	int status = 0, r;
 	nf_http_setup(true);
-	r = ask(a, &e, &status);
+	r = a->follow ? follow(a, &e) : ask(a, &e, &status);
 	nf_http_teardown();
 	return r < 0 ? nf_cli_fail(&e, r) : status;
 }

@@ -47,9 +47,20 @@ static const char usage_text[] =
     "Commands that ask the agent (numafollowd):\n"
     "  status [--json]          the agent's state and self-check\n"
     "  ps [--json]              containers: mems, memory per node, state\n"
-    "  history [--json] [ID]    migrations, newest first (of container ID)\n"
-    "  migrate --via-agent [--json] ID\n"
-    "        ask the agent to migrate container ID now, and wait for the result\n"
+    "  top [-n N] [--interval S]\n"
+    "        containers with their memory per node as bars, and the migrations in\n"
+    "        flight with their progress, redrawn in place; q quits. When stdout is\n"
+    "        not a terminal, plain lines each time; -n N stops after N.\n"
+    "  history [--json] [--follow] [CONTAINER]\n"
+    "        migrations, newest first (of CONTAINER); --follow prints each as it\n"
+    "        ends (the agent's event stream), until interrupted\n"
+    "  migrate --via-agent [--json] CONTAINER\n"
+    "        ask the agent to migrate CONTAINER now, and wait for the result\n"
+    "  move --via-agent --to NODES [--json] CONTAINER\n"
+    "        ask the agent for a staged move of CONTAINER to NODES, and wait\n"
+    "CONTAINER is the agent's id, an unambiguous prefix of one, a name (docker's,\n"
+    "or the registration's), namespace/pod/container, or a cgroup path (\"/...\").\n"
+    "An unknown or ambiguous one is an error that lists the candidates (exit 2).\n"
     "Agent options: --socket PATH (default $NUMAFOLLOW_SOCKET, else\n"
     "  " NF_DEFAULT_SOCKET "), --url http://HOST:PORT (TCP instead),\n"
     "  --token-file PATH (bearer token for TCP)\n"
@@ -91,7 +102,15 @@ static int check_migrate(const nf_cli_args *a, nf_cli_error *e)
 
 static int check_move(const nf_cli_args *a, nf_cli_error *e)
 {
-	return a->to ? 0 : nf_cli_usage(e, -EINVAL, "'move' needs --to NODES");
+	if (!a->to)
+		return nf_cli_usage(e, -EINVAL, "'move' needs --to NODES");
+	if (a->via_agent && (a->method || a->threads || a->max_rate || a->progress || a->quiet))
+		return nf_cli_usage(e, -EINVAL,
+				    "--via-agent moves as the agent's settings say; it takes no "
+				    "--method, --threads, --max-rate, --progress or --quiet");
+	if (!a->via_agent && (a->url || a->token_file))
+		return nf_cli_usage(e, -EINVAL, "--url and --token-file go with --via-agent");
+	return 0;
 }
 
 static int run_migrate(const nf_cli_args *a)
@@ -99,13 +118,19 @@ static int run_migrate(const nf_cli_args *a)
 	return a->via_agent ? nf_cli_agent(a) : nf_cli_migrate(a);
 }
 
+static int run_move(const nf_cli_args *a)
+{
+	return a->via_agent ? nf_cli_agent(a) : nf_cli_move(a);
+}
+
 static const command commands[] = {
     {"migrate", "tfnjrASUKMTRBPq", 1, 1, check_migrate, run_migrate},
-    {"move", "tjMTRPq", 1, 1, check_move, nf_cli_move},
+    {"move", "tjMTRPqASUK", 1, 1, check_move, run_move},
     {"show", "j", 1, 1, NULL, nf_cli_show},
     {"status", "jSUK", 0, 0, NULL, nf_cli_agent},
     {"ps", "jSUK", 0, 0, NULL, nf_cli_agent},
-    {"history", "jSUK", 0, 1, NULL, nf_cli_agent},
+    {"history", "jSUKF", 0, 1, NULL, nf_cli_agent},
+    {"top", "SUKNI", 0, 0, NULL, nf_cli_top},
 };
 
 static const struct option options[] = {
@@ -126,6 +151,9 @@ static const struct option options[] = {
     {"budget-ms", required_argument, NULL, 'B'},
     {"progress", no_argument, NULL, 'P'},
     {"quiet", no_argument, NULL, 'q'},
+    {"follow", no_argument, NULL, 'F'},
+    {"iterations", required_argument, NULL, 'N'},
+    {"interval", required_argument, NULL, 'I'},
     {0},
 };
 
@@ -180,6 +208,14 @@ static int set_number(nf_cli_args *a, int c, const char *val, nf_cli_error *e)
 		return r;
 	case 'B':
 		return number("--budget-ms", val, 1, 86400000, &a->budget_ms, e);
+	case 'N':
+		r = number("-n", val, 1, 1000000, &v, e);
+		a->iterations = v;
+		return r;
+	case 'I':
+		r = number("--interval", val, 1, 3600, &v, e);
+		a->interval_ms = v * 1000;
+		return r;
 	}
 	r = number("--retries", val, 0, 100, &v, e);
 	a->retries = v;
@@ -197,6 +233,9 @@ static int set_option(nf_cli_args *a, int c, const char *val, nf_cli_error *e)
 		return 0;
 	case 'q':
 		a->quiet = true;
+		return 0;
+	case 'F':
+		a->follow = true;
 		return 0;
 	case 't':
 		a->to = val;
@@ -231,8 +270,8 @@ static int check_args(const command *cmd, int n, char **args, nf_cli_args *a, nf
 	if (n < cmd->min_args || n > cmd->max_args)
 		return nf_cli_usage(e, -EINVAL, "'%s' needs %s; try 'numafollow --help'", a->cmd,
 				    cmd->max_args == 0	 ? "no argument"
-				    : cmd->min_args == 0 ? "at most one ID"
-				    : a->via_agent	 ? "exactly one container ID"
+				    : cmd->min_args == 0 ? "at most one CONTAINER"
+				    : a->via_agent	 ? "exactly one CONTAINER"
 							 : "exactly one CGROUP");
 	a->arg = n ? args[0] : NULL;
 	return cmd->check ? cmd->check(a, e) : 0;
@@ -244,7 +283,9 @@ static int parse_command(const command *cmd, int argc, char **argv, nf_cli_args 
 {
 	int c, idx = -1, r;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":hq", options, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hqn:", options, &idx)) != -1) {
+		if (c == 'n' && idx < 0) /* -n N (top), not --dry-run */
+			c = 'N';
 		/* as the user wrote it, without a consumed value */
 		const char *dash = idx >= 0 ? "--" : "";
 		const char *opt = idx >= 0 ? options[idx].name : argv[optind - 1];

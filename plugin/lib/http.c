@@ -20,6 +20,27 @@ static size_t collect(char *p, size_t size, size_t n, void *userdata)
 	return add;
 }
 
+typedef struct {
+	CURL *c;
+	const nf_http_peer *p;
+	nf_http_reply *r;
+	bool stopped;
+} stream;
+
+/* A 2xx body goes to the peer's on_data; an error's is collected. */
+static size_t pass(char *p, size_t size, size_t n, void *userdata)
+{
+	stream *s = userdata;
+	long status = 0;
+	curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status >= 300)
+		return collect(p, size, n, s->r);
+	if (s->p->on_data(p, size * n, s->p->on_data_data))
+		return size * n;
+	s->stopped = true;
+	return 0;
+}
+
 static int translate(CURLcode c)
 {
 	switch (c) {
@@ -68,9 +89,12 @@ int nf_http(const nf_http_peer *p, const char *method, const char *path, const c
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, p->total_ms);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r.error);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	stream st = {.c = c, .p = p, .r = &r};
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, p->on_data ? pass : collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, p->on_data ? (void *)&st : (void *)&r);
 	CURLcode cr = curl_easy_perform(c);
+	if (st.stopped && cr == CURLE_WRITE_ERROR)
+		cr = CURLE_OK;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
 	curl_off_t after = 0;
 	if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)

@@ -8,13 +8,18 @@
 #include <stddef.h>
 
 typedef struct {
-	const char *socket;	  /* the agent's unix socket, used when url is NULL */
-	const char *url;	  /* "http://host:port" instead of the socket */
-	const char *token;	  /* a bearer token, or NULL */
-	const char *ca_file;	  /* https: the CA bundle the server's certificate must chain
-				   * to (a cluster's ca.crt); NULL: the system's */
-	const char *content_type; /* of a body; NULL: application/json */
-	long connect_ms, total_ms;
+	const char *socket;	   /* the agent's unix socket, used when url is NULL */
+	const char *url;	   /* "http://host:port" instead of the socket */
+	const char *token;	   /* a bearer token, or NULL */
+	const char *ca_file;	   /* https: the CA bundle the server's certificate must chain
+				    * to (a cluster's ca.crt); NULL: the system's */
+	const char *content_type;  /* of a body; NULL: application/json */
+	long connect_ms, total_ms; /* total_ms 0: none (a stream) */
+	/* A 2xx body as it comes (an event stream), instead of collected in the
+	 * reply: each piece to on_data, which returns false to stop (the
+	 * request then ends with 0). NULL: collected. */
+	bool (*on_data)(const char *p, size_t n, void *userdata);
+	void *on_data_data;
 } nf_http_peer;
 
 typedef struct {

@@ -88,6 +88,61 @@ void nf_record_start(nf_record *r)
 	r->state = NF_REC_RUNNING;
 }
 
+void nf_record_progress_set(nf_record *r, const nf_progress *p)
+{
+	nf_record_progress *g = &r->progress;
+	unsigned s = atomic_load_explicit(&g->seq, memory_order_relaxed);
+	atomic_store_explicit(&g->seq, s + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&g->phase, p->phase, memory_order_relaxed);
+	atomic_store_explicit(&g->done, p->done_bytes, memory_order_relaxed);
+	atomic_store_explicit(&g->total, p->total_bytes, memory_order_relaxed);
+	atomic_store_explicit(&g->elapsed_ns, p->elapsed_ns, memory_order_relaxed);
+	atomic_store_explicit(&g->move_ns, p->move_ns, memory_order_relaxed);
+	atomic_store_explicit(&g->seq, s + 2, memory_order_release);
+}
+
+bool nf_record_progress_get(const nf_record *r, nf_progress *ret)
+{
+	nf_record_progress *g = (nf_record_progress *)&r->progress;
+	for (int tries = 0; tries < 100; tries++) {
+		unsigned s1 = atomic_load_explicit(&g->seq, memory_order_acquire);
+		if (!s1)
+			return false;
+		if (s1 & 1)
+			continue;
+		nf_progress p = {
+		    .phase = atomic_load_explicit(&g->phase, memory_order_relaxed),
+		    .done_bytes = atomic_load_explicit(&g->done, memory_order_relaxed),
+		    .total_bytes = atomic_load_explicit(&g->total, memory_order_relaxed),
+		    .elapsed_ns = atomic_load_explicit(&g->elapsed_ns, memory_order_relaxed),
+		    .move_ns = atomic_load_explicit(&g->move_ns, memory_order_relaxed),
+		};
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&g->seq, memory_order_relaxed) == s1) {
+			*ret = p;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool put_u64(json_object *o, const char *key, uint64_t v);
+
+json_object *nf_progress_json(const nf_progress *p)
+{
+	json_object *o = json_object_new_object();
+	bool ok = o && nf_json_add(o, "phase", json_object_new_string(nf_phase_name(p->phase))) &&
+		  put_u64(o, "moved_bytes", p->done_bytes) &&
+		  put_u64(o, "total_bytes", p->total_bytes) &&
+		  put_u64(o, "rate_bytes_per_s", nf_progress_rate(p)) &&
+		  put_u64(o, "eta_s", nf_progress_eta_s(p)) &&
+		  put_u64(o, "elapsed_ms", p->elapsed_ns / 1000000);
+	if (!ok)
+		return json_object_put(o), NULL;
+	return o;
+}
+
 static nf_result classify(int err, const nf_migration *m)
 {
 	if (err < 0)
@@ -258,6 +313,9 @@ json_object *nf_record_json(const nf_record *r)
 		ok = nf_json_add(o, "started_at", json_object_new_string(r->started_at));
 	if (ok && r->state == NF_REC_DONE)
 		ok = put_outcome(o, r);
+	nf_progress p;
+	if (ok && r->state == NF_REC_RUNNING && nf_record_progress_get(r, &p))
+		ok = nf_json_add(o, "progress", nf_progress_json(&p));
 	if (!ok)
 		return json_object_put(o), NULL;
 	return o;

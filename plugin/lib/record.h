@@ -30,6 +30,16 @@ typedef enum {
 	NF_RES_COUNT
 } nf_result;
 
+/* How far a running record is: written by the one thread that runs it
+ * (nf_record_progress_set, from the engine's progress callback) without the
+ * agent's lock, read by anyone (nf_record_progress_get): a sequence lock
+ * over atomics, so a reader never sees one report's bytes with another's
+ * phase, and the writer never waits. */
+typedef struct {
+	atomic_uint seq; /* odd while a report is written; 0: none yet */
+	_Atomic uint64_t phase, done, total, elapsed_ns, move_ns;
+} nf_record_progress;
+
 typedef struct {
 	atomic_int refs;
 	uint64_t id;
@@ -62,6 +72,7 @@ typedef struct {
 	uint64_t widen_ms, move_ms, narrow_ms;
 	/* the agent's: the journal lacks its state now (an append failed) */
 	bool unsaved;
+	nf_record_progress progress; /* while running; in the JSON then */
 } nf_record;
 
 const char *nf_trigger_name(nf_trigger t);
@@ -76,6 +87,14 @@ nf_record *nf_record_ref(nf_record *r);
 void nf_record_unref(nf_record *r);
 /* Marks R running from now. */
 void nf_record_start(nf_record *r);
+/* The engine's report P on R (its progress callback). */
+void nf_record_progress_set(nf_record *r, const nf_progress *p);
+/* R's last report; false when none came yet, or a writer kept it busy. */
+bool nf_record_progress_get(const nf_record *r, nf_progress *ret);
+/* {phase, moved_bytes, total_bytes, rate_bytes_per_s, eta_s, elapsed_ms};
+ * NULL when out of memory. */
+json_object *nf_progress_json(const nf_progress *p);
+
 /* Concludes R from the engine's run: ERR (a -errno) when it could not start,
  * else M; KERNEL bytes moved by the kernel meanwhile, NS the time it took.
  * -ENOMEM leaves R concluded without its error messages. */

@@ -333,6 +333,13 @@ static void check_reply(transport how, const nf_request *q, const nf_reply *r, b
 	if (r->status >= 400 || how == UNIX_REFUSED || (how >= TCP_READ_ONLY && !authorized))
 		check(!changed);
 
+	/* the event stream: the transport's (api.c), with nothing but the headers */
+	check(r->stream == (strcmp(q->path, "/v1/events") == 0 && r->status == 200 && !early));
+	if (r->stream) {
+		check(get);
+		check(strcmp(r->type, "text/event-stream") == 0 && !*r->text);
+		return;
+	}
 	if (strcmp(q->path, "/metrics") == 0 && r->status == 200 && !early) {
 		check(strcmp(r->type, "text/plain; version=0.0.4; charset=utf-8") == 0);
 		check(exposition(r->text));
