@@ -40,11 +40,11 @@ expect() {
 }
 
 expect "numafollow mi<TAB>" "$(complete_line numafollow mi)" "migrate"
-expect "numafollow <TAB>" "$(complete_line numafollow "")" "migrate move show status ps history"
+expect "numafollow <TAB>" "$(complete_line numafollow "")" "migrate move show status ps top history"
 expect "numafollow --<TAB>" "$(complete_line numafollow --)" "--help --version"
 got=$(complete_line numafollow move --)
-echo "$got" | grep -qx -- --to || fail "numafollow move --<TAB>: no --to in '$(words "$got")'"
-! echo "$got" | grep -qx -- --via-agent || fail "numafollow move --<TAB> offers --via-agent"
+grep -qx -- --to <<<"$got" || fail "numafollow move --<TAB>: no --to in '$(words "$got")'"
+grep -qx -- --via-agent <<<"$got" || fail "numafollow move --<TAB>: no --via-agent in '$(words "$got")'"
 echo "-- numafollow move --<TAB>: $(words "$got")"
 expect "numafollow migrate --method <TAB>" "$(complete_line numafollow migrate --method "")" \
 	"auto migrate_pages move_pages"
@@ -56,7 +56,7 @@ expect "numafollow ps --json --t<TAB>" "$(complete_line numafollow ps --json --t
 # every long option of --help, and no other
 offered=$({
 	complete_line numafollow --
-	for c in migrate move show status ps history; do complete_line numafollow "$c" --; done
+	for c in migrate move show status ps top history; do complete_line numafollow "$c" --; done
 } | sort -u)
 help=$(build/numafollow --help | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
 [ "$offered" = "$help" ] ||
