@@ -145,6 +145,11 @@ kill "$AGENT"
 wait "$AGENT" || fail "numafollowd exited $?"
 AGENT=
 kill "$IMP"
+# its hog shares memhog-static's text with the next one's, pages an agent
+# without CAP_SYS_NICE cannot move
+kill "$pid0"
+gone() { ! kill -0 "$1" 2>/dev/null; }
+wait_for "the impostor phase's hog to exit" 60 gone "$pid0"
 
 NFD=$T/nfd start_agent --kube-sa-dir "$SA" --kube-events-queue 3
 grep -q "kube events: on, to https://127.0.0.1:$PORT" "$T/agent.log" || fail "events are not on"
