@@ -148,7 +148,7 @@ kill "$IMP"
 # its hog shares memhog-static's text with the next one's, pages an agent
 # without CAP_SYS_NICE cannot move
 kill "$pid0"
-gone() { ! kill -0 "$1" 2>/dev/null; }
+gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
 wait_for "the impostor phase's hog to exit" 60 gone "$pid0"
 
 NFD=$T/nfd start_agent --kube-sa-dir "$SA" --kube-events-queue 3
