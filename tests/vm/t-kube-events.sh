@@ -141,12 +141,17 @@ grep "kube events: POST" "$T/agent.log" | head -n 1
 grep -q "kube events: POST .*unreachable: SSL certificate problem" "$T/agent.log" ||
 	fail "the refusal is not the certificate's"
 expect_eq "requests the impostor saw (no Event, no token)" "$(wc -l <"$IMP_REQ")" 0
+# back to node 0: the move took memhog-static's page cache (its text) to node
+# 1, where the next hogs, on node 0, would map it and start outside their mems
+set_mems "$cg0" 0
+wait_for "the migration back (impostor)" 60 migrated "$cid0" 2
+expect_eq "requests the impostor saw (no Event, no token)" "$(wc -l <"$IMP_REQ")" 0
 kill "$AGENT"
 wait "$AGENT" || fail "numafollowd exited $?"
 AGENT=
 kill "$IMP"
-# its hog shares memhog-static's text with the next one's, pages an agent
-# without CAP_SYS_NICE cannot move
+# its hog would share memhog-static's text with the next one, pages an
+# agent without CAP_SYS_NICE cannot move
 kill "$pid0"
 gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
 wait_for "the impostor phase's hog to exit" 60 gone "$pid0"
