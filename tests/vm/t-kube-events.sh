@@ -301,6 +301,7 @@ expect_ge "seconds left to stop (of 30, a wait would take 60)" $((30 - ($(date +
 # out its 15 s): the stop ends the request under way.
 echo hang >"$MODE"
 NFD=$T/nfd start_agent --kube-sa-dir "$SA" --kube-events-queue 3
+register "$cid" "$pid" web-0 "$uid" # the pod's names come with the registration
 set_mems "$cg" 0
 wait_for "migration 16" 60 migrated "$cid" 16
 wait_for "a request the server holds" 60 has '.status == 0'
