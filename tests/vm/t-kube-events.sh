@@ -275,7 +275,7 @@ dropped=$(metric numafollow_kube_events_dropped_total)
 expect_ge "dropped (queue full)" "$dropped" 1
 say "queued = $(metric numafollow_kube_events_queued)"
 grep -q "kube events: the queue is full" "$T/agent.log" || fail "no log line about the full queue"
-unreach() { grep -q 'not delivered to https://127.0.0.1:[0-9]*: unreachable' "$T/agent.log"; }
+unreach() { grep -q "not delivered to https://127.0.0.1:$PORT: unreachable" "$T/agent.log"; }
 wait_for "the log to say the server is unreachable" 90 unreach
 grep 'unreachable' "$T/agent.log" | grep -v '^debug' | head -n 2
 expect_ge "failed as unreachable" "$(metric 'numafollow_kube_events_failed_total{reason="unreachable"}')" 1
