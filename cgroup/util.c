@@ -124,6 +124,13 @@ int nf_conf_line(char *line, char **name, char **value)
 	char *s = trim(line), *eq;
 	if (!*s || *s == '#')
 		return 0;
+	/* "workers = 2 # two": a '#' after a blank starts a comment */
+	for (char *h = strchr(s, '#'); h; h = strchr(h + 1, '#'))
+		if (h[-1] == ' ' || h[-1] == '\t') {
+			*h = '\0';
+			s = trim(s);
+			break;
+		}
 	if (!(eq = strchr(s, '=')))
 		return -EINVAL;
 	*eq = '\0';

@@ -73,7 +73,9 @@ int nf_parse_hex(const char *s, const char **ret_end, uint64_t *ret);
 /* Monotonic clock in nanoseconds. */
 uint64_t nf_now_ns(void);
 /* A settings-file line "name = value", split in place with both sides
- * trimmed: 1, or 0 for a blank or '#' comment line, or -EINVAL without '='. */
+ * trimmed: 1, or 0 for a blank or '#' comment line, or -EINVAL without '='.
+ * A '#' after a blank starts a comment to the end of the line ("a = 1 # b");
+ * one inside a word does not ("path = /x#y"). */
 int nf_conf_line(char *line, char **name, char **value);
 /* Whether S is well-formed UTF-8. Cgroup names need not be: anyone with a
  * delegated subtree can name one with any bytes. */

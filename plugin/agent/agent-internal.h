@@ -98,6 +98,9 @@ struct nf_cg {
 	bool drifted;
 	bool gone;	/* removed while a worker still holds it */
 	bool announced; /* the event stream was told it is a container */
+	/* a staged move ended at other mems than its target (another writer's):
+	 * they are followed as a change once the move is off C */
+	bool refollow;
 	nf_registration *reg;
 	nf_record *last; /* the last migration */
 	nf_job *running, *pending;
@@ -110,6 +113,7 @@ struct nf_job {
 	nf_nodeset from, to;
 	bool has_from, queued;
 	bool staged; /* a staged move to TO: it writes cpuset.mems itself */
+	bool resume; /* a staged move cut short after widening FROM to FROM u TO */
 	bool assist; /* an assist of the kernel's migration from FROM: no record */
 	nf_record *record;
 	_Atomic bool cancel;
@@ -228,6 +232,10 @@ nf_nodeset nf_job_sampled_from(const nf_agent *a, const nf_cg *c, const nf_nodes
 void nf_job_enqueue(nf_agent *a, nf_job *j);
 /* Takes C's queued job off the queue and frees it. */
 void nf_job_drop_pending(nf_agent *a, nf_cg *c);
+/* At the start, for staged move REC that a crash or a stop cut short: when
+ * its container's cpuset.mems is the union it widened to, a staged move
+ * resumes it to its target (docs/architecture.md says why not back). */
+void nf_job_resume_staged(nf_agent *a, const nf_record *rec);
 void *nf_job_worker(void *userdata);
 
 /* assist.c */

@@ -91,8 +91,29 @@ static nf_cg *find_path(void *userdata, const char *rel)
 	return nf_tree_find_path(userdata, rel, false);
 }
 
-/* Scans and watches the tree, gives each container its last migration and
- * queues the repair of drift from before the start. */
+/* Records replayed as queued or running were cut short by a stop or a crash:
+ * concluded as such; a staged move among them that had widened its
+ * container's mems is resumed (jobs.c), newest first. */
+static void conclude_interrupted(nf_agent *a)
+{
+	nf_record *r, **cut = calloc(a->hist.len + 1, sizeof(*cut));
+	size_t n = 0;
+	for (size_t i = 0; cut && (r = nf_history_newest(&a->hist, i)); i++)
+		if (r->state == NF_REC_RUNNING && r->trigger == NF_TRIG_MOVE)
+			cut[n++] = nf_record_ref(r);
+	if (!cut)
+		nf_log(LOG_WARNING, "out of memory: staged moves cut short are not resumed");
+	nf_history_conclude_interrupted(&a->hist);
+	for (size_t i = 0; i < n; i++) {
+		nf_job_resume_staged(a, cut[i]);
+		nf_record_unref(cut[i]);
+	}
+	free(cut);
+}
+
+/* Scans and watches the tree, gives each container its last migration,
+ * resumes staged moves cut short and queues the repair of drift from before
+ * the start. */
 static void scan(nf_agent *a)
 {
 	uint64_t t0 = nf_now_ns();
@@ -101,6 +122,7 @@ static void scan(nf_agent *a)
 	pthread_mutex_lock(&a->lock);
 	nf_tree_scan(a, a->top);
 	nf_history_link(&a->hist, find_path, a);
+	conclude_interrupted(a);
 	nf_reconcile_drift(a, a->top);
 	pthread_mutex_unlock(&a->lock);
 	nf_log(LOG_INFO, "watching %zu cgroups under '%s%s' (%s), scanned in %llu ms", a->n_cgs + 1,
@@ -131,7 +153,6 @@ static int start(nf_agent *a, const nf_agent_config *cfg)
 		return nf_log_errno(LOG_ERR, r, "--cgroup-root '%s'", cfg->cgroup_root);
 	if ((r = nf_history_open(&a->hist, cfg->state_dir, cfg->journal_max)) < 0)
 		return r;
-	nf_history_conclude_interrupted(&a->hist);
 	a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (a->inotify_fd < 0)
 		return nf_log_errno(LOG_ERR, -errno, "inotify_init1");

@@ -27,7 +27,8 @@ void nf_history_done(nf_history *h);
 /* Takes a reference to R; the oldest record drops out when full. */
 void nf_history_push(nf_history *h, nf_record *r);
 /* The same, but R replaces a record with its id where there is one (the
- * journal holds a record as handed out, then as concluded). */
+ * journal holds a record as handed out, then as concluded; a staged move
+ * also as started, between the two). */
 void nf_history_put(nf_history *h, nf_record *r);
 /* The I-th newest record (0: the newest), or NULL past the end. */
 nf_record *nf_history_newest(const nf_history *h, size_t i);

@@ -128,6 +128,45 @@ static void count(nf_agent *a, const nf_record *r)
 	s->duration_bucket[b]++;
 }
 
+void nf_job_resume_staged(nf_agent *a, const nf_record *rec)
+{
+	char path[PATH_MAX], b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
+	nf_nodeset widened, mems;
+	unsigned long long id = rec->id;
+	nf_nodeset_union(&rec->from, &rec->to, &widened);
+	if (nf_nodeset_equal(&widened, &rec->from) || nf_nodeset_equal(&widened, &rec->to))
+		return; /* it widened nothing: its mems are as before, or the target */
+	nf_cg *c = nf_tree_find_path(a, rec->cgroup, false);
+	nf_cgroup cg = c ? nf_cg_cgroup(a, c, path) : (nf_cgroup){0};
+	if (!c || !nf_cg_is_container(c) || nf_cgroup_read_mems(&cg, &mems, NULL) < 0) {
+		nf_log(LOG_INFO, "staged move %llu was cut short; its cgroup '%s' is gone", id,
+		       rec->cgroup);
+		return;
+	}
+	if (!nf_nodeset_equal(&mems, &widened)) {
+		nf_log(LOG_NOTICE,
+		       "container %s: staged move %llu was cut short; its cpuset.mems are %s, not "
+		       "the %s it widened to: left as they are",
+		       nf_cg_id(c), id, nf_nodeset_format(&mems, b1, sizeof(b1)),
+		       nf_nodeset_format(&widened, b2, sizeof(b2)));
+		return;
+	}
+	nf_job *j = c->running || c->pending ? NULL : nf_job_new(a, c, NF_TRIG_MOVE, &rec->from);
+	if (!j)
+		return;
+	j->to = j->record->to = rec->to;
+	j->staged = j->resume = true;
+	nf_history_push(&a->hist, j->record);
+	nf_history_save(&a->hist, j->record);
+	c->pending = j;
+	nf_job_enqueue(a, j);
+	nf_log(LOG_NOTICE,
+	       "container %s: staged move %llu was cut short with cpuset.mems widened to %s; "
+	       "resuming it to %s as move %llu",
+	       nf_cg_id(c), id, nf_nodeset_format(&widened, b1, sizeof(b1)),
+	       nf_nodeset_format(&rec->to, b2, sizeof(b2)), (unsigned long long)j->record->id);
+}
+
 /* The record, the metrics, the journal, the container. */
 static void finish(nf_agent *a, nf_job *j, int r, const nf_migration *m, uint64_t kernel,
 		   uint64_t ns)
@@ -169,7 +208,7 @@ typedef struct {
 	char *rel;
 	nf_migrate_opts o;
 	unsigned nnodes;
-	bool staged, settle;
+	bool staged, resume, settle;
 	uint64_t before;   /* bytes outside the target when the write began */
 	uint64_t assisted; /* moved by assists since */
 	int r;
@@ -203,6 +242,7 @@ static void prepare(nf_agent *a, nf_job *j, run *x)
 	*x = (run){.rel = strdup(c->rel),
 		   .nnodes = a->nnodes,
 		   .staged = j->staged,
+		   .resume = j->resume,
 		   .settle = j->has_from,
 		   .before = outside_at_start(a, c, &j->to),
 		   .assisted = c->assisted,
@@ -220,6 +260,13 @@ static void prepare(nf_agent *a, nf_job *j, run *x)
 	c->assisted = 0;
 	j->record->assisted_bytes = x->assisted;
 	nf_record_start(j->record);
+	/* A staged move is journaled as it starts, from the mems it widens, so
+	 * that a restart after a crash between its writes can finish it. */
+	if (j->staged) {
+		if (!j->resume)
+			j->record->from = c->eff;
+		nf_history_save(&a->hist, j->record);
+	}
 	x->sink = (nf_announce_sink){.stream = a->stream, .record = j->record};
 	x->o.progress = nf_announce_progress_unlocked;
 	x->o.progress_data = &x->sink;
@@ -231,7 +278,9 @@ static void staged_unlocked(const nf_cgroup *cg, run *x)
 {
 	x->ran_staged = true;
 	x->o.no_descendants = false; /* the write changes the whole subtree's mems */
-	x->r = nf_staged_move(cg, &x->o, &x->s);
+	nf_nodeset old = x->o.from;
+	x->r =
+	    x->resume ? nf_staged_resume(cg, &x->o, &old, &x->s) : nf_staged_move(cg, &x->o, &x->s);
 	x->ns = nf_now_ns() - x->t0;
 	/* the new mems now: the events of its own writes, read later, find no change */
 	x->has_eff = nf_cgroup_read_mems(cg, NULL, &x->eff) == 0;
@@ -271,9 +320,39 @@ static void migrate_unlocked(const nf_hierarchy *h, run *x)
 	nf_cgroup_done(&cg);
 }
 
+/* What a staged move's writes met: a failure whose putting back failed too,
+ * and another writer's mems, which win (followed once the move is off C). */
+static void staged_concluded(nf_job *j, run *x)
+{
+	char b1[NF_NODESET_STRLEN], b2[NF_NODESET_STRLEN];
+	nf_cg *c = j->cg;
+	unsigned long long id = j->record->id;
+	if (x->r < 0 && x->s.written && !x->s.restored && !x->s.raced)
+		nf_log_errno(LOG_ERR, x->s.restore_r,
+			     "container %s: staged move %llu failed, and putting cpuset.mems back "
+			     "to %s failed too: they stay as the move left them",
+			     nf_cg_id(c), id, nf_nodeset_format(&x->s.old, b1, sizeof(b1)));
+	if (x->s.raced)
+		nf_log(LOG_NOTICE,
+		       "container %s: cpuset.mems were written to %s by someone else during staged "
+		       "move %llu to %s: the move writes no more, and the agent follows them",
+		       nf_cg_id(c), nf_nodeset_format(&x->s.raced_mems, b1, sizeof(b1)), id,
+		       nf_nodeset_format(&x->o.to, b2, sizeof(b2)));
+	if (x->r == 0 && x->s.raced)
+		x->s.m.cancelled = true; /* superseded by that write */
+	/* Ended elsewhere than its target: a change from what the move's own
+	 * writes left (the union), once the move is off C. */
+	if (x->has_eff && !c->gone && !nf_nodeset_equal(&x->eff, &x->o.to)) {
+		c->refollow = true;
+		x->eff = x->s.written ? x->s.widened : c->eff;
+	}
+}
+
 static void conclude(nf_agent *a, nf_job *j, run *x)
 {
 	nf_cg *c = j->cg;
+	if (x->ran_staged)
+		staged_concluded(j, x);
 	if (x->ran_staged && x->r == 0) {
 		j->record->staged = true;
 		j->record->widen_ms = x->s.widen_ns / 1000000;
@@ -338,6 +417,10 @@ static void run_drops_lock(nf_agent *a, nf_job *j)
 		run_migration_drops_lock(a, j);
 	c->running = NULL;
 	nf_job_free(j);
+	if (c->refollow && !c->gone) {
+		c->refollow = false;
+		nf_follow_mems(a, c, NF_TRIG_INOTIFY, false);
+	}
 	if (c->pending && !c->pending->queued)
 		nf_job_enqueue(a, c->pending);
 	if (c->gone)

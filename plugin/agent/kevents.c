@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -397,12 +399,94 @@ const char *nf_kev_fail_name(nf_kev_fail f)
 	return f < NF_KEV_FAIL_COUNT ? names[f] : "?";
 }
 
+/* ---- the service account's ca.crt, in form ---- */
+
+static int b64_value(char c)
+{
+	const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *p = c ? strchr(a, c) : NULL;
+	return p ? (int)(p - a) : -1;
+}
+
+/* The DER of a PEM body [S, E): base64 in lines, '=' padding at the end. */
+static int b64_decode(const char *s, const char *e, unsigned char *out, size_t *ret_len)
+{
+	size_t n = 0, pad = 0;
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	for (; s < e; s++) {
+		int v;
+		if (*s == '\n' || *s == '\r' || *s == ' ' || *s == '\t')
+			continue;
+		if (*s == '=') {
+			pad++;
+			continue;
+		}
+		if (pad || (v = b64_value(*s)) < 0)
+			return -EINVAL;
+		acc = acc << 6 | v;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			out[n++] = acc >> bits & 0xff;
+		}
+	}
+	if (pad > 2)
+		return -EINVAL;
+	*ret_len = n;
+	return 0;
+}
+
+/* One DER SEQUENCE filling D[0, N): tag, length (short or long form), body. */
+static bool der_sequence(const unsigned char *d, size_t n)
+{
+	if (n < 2 || d[0] != 0x30)
+		return false;
+	size_t len = d[1], head = 2;
+	if (len & 0x80) {
+		unsigned k = len & 0x7f;
+		if (k == 0 || k > 4 || n < 2 + k)
+			return false;
+		len = 0;
+		for (unsigned i = 0; i < k; i++)
+			len = len << 8 | d[2 + i];
+		head += k;
+	}
+	return head + len == n;
+}
+
+int nf_kev_ca_check(const char *text)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----",
+			  end[] = "-----END CERTIFICATE-----";
+	unsigned certs = 0;
+	for (const char *p = text;;) {
+		p += strspn(p, " \t\r\n");
+		if (!*p)
+			break;
+		if (strncmp(p, begin, strlen(begin)) != 0)
+			return -EINVAL;
+		const char *body = p + strlen(begin), *e = strstr(body, end);
+		if (!e)
+			return -EINVAL;
+		_cleanup_free_ unsigned char *der = malloc(e - body);
+		size_t n;
+		if (!der)
+			return -ENOMEM;
+		if (b64_decode(body, e, der, &n) < 0 || !der_sequence(der, n))
+			return -EINVAL;
+		certs++;
+		p = e + strlen(end);
+	}
+	return certs ? 0 : -EINVAL;
+}
+
 struct nf_kevents {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	pthread_t thread;
 	bool stopping;
-	nf_kevent *queue; /* a ring of queue_max */
+	_Atomic bool abort; /* stopping: a request under way ends now */
+	nf_kevent *queue;   /* a ring of queue_max */
 	size_t head, n, queue_max;
 	nf_kevents_stats stats;
 
@@ -523,7 +607,8 @@ static outcome request(nf_kevents *k, const char *method, const char *path, cons
 				  .ca_file = k->ca_path,
 				  .content_type = type,
 				  .connect_ms = CONNECT_MS,
-				  .total_ms = TOTAL_MS};
+				  .total_ms = TOTAL_MS,
+				  .abort = &k->abort};
 		nf_http_reply rep = {0};
 		o = (outcome){.err = nf_http(&p, method, path, body, &rep), .status = rep.status};
 		if (o.err)
@@ -533,7 +618,7 @@ static outcome request(nf_kevents *k, const char *method, const char *path, cons
 		long after = rep.retry_after_s;
 		nf_http_reply_done(&rep);
 		o.attempts = attempt;
-		if (ok(&o))
+		if (ok(&o) || o.err == -ECANCELED)
 			return o;
 		nf_kev_fail f = kind(&o);
 		if (f == NF_KEV_FAIL_UNAUTHORIZED && !reread && read_token(k) == 0) {
@@ -572,6 +657,11 @@ static const char *hint(nf_kev_fail f)
  * the log with one line per migration. */
 static void failure(nf_kevents *k, const nf_kevent *e, const outcome *o)
 {
+	if (o->err == -ECANCELED) { /* the stop, not the server */
+		nf_log(LOG_INFO, "kube events: event %s about pod %s/%s cut short by the stop",
+		       e->reason, e->ns, e->pod);
+		return;
+	}
 	nf_kev_fail f = kind(o);
 	count(k, &k->stats.failed[f]);
 	char status[32] = "";
@@ -737,8 +827,14 @@ static int config(nf_kevents *k, const nf_kevents_config *cfg, const char **ret_
 	    asprintf(&k->instance, "numafollow-%s", node) < 0)
 		return *ret_msg = "out of memory", -ENOMEM;
 	k->instance[nf_utf8_prefix(k->instance, NF_KEV_FIELD_MAX)] = '\0';
-	if (access(k->ca_path, R_OK) < 0)
-		return *ret_msg = "cannot read the service account's ca.crt", -errno;
+	_cleanup_free_ char *ca = NULL;
+	int e = nf_read_file_max(k->ca_path, 1 << 20, &ca, NULL);
+	if (e < 0)
+		return *ret_msg = "cannot read the service account's ca.crt", e;
+	if (nf_kev_ca_check(ca) < 0)
+		return *ret_msg = "the service account's ca.crt holds no PEM certificate, or "
+				  "something else besides",
+		       -EINVAL;
 	int r = read_token(k);
 	if (r < 0)
 		return *ret_msg = "cannot read the service account's token", r;
@@ -796,6 +892,7 @@ void nf_kevents_stop(nf_kevents *k)
 		return;
 	pthread_mutex_lock(&k->lock);
 	k->stopping = true;
+	atomic_store(&k->abort, true);
 	size_t left = k->n;
 	pthread_cond_broadcast(&k->cond);
 	pthread_mutex_unlock(&k->lock);

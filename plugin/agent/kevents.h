@@ -69,6 +69,13 @@ char *nf_kev_series_patch(uint32_t count, uint64_t last_ns);
  * when the server said (capped), else the doubling backoff; in ms. */
 uint64_t nf_kev_backoff_ms(unsigned attempt, long retry_after_s);
 
+/* Whether TEXT (a ca.crt) holds PEM certificates, and nothing but: 0 with at
+ * least one, each a BEGIN/END CERTIFICATE block whose base64 decodes to one
+ * DER SEQUENCE of the length it says; -EINVAL otherwise. TLS checks the
+ * certificates themselves at the first request; this catches a file that
+ * cannot be one (empty, a key, a token, cut short) at the start. */
+int nf_kev_ca_check(const char *text);
+
 /* The spam filter and the aggregation, as client-go's recorder keeps them. */
 typedef struct nf_kev_filter nf_kev_filter;
 typedef enum {

@@ -59,6 +59,9 @@ static int request_body(const nf_cli_args *a, const char *method, const char *pa
 	r = nf_http(&p, method, path, body, &reply);
 	if (r == -ENOMEM)
 		return r;
+	if (r == -EFBIG)
+		return nf_cli_system(e, r, "the answer of the agent at '%s': %s",
+				     a->url ? a->url : a->socket, reply.error);
 	if (r < 0)
 		return nf_cli_system(e, r,
 				     "cannot reach the agent at '%s': %s (is numafollowd running?)",

@@ -465,8 +465,22 @@ int nf_cli_migrate(const nf_cli_args *a)
 
 /* ---- move (staged) ---- */
 
-static int staged_error(const nf_cgroup *cg, int r, nf_cli_error *e)
+static int staged_error(const nf_cgroup *cg, int r, const nf_staged *s, nf_cli_error *e)
 {
+	char b[NF_NODESET_STRLEN];
+	if (s->written && s->raced)
+		return nf_cli_system(
+		    e, r,
+		    "moving cgroup '%s' in stages: %s; its cpuset.mems were written "
+		    "to %s by someone else meanwhile, and are left so",
+		    cg->path, strerror(-r), nf_nodeset_format(&s->raced_mems, b, sizeof(b)));
+	if (s->written && !s->restored)
+		return nf_cli_system(
+		    e, r,
+		    "moving cgroup '%s' in stages: %s; putting its cpuset.mems back "
+		    "to %s failed too (%s): they are as the move left them",
+		    cg->path, strerror(-r), nf_nodeset_format(&s->old, b, sizeof(b)),
+		    strerror(-s->restore_r));
 	if (r == -EROFS)
 		return nf_cli_system(e, r,
 				     "cgroup '%s': cpuset.mems is on a read-only mount, and the "
@@ -526,9 +540,12 @@ static void print_staged(const nf_cgroup *cg, const nf_migrate_opts *o, const nf
 		printf(" on %u thread%s, %.2f MiB", s->m.threads, s->m.threads == 1 ? "" : "s",
 		       nf_mib(s->m.gentle_bytes));
 	printf(")\n");
-	if (s->kernel_migrates)
+	if (s->kernel_migrates && !s->raced)
 		printf("  3. cpuset.mems = %-8s %8llu ms  (the kernel swept %.2f MiB)\n", to,
 		       (unsigned long long)(s->narrow_ns / 1000000), nf_mib(s->kernel_bytes));
+	if (s->raced)
+		printf("  3. not narrowed: cpuset.mems = %s, written by someone else meanwhile\n",
+		       nf_nodeset_format(&s->raced_mems, mid, sizeof(mid)));
 	printf("\nleft outside node %s: %.2f MiB\n", to, nf_mib(s->residual_bytes));
 	nf_reason why[NF_REASONS_MAX];
 	size_t n = s->residual_bytes ? nf_explain(&s->m, &o->to, why) : 0;
@@ -553,7 +570,7 @@ static int move(const nf_cli_args *a, nf_cli_error *e, int *ret_status)
 	r = nf_staged_move(&cg, &o, &s);
 	nf_cli_progress_end(&line, r == 0);
 	if (r < 0)
-		return staged_error(&cg, r, e);
+		return staged_error(&cg, r, &s, e);
 	if (a->json && (r = print_staged_json(&cg, &o, &s)) < 0)
 		return r;
 	if (!a->json)

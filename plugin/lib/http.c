@@ -2,14 +2,21 @@
 #include "../../cgroup/util.h"
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <string.h>
+
+/* No answer the agent, dockerd or the API server gives us comes near this:
+ * the agent's largest is a page of 1000 records. */
+#define REPLY_MAX (4 * 1024 * 1024)
 
 static size_t collect(char *p, size_t size, size_t n, void *userdata)
 {
 	nf_http_reply *r = userdata;
 	size_t add = size * n;
-	if (r->len + add > 64 * 1024 * 1024)
-		return 0; /* no agent answers with that much */
+	if (r->len + add > REPLY_MAX) {
+		r->too_big = true;
+		return 0;
+	}
 	char *d = realloc(r->body, r->len + add + 1);
 	if (!d)
 		return 0;
@@ -52,9 +59,19 @@ static int translate(CURLcode c)
 		return -ETIMEDOUT;
 	case CURLE_OUT_OF_MEMORY:
 		return -ENOMEM;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return -ECANCELED;
 	default:
 		return -EIO;
 	}
+}
+
+/* Called about once a second while nothing moves, often while data does. */
+static int progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		    curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return atomic_load((const _Atomic bool *)userdata) ? 1 : 0;
 }
 
 int nf_http(const nf_http_peer *p, const char *method, const char *path, const char *body,
@@ -79,8 +96,18 @@ int nf_http(const nf_http_peer *p, const char *method, const char *path, const c
 	if (!p->url)
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->socket);
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	if (p->ca_file)
+	/* That CA only: Debian's libcurl also trusts its built-in CA path
+	 * (/etc/ssl/certs) unless told not to, and the token would go to any
+	 * server with a certificate from a CA in the image's store. */
+	if (p->ca_file) {
 		curl_easy_setopt(c, CURLOPT_CAINFO, p->ca_file);
+		curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+	}
+	if (p->abort) {
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)p->abort);
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	}
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	if (body || strcmp(method, "POST") == 0)
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
@@ -106,6 +133,9 @@ int nf_http(const nf_http_peer *p, const char *method, const char *path, const c
 		snprintf(r.error, sizeof(r.error), "%s", strerror(oserr));
 	curl_easy_cleanup(c);
 	curl_slist_free_all(hdr);
+	if (r.too_big)
+		snprintf(r.error, sizeof(r.error), "the answer is larger than %d MiB",
+			 REPLY_MAX >> 20);
 	if (cr != CURLE_OK && !r.error[0])
 		snprintf(r.error, sizeof(r.error), "%s", curl_easy_strerror(cr));
 	*ret = r;
@@ -113,7 +143,7 @@ int nf_http(const nf_http_peer *p, const char *method, const char *path, const c
 		free(TAKE_PTR(ret->body));
 		ret->len = 0;
 	}
-	return translate(cr);
+	return r.too_big ? -EFBIG : translate(cr);
 }
 
 int nf_http_setup(bool tls)

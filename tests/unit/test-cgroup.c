@@ -206,12 +206,45 @@ static void proc_cgroup(void **state)
 	}
 }
 
+/* The settings files' lines (numafollowd.conf, hook.conf): the docs promise
+ * '#' comments, at the end of a line too. */
+static void conf_lines(void **state)
+{
+	(void)state;
+	struct {
+		const char *line;
+		int kind;
+		const char *name, *value;
+	} cases[] = {
+	    {"workers = 2\n", 1, "workers", "2"},
+	    {"workers = 2 # c\n", 1, "workers", "2"},
+	    {"  workers\t=\t2\t# two workers # still\n", 1, "workers", "2"},
+	    {"socket = /run/x#y.sock # the #y stays\n", 1, "socket", "/run/x#y.sock"},
+	    {"kube-events = # nothing\n", 1, "kube-events", ""},
+	    {"# workers = 2\n", 0, NULL, NULL},
+	    {"   # indented comment\n", 0, NULL, NULL},
+	    {"\n", 0, NULL, NULL},
+	    {"workers 2 # = not a setting\n", -EINVAL, NULL, NULL},
+	    {"workers 2\n", -EINVAL, NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[128], *name = NULL, *value = NULL;
+		snprintf(buf, sizeof(buf), "%s", cases[i].line);
+		assert_int_equal(nf_conf_line(buf, &name, &value), cases[i].kind);
+		if (cases[i].kind == 1) {
+			assert_string_equal(name, cases[i].name);
+			assert_string_equal(value, cases[i].value);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(proc_cgroup),    cmocka_unit_test(detect),
 	    cmocka_unit_test(libcg_errno),    cmocka_unit_test(normalize),
 	    cmocka_unit_test(open_and_tasks), cmocka_unit_test(grow),
+	    cmocka_unit_test(conf_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

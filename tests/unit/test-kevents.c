@@ -352,13 +352,55 @@ static void bounded(void **state)
 	nf_kev_filter_free(f);
 }
 
+/* A real certificate (P-256, self-signed), as openssl wrote it. */
+static const char cert[] = "-----BEGIN CERTIFICATE-----\n"
+			   "MIIBbDCCAROgAwIBAgIUftsJpObCme5EdZRL+yZ3hBATvnIwCgYIKoZIzj0EAwIw\n"
+			   "DDEKMAgGA1UEAwwBdDAeFw0yNjEyMDUyMDQ2NDlaFw0yNjEyMDYyMDQ2NDlaMAwx\n"
+			   "CjAIBgNVBAMMAXQwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQGlt6aSUYRWTdH\n"
+			   "DeugjbzEHdnvsrEfPv0T3Z0A3xF9AGHm/kfAembLOHc0geH3jiXwlU5uY1hTKJS2\n"
+			   "2vCI3g3no1MwUTAdBgNVHQ4EFgQU0neiqX64GOxLHiROq2axML2+dagwHwYDVR0j\n"
+			   "BBgwFoAU0neiqX64GOxLHiROq2axML2+dagwDwYDVR0TAQH/BAUwAwEB/zAKBggq\n"
+			   "hkjOPQQDAgNHADBEAiB4BTaJByDJDSFd5Cf6mJkiq8db79OZqKq2wN6hiUS2YQIg\n"
+			   "VMdYbW7rShJ16A8p0UtrSA1HFKHSDuGF23qelCJjdGw=\n"
+			   "-----END CERTIFICATE-----\n";
+
+/* The ca.crt's form, checked at the start (--kube-events on refuses garbage). */
+static void ca_form(void **state)
+{
+	(void)state;
+	char two[2 * sizeof(cert) + 2], cut[sizeof(cert)], bad[sizeof(cert)];
+	snprintf(two, sizeof(two), "%s\n%s", cert, cert);
+	assert_int_equal(nf_kev_ca_check(cert), 0);
+	assert_int_equal(nf_kev_ca_check(two), 0);
+	/* nothing, or not a certificate */
+	assert_int_equal(nf_kev_ca_check(""), -EINVAL);
+	assert_int_equal(nf_kev_ca_check("\n \n"), -EINVAL);
+	assert_int_equal(nf_kev_ca_check("eyJhbGciOiJSUzI1NiJ9.garbage\n"), -EINVAL);
+	assert_int_equal(nf_kev_ca_check("-----BEGIN PRIVATE KEY-----\nAAAA\n"
+					 "-----END PRIVATE KEY-----\n"),
+			 -EINVAL);
+	/* a certificate and something else */
+	snprintf(two, sizeof(two), "%sgarbage\n", cert);
+	assert_int_equal(nf_kev_ca_check(two), -EINVAL);
+	/* cut short: no END line, or a body shorter than its DER length says */
+	snprintf(cut, sizeof(cut), "%.*s", (int)(strstr(cert, "-----END") - cert), cert);
+	assert_int_equal(nf_kev_ca_check(cut), -EINVAL);
+	const char *second = strchr(cert, '\n') + 1;
+	snprintf(cut, sizeof(cut), "%.*s%s", (int)(second - cert), cert, strstr(cert, "-----END"));
+	assert_int_equal(nf_kev_ca_check(cut), -EINVAL);
+	/* a byte that is not base64 */
+	snprintf(bad, sizeof(bad), "%s", cert);
+	bad[40] = '*';
+	assert_int_equal(nf_kev_ca_check(bad), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(normal),	  cmocka_unit_test(warning), cmocka_unit_test(no_event),
 	    cmocka_unit_test(note_limit), cmocka_unit_test(names),   cmocka_unit_test(bodies),
 	    cmocka_unit_test(backoff),	  cmocka_unit_test(rate),    cmocka_unit_test(series),
-	    cmocka_unit_test(bounded),
+	    cmocka_unit_test(bounded),	  cmocka_unit_test(ca_form),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

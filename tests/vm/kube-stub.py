@@ -14,7 +14,7 @@ is appended to the log as one JSON line: method, path, status, errors, body.
 The mode file, re-read on every request, says how to answer: "ok" (or no
 file), "403" (forbidden, as RBAC says), "429:K:S" (429 with Retry-After: S
 to the next K requests, then as "ok"), "500:K" (500 to the next K requests,
-then as "ok").
+then as "ok"), "hang" (log the request with status 0, then never answer).
 """
 import argparse
 import datetime
@@ -24,6 +24,7 @@ import re
 import ssl
 import sys
 import threading
+import time
 
 from kubernetes import client as kclient
 
@@ -189,6 +190,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != "Bearer " + STATE.token():
             return self.answer(401, status_body(401, "Unauthorized", "Unauthorized"), rec)
         mode = STATE.mode()
+        if mode == "hang":
+            rec["status"] = 0
+            with STATE.lock, open(STATE.args.log, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            time.sleep(3600)
+            return
         if mode == "403":
             return self.answer(403, status_body(
                 403, "Forbidden", 'events.events.k8s.io is forbidden: User '

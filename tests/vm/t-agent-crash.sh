@@ -45,10 +45,15 @@ check_journal() {
 		if ($1 + 0 <= last) { print "id " $1 " first appears after id " last; bad = 1 }
 		seen[$1] = 1; last = $1 + 0
 	}
-	$2 == "queued" || $2 == "running" {
+	$2 == "queued" {
 		if ($1 in out) { print "id " $1 " handed out twice"; bad = 1 }
 		if ($1 in done) { print "id " $1 " handed out after its conclusion"; bad = 1 }
 		out[$1] = 1; next
+	}
+	$2 == "running" { # a staged move, journaled as it starts
+		if ($1 in ran) { print "id " $1 " started twice"; bad = 1 }
+		if ($1 in done) { print "id " $1 " started after its conclusion"; bad = 1 }
+		ran[$1] = 1; next
 	}
 	{
 		if ($1 in done) { print "id " $1 " concluded twice"; bad = 1 }

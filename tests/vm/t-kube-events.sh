@@ -9,7 +9,11 @@
 # A 429 is retried after its Retry-After and delivered, a 500 after the
 # backoff; a 403 is not retried and logged once; with the server down
 # migrations go on, the log says why, and the bounded queue drops and counts;
-# a stop does not wait out a 60 s Retry-After. cgroup v1: there the agent itself moves
+# a stop does not wait out a 60 s Retry-After, nor a server that never
+# answers. Only the service account's CA is trusted: an impostor with a
+# certificate from a CA in libcurl's default CA path (/etc/ssl/certs, in the
+# VM's overlay) gets no request, no token; a ca.crt that holds no certificate
+# stops `--kube-events on` at the start. cgroup v1: there the agent itself moves
 # the memory, and, run without CAP_SYS_NICE, leaves pages shared between
 # processes behind (a reliable Warning; on v2 the kernel moves them in the
 # write).
@@ -32,6 +36,41 @@ head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$SA/token"
 echo numafollow >"$SA/namespace"
 REQ=$K/requests.jsonl MODE=$K/mode
 : >"$REQ"
+
+# A ca.crt that is no certificate: --kube-events on does not start (exit 3).
+mkdir -p "$T/sa-bad"
+cp "$SA/token" "$SA/namespace" "$T/sa-bad/"
+echo "this is not a certificate" >"$T/sa-bad/ca.crt"
+rc=0
+KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=$PORT timeout 60 "$NFD" --config /dev/null \
+	--socket "$T/bad.sock" --state-dir "$T/state-bad" --kube-events on --kube-sa-dir "$T/sa-bad" \
+	>"$T/bad.log" 2>&1 || rc=$?
+cat "$T/bad.log"
+expect_eq "exit with a garbage ca.crt and --kube-events on" "$rc" 3
+grep -q "ca.crt holds no PEM certificate" "$T/bad.log" || fail "the error does not name the ca.crt"
+
+# An impostor: a second CA, put in the CA directory libcurl trusts by default
+# (its built-in CAPATH, /etc/ssl/certs: the VM's overlay, not the host's), and
+# a server certificate from it for the same address. curl with --cacert
+# alone still trusts it (its CA path stays on); the agent must not.
+capath=$(curl-config --configure 2>/dev/null | grep -o "with-ca-path=[^' ]*" | cut -d= -f2)
+capath=${capath:-/etc/ssl/certs}
+[ -d "$capath" ] && [ -w "$capath" ] || skip "no writable CA directory $capath in the VM"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=impostor-ca -keyout "$K/ca2.key" \
+	-out "$K/ca2.crt" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=kubernetes -keyout "$K/imp.key" -out "$K/imp.csr" 2>/dev/null
+openssl x509 -req -in "$K/imp.csr" -CA "$K/ca2.crt" -CAkey "$K/ca2.key" -CAcreateserial -days 2 \
+	-extfile "$K/ext" -out "$K/imp.crt" 2>/dev/null
+cp "$K/ca2.crt" "$capath/$(openssl x509 -hash -noout -in "$K/ca2.crt").0"
+IMP_PORT=16444 IMP_REQ=$K/impostor.jsonl
+: >"$IMP_REQ"
+$PY tests/vm/kube-stub.py --port $IMP_PORT --cert "$K/imp.crt" --key "$K/imp.key" \
+	--token-file "$SA/token" --log "$IMP_REQ" --mode-file "$K/imp-mode" >>"$K/imp.log" 2>&1 &
+IMP=$!
+wait_for "the impostor" 60 curl -sf --capath "$capath" -o /dev/null "https://127.0.0.1:$IMP_PORT/healthz"
+curl -sf --cacert "$SA/ca.crt" -o /dev/null "https://127.0.0.1:$IMP_PORT/healthz" ||
+	fail "curl --cacert ca.crt refused the impostor: the test does not show what it means to"
+: >"$IMP_REQ"
 start_stub() {
 	$PY tests/vm/kube-stub.py --port $PORT --cert "$K/srv.crt" --key "$K/srv.key" \
 		--token-file "$SA/token" --log "$REQ" --mode-file "$MODE" >>"$K/stub.log" 2>&1 &
@@ -40,7 +79,7 @@ start_stub() {
 		"https://127.0.0.1:$PORT/healthz"
 }
 start_stub
-trap '[ -z "${STUB:-}" ] || kill "$STUB" 2>/dev/null; cleanup' EXIT
+trap '[ -z "${STUB:-}" ] || kill "$STUB" 2>/dev/null; kill "$IMP" 2>/dev/null || true; cleanup' EXIT
 
 # The stand-in can refuse: a body with a bad type, a long note and no
 # eventTime is answered 422 by its rules and by python3-kubernetes' model.
@@ -66,10 +105,6 @@ exec setpriv --inh-caps=-sys_nice --bounding-set=-sys_nice $NFD "\$@"
 EOF
 chmod +x "$T/nfd"
 export KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=$PORT NODE_NAME=vm-node-1
-NFD=$T/nfd start_agent --kube-sa-dir "$SA" --kube-events-queue 3
-grep -q "kube events: on, to https://127.0.0.1:$PORT" "$T/agent.log" || fail "events are not on"
-api /v1/status | jq -c .kube_events
-expect_eq "status: kube_events.enabled" "$(api /v1/status | jq -r .kube_events.enabled)" true
 
 metric() { api /metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 # requests SELECT: how many logged requests jq's SELECT picks.
@@ -88,6 +123,43 @@ migrated() {
 	api "/v1/migrations?container=$1" |
 		jq -e --argjson n "$2" '[.migrations[] | select(.result == "ok" or .result == "partial")] | length >= $n' >/dev/null
 }
+
+# 0. The impostor: the agent, sent there, does not hand it the token. It
+# runs with the impostor's port, then stops; the rest of the test runs
+# against the right server with the impostor's CA still in the store.
+KUBERNETES_SERVICE_PORT=$IMP_PORT start_agent --kube-sa-dir "$SA" --kube-events on
+uid0=1e2d3c4b-5a69-4788-8796-a5b4c3d2e1f0
+cid0=cccc000011112222333344445555666677778888999900001111222233334444
+cg0=$(mkcg "kubepods/burstable/pod$uid0/$cid0" 0)
+pid0=$(MEMHOG=$B/memhog-static start_hog "$cg0" -m 16)
+register "$cid0" "$pid0" imp-0 "$uid0"
+set_mems "$cg0" 1
+wait_for "the migration (impostor)" 60 migrated "$cid0" 1
+refused() { grep -q "kube events: POST /apis/events.k8s.io/v1/namespaces/shop/events: unreachable" "$T/agent.log"; }
+wait_for "the agent to refuse the impostor's certificate" 60 refused
+grep "kube events: POST" "$T/agent.log" | head -n 1
+grep -q "kube events: POST .*unreachable: SSL certificate problem" "$T/agent.log" ||
+	fail "the refusal is not the certificate's"
+expect_eq "requests the impostor saw (no Event, no token)" "$(wc -l <"$IMP_REQ")" 0
+# back to node 0: the move took memhog-static's page cache (its text) to node
+# 1, where the next hogs, on node 0, would map it and start outside their mems
+set_mems "$cg0" 0
+wait_for "the migration back (impostor)" 60 migrated "$cid0" 2
+expect_eq "requests the impostor saw (no Event, no token)" "$(wc -l <"$IMP_REQ")" 0
+kill "$AGENT"
+wait "$AGENT" || fail "numafollowd exited $?"
+AGENT=
+kill "$IMP"
+# its hog would share memhog-static's text with the next one, pages an
+# agent without CAP_SYS_NICE cannot move
+kill "$pid0"
+gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+wait_for "the impostor phase's hog to exit" 60 gone "$pid0"
+
+NFD=$T/nfd start_agent --kube-sa-dir "$SA" --kube-events-queue 3
+grep -q "kube events: on, to https://127.0.0.1:$PORT" "$T/agent.log" || fail "events are not on"
+api /v1/status | jq -c .kube_events
+expect_eq "status: kube_events.enabled" "$(api /v1/status | jq -r .kube_events.enabled)" true
 
 # 1. A pod's container moved: one Normal event, valid, about that Pod.
 uid=6f0c2c8e-1f0a-4b7e-9a51-3b1f2e4d5c6a
@@ -203,7 +275,7 @@ dropped=$(metric numafollow_kube_events_dropped_total)
 expect_ge "dropped (queue full)" "$dropped" 1
 say "queued = $(metric numafollow_kube_events_queued)"
 grep -q "kube events: the queue is full" "$T/agent.log" || fail "no log line about the full queue"
-unreach() { grep -q 'not delivered to https://127.0.0.1:[0-9]*: unreachable' "$T/agent.log"; }
+unreach() { grep -q "not delivered to https://127.0.0.1:$PORT: unreachable" "$T/agent.log"; }
 wait_for "the log to say the server is unreachable" 90 unreach
 grep 'unreachable' "$T/agent.log" | grep -v '^debug' | head -n 2
 expect_ge "failed as unreachable" "$(metric 'numafollow_kube_events_failed_total{reason="unreachable"}')" 1
@@ -224,5 +296,20 @@ kill "$AGENT"
 wait "$AGENT" || fail "numafollowd exited $?"
 AGENT=
 expect_ge "seconds left to stop (of 30, a wait would take 60)" $((30 - ($(date +%s) - t0))) 0
+
+# Nor a server that takes the request and never answers (curl would wait
+# out its 15 s): the stop ends the request under way.
+echo hang >"$MODE"
+NFD=$T/nfd start_agent --kube-sa-dir "$SA" --kube-events-queue 3
+register "$cid" "$pid" web-0 "$uid" # the pod's names come with the registration
+set_mems "$cg" 0
+wait_for "migration 16" 60 migrated "$cid" 16
+wait_for "a request the server holds" 60 has '.status == 0'
+t0=$(date +%s)
+kill "$AGENT"
+wait "$AGENT" || fail "numafollowd exited $?"
+AGENT=
+expect_ge "seconds left to stop (of 10, the hung request would hold it 15)" $((10 - ($(date +%s) - t0))) 0
+grep -q "cut short by the stop" "$T/agent.log" || fail "the log does not say the request was cut short"
 expect_eq "invalid requests" "$(requests '.errors | length > 0')" 0
 say "requests: $(jq -s -c 'group_by(.method, .status) | map({m: .[0].method, s: .[0].status, n: length})' "$REQ")"
