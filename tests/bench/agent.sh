@@ -18,6 +18,19 @@ sysctl -qw fs.inotify.max_user_watches=65536
 
 root=$(cg_root)
 mem=
+# On a host the cgroups outlive the run: its sleepers killed, its tree removed
+# (the next run would find it), deepest first.
+remove_bench() {
+	local d
+	for d in "$root/bench" ${mem:+"$mem/bench"}; do
+		[ -d "$d" ] || continue
+		find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill 2>/dev/null
+		sleep 0.5
+		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
+	return 0
+}
+trap 'cleanup; remove_bench' EXIT
 [ "$root" = /sys/fs/cgroup ] || [ ! -d /sys/fs/cgroup/memory ] || mem=/sys/fs/cgroup/memory
 nodes=$(cat "$root/cpuset.mems.effective" 2>/dev/null || cat "$root/cpuset.mems")
 mkcg bench "$nodes" >/dev/null
