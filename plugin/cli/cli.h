@@ -77,6 +77,11 @@ void nf_cli_progress_end(nf_cli_progress_line *l, bool ok);
 int nf_cli_get(const nf_cli_args *a, const char *path, json_object **ret, nf_cli_error *e);
 
 /* The commands, each returning the exit status. */
+/* Member KEY of an answer's object O: its text ("-" when absent or empty),
+ * its number (0 when absent). */
+const char *nf_cli_str(json_object *o, const char *key);
+int64_t nf_cli_num(json_object *o, const char *key);
+
 int nf_cli_show(const nf_cli_args *a);
 int nf_cli_migrate(const nf_cli_args *a);
 int nf_cli_move(const nf_cli_args *a);

@@ -116,14 +116,14 @@ static int resolve(const nf_cli_args *a, bool allow_gone, char **ret, bool *ret_
 
 /* ---- reading the answers ---- */
 
-static const char *str(json_object *o, const char *key)
+const char *nf_cli_str(json_object *o, const char *key)
 {
 	json_object *v;
 	const char *s = json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "";
 	return *s ? s : "-";
 }
 
-static int64_t num(json_object *o, const char *key)
+int64_t nf_cli_num(json_object *o, const char *key)
 {
 	json_object *v;
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
@@ -187,7 +187,7 @@ static void print_self_check(json_object *sc)
 {
 	json_object *w;
 	printf("self-check: own mems %s%s, CAP_SYS_NICE %s, CAP_SYS_PTRACE %s\n",
-	       str(sc, "own_mems"),
+	       nf_cli_str(sc, "own_mems"),
 	       flag(sc, "own_mems_cover_all") ? " (all nodes)" : " (NOT all nodes)",
 	       flag(sc, "cap_sys_nice") ? "yes" : "no", flag(sc, "cap_sys_ptrace") ? "yes" : "no");
 	if (json_object_object_get_ex(sc, "warnings", &w))
@@ -199,12 +199,12 @@ static void print_self_check(json_object *sc)
 static void print_status(json_object *o)
 {
 	json_object *sc, *m;
-	printf("numafollowd %s, up %llds, cgroup %s at %s (root %s)\n", str(o, "version"),
-	       (long long)num(o, "uptime_s"), str(o, "hierarchy"), str(o, "mount"),
-	       str(o, "cgroup_root"));
+	printf("numafollowd %s, up %llds, cgroup %s at %s (root %s)\n", nf_cli_str(o, "version"),
+	       (long long)nf_cli_num(o, "uptime_s"), nf_cli_str(o, "hierarchy"),
+	       nf_cli_str(o, "mount"), nf_cli_str(o, "cgroup_root"));
 	printf("containers %lld, cgroups watched %lld, workers %lld, queued %lld\n",
-	       (long long)num(o, "containers"), (long long)num(o, "cgroups_watched"),
-	       (long long)num(o, "workers"), (long long)num(o, "queued"));
+	       (long long)nf_cli_num(o, "containers"), (long long)nf_cli_num(o, "cgroups_watched"),
+	       (long long)nf_cli_num(o, "workers"), (long long)nf_cli_num(o, "queued"));
 	if (json_object_object_get_ex(o, "migrations", &m)) {
 		printf("migrations:");
 		json_object_object_foreach(m, k, v)
@@ -239,15 +239,18 @@ static void print_container(json_object *c)
 {
 	json_object *pod;
 	char mem[256], name[128], id[15];
-	snprintf(id, sizeof(id), "%s", str(c, "id"));
+	snprintf(id, sizeof(id), "%s", nf_cli_str(c, "id"));
 	memory_cell(json_object_object_get(c, "memory"), mem, sizeof(mem));
-	if (json_object_object_get_ex(c, "pod", &pod) && pod && strcmp(str(pod, "name"), "-") != 0)
-		snprintf(name, sizeof(name), "%s/%s", str(pod, "name"), str(c, "name"));
+	if (json_object_object_get_ex(c, "pod", &pod) && pod &&
+	    strcmp(nf_cli_str(pod, "name"), "-") != 0)
+		snprintf(name, sizeof(name), "%s/%s", nf_cli_str(pod, "name"),
+			 nf_cli_str(c, "name"));
 	else
-		snprintf(name, sizeof(name), "%s", str(c, "name"));
-	printf("%-14s %-10s %-20s %-6s %-6s %5lld  %-24s %9.1f  %s\n", id, str(c, "runtime"), name,
-	       str(c, "mems"), str(c, "mems_effective"), (long long)num(c, "tasks"), mem,
-	       nf_mib(num(c, "residual_bytes")), str(c, "state"));
+		snprintf(name, sizeof(name), "%s", nf_cli_str(c, "name"));
+	printf("%-14s %-10s %-20s %-6s %-6s %5lld  %-24s %9.1f  %s\n", id, nf_cli_str(c, "runtime"),
+	       name, nf_cli_str(c, "mems"), nf_cli_str(c, "mems_effective"),
+	       (long long)nf_cli_num(c, "tasks"), mem, nf_mib(nf_cli_num(c, "residual_bytes")),
+	       nf_cli_str(c, "state"));
 }
 
 static void print_ps(json_object *o)

@@ -39,17 +39,9 @@ static void on_signal(int sig)
 	interrupted = 1;
 }
 
-static const char *str(json_object *o, const char *key)
-{
-	json_object *v;
-	const char *s = json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "";
-	return *s ? s : "-";
-}
-
 static uint64_t num(json_object *o, const char *key)
 {
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? (uint64_t)json_object_get_int64(v) : 0;
+	return (uint64_t)nf_cli_num(o, key);
 }
 
 static void bar(FILE *f, uint64_t part, uint64_t whole)
@@ -79,20 +71,21 @@ static void container_line(const screen *s, json_object *c)
 		(void)k0;
 		total += json_object_get_int64(v0);
 	}
-	if (json_object_object_get_ex(c, "pod", &pod) && pod && strcmp(str(pod, "name"), "-") != 0)
-		snprintf(name, sizeof(name), "%s/%s/%s", str(pod, "namespace"), str(pod, "name"),
-			 str(c, "name"));
+	if (json_object_object_get_ex(c, "pod", &pod) && pod &&
+	    strcmp(nf_cli_str(pod, "name"), "-") != 0)
+		snprintf(name, sizeof(name), "%s/%s/%s", nf_cli_str(pod, "namespace"),
+			 nf_cli_str(pod, "name"), nf_cli_str(c, "name"));
 	else
-		snprintf(name, sizeof(name), "%s", str(c, "name"));
-	fprintf(s->out, "%-14.14s %-22.22s %-5.5s %8.1f ", str(c, "id"), name,
-		str(c, "mems_effective"), nf_mib(total));
+		snprintf(name, sizeof(name), "%s", nf_cli_str(c, "name"));
+	fprintf(s->out, "%-14.14s %-22.22s %-5.5s %8.1f ", nf_cli_str(c, "id"), name,
+		nf_cli_str(c, "mems_effective"), nf_mib(total));
 	json_object_object_foreach(mem, node, v)
 	{
 		fprintf(s->out, " %s", node);
 		bar(s->out, json_object_get_int64(v), total);
 		fprintf(s->out, "%7.1f", nf_mib(json_object_get_int64(v)));
 	}
-	fprintf(s->out, "  %s", str(c, "state"));
+	fprintf(s->out, "  %s", nf_cli_str(c, "state"));
 	eol(s);
 }
 
@@ -100,12 +93,12 @@ static void migration_line(const screen *s, json_object *r)
 {
 	json_object *p = json_object_object_get(r, "progress");
 	fprintf(s->out, "%5llu %-14.14s %-9s %3s->%-3s %-8s", (unsigned long long)num(r, "id"),
-		str(r, "container"), str(r, "trigger"), str(r, "from"), str(r, "to"),
-		str(r, "result"));
+		nf_cli_str(r, "container"), nf_cli_str(r, "trigger"), nf_cli_str(r, "from"),
+		nf_cli_str(r, "to"), nf_cli_str(r, "result"));
 	if (p) {
 		uint64_t done = num(p, "moved_bytes"), total = num(p, "total_bytes");
 		uint64_t eta = num(p, "eta_s");
-		fprintf(s->out, " %-7s ", str(p, "phase"));
+		fprintf(s->out, " %-7s ", nf_cli_str(p, "phase"));
 		bar(s->out, done < total ? done : total, total);
 		fprintf(s->out, " %7.1f/%-7.1f MiB %6.0f MiB/s", nf_mib(done), nf_mib(total),
 			nf_mib(num(p, "rate_bytes_per_s")));
@@ -125,7 +118,7 @@ static void frame(const screen *s, json_object *cs, json_object *ms)
 	time_t now = time(NULL);
 	strftime(when, sizeof(when), "%H:%M:%S", localtime(&now));
 	for (size_t i = 0; i < json_object_array_length(marr); i++) {
-		const char *res = str(json_object_array_get_idx(marr, i), "result");
+		const char *res = nf_cli_str(json_object_array_get_idx(marr, i), "result");
 		nm += strcmp(res, "running") == 0 || strcmp(res, "queued") == 0;
 	}
 	if (s->tty)
@@ -144,7 +137,7 @@ static void frame(const screen *s, json_object *cs, json_object *ms)
 	eol(s);
 	for (size_t i = 0; i < json_object_array_length(marr); i++) {
 		json_object *r = json_object_array_get_idx(marr, i);
-		const char *res = str(r, "result");
+		const char *res = nf_cli_str(r, "result");
 		if (strcmp(res, "running") == 0 || strcmp(res, "queued") == 0)
 			migration_line(s, r);
 	}
