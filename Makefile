@@ -203,7 +203,8 @@ install: $(B)/numafollow $(B)/numafollowd $(B)/numafollow-hook $(B)/numafollow-n
 # sources into $(B)/deb/src (the layout keeps debian/ off the top level) and
 # dpkg-buildpackage builds there; the changelog's one entry is written from
 # VERSION, so the package's version is the programs'.
-DEB     := $(B)/numafollow_$(VERSION)_amd64.deb
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB     := $(B)/numafollow_$(VERSION)_$(DEB_ARCH).deb
 DEB_SRC := Makefile README.md cgroup plugin oci-hook deploy docs
 # the commit's date, so that the same commit builds the same package
 DEB_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
@@ -221,7 +222,7 @@ $(DEB): $(shell find $(DEB_SRC) -type f) | $(DEPS)
 		>$(B)/deb/src/debian/changelog
 	cd $(B)/deb/src && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
 		{ tail -n 40 ../build.log; exit 1; }
-	cp $(B)/deb/numafollow_$(VERSION)_amd64.deb $@
+	cp $(B)/deb/numafollow_$(VERSION)_$(DEB_ARCH).deb $@
 
 clean:
 	rm -rf $(B)

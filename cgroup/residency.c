@@ -182,6 +182,8 @@ int nf_numa_vma_parse(const char *line, const char *eol, nf_numa_vma *ret)
 			return r;
 		tok = end;
 	}
+	if (!ret->page_kb || (ret->page_kb & (ret->page_kb - 1)))
+		return -EBADMSG; /* the kernel's page sizes are powers of two */
 	return ret->page_kb > UINT64_MAX / 1024 ? -ERANGE : 0;
 }
 

@@ -460,7 +460,8 @@ int nf_api_start(nf_agent *a, const nf_api_config *cfg, nf_api **ret)
 			return -EADDRINUSE;
 		}
 		nf_log(LOG_INFO, "API on tcp %s (%s)", cfg->listen,
-		       api->token ? "changes need the token" : "read-only");
+		       api->token ? "changes need the token"
+				  : "without --token-file: /healthz and /metrics only");
 	}
 	if (api->stream && (r = start_pinger(api)) < 0) {
 		nf_log_errno(LOG_ERR, r, "the event stream's pinger");

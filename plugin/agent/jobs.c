@@ -338,7 +338,7 @@ static void staged_concluded(nf_job *j, run *x)
 		       "move %llu to %s: the move writes no more, and the agent follows them",
 		       nf_cg_id(c), nf_nodeset_format(&x->s.raced_mems, b1, sizeof(b1)), id,
 		       nf_nodeset_format(&x->o.to, b2, sizeof(b2)));
-	if (x->r == 0 && x->s.raced)
+	if (x->r == 0 && x->s.raced && !nf_nodeset_equal(&x->s.raced_mems, &x->o.to))
 		x->s.m.cancelled = true; /* superseded by that write */
 	/* Ended elsewhere than its target: a change from what the move's own
 	 * writes left (the union), once the move is off C. */

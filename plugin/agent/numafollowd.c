@@ -122,7 +122,7 @@ static const option_def defs[] = {
     {"kube-events", offsetof(options, kube_events), 0, 0, 0, false},
     {"kube-sa-dir", offsetof(options, kube_sa_dir), 0, 0, 0, false},
     {"kube-events-queue", 0, offsetof(options, kube_queue), 1, 65536, false},
-    {"events-queue", 0, offsetof(options, events_queue), 1, 65536, false},
+    {"events-queue", 0, offsetof(options, events_queue), 2, 65536, false},
 };
 
 static void options_free(options *o)

@@ -41,7 +41,8 @@ int nf_stream_new(size_t queue_max, size_t clients_max, nf_stream **ret)
 	if (!s || !(s->clients = calloc(clients_max ? clients_max : 1, sizeof(*s->clients))))
 		return free(s), -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
-	s->queue_max = queue_max ? queue_max : 1;
+	/* two at least: a half-sent event stays at the head while a new one queues */
+	s->queue_max = queue_max > 2 ? queue_max : 2;
 	s->clients_max = clients_max;
 	s->next_id = 1;
 	*ret = s;

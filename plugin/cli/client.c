@@ -10,6 +10,7 @@
 #include "../../cgroup/util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <time.h>
 
@@ -317,6 +318,7 @@ typedef struct {
 	nf_cli_error *e;
 	int r;
 	bool headed; /* the table's header is out: the agent answered */
+	bool closed; /* stdout went away (a reader such as head(1) exited) */
 } follower;
 
 /* A migration-end: its record, printed as it ends; a lost event: said. */
@@ -342,20 +344,36 @@ static bool on_event(const char *type, const char *data, void *userdata)
 			puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		else
 			print_record(rec);
-		fflush(stdout);
+		f->closed = fflush(stdout) == EOF || ferror(stdout);
 	}
 	nf_record_unref(rec);
-	return true;
+	return !f->closed;
+}
+
+/* Whether stdout's reader has gone (a pipe's, say head(1)'s): noticed
+ * between records, at the stream's pings, not only at the next write. */
+static bool stdout_gone(void)
+{
+	struct pollfd p = {.fd = STDOUT_FILENO};
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
 }
 
 static bool feed(const char *p, size_t n, void *userdata)
 {
 	nf_sse *s = userdata;
 	follower *f = s->userdata;
-	if (!f->headed && !f->a->json)
-		print_history_header(), fflush(stdout);
+	if (!f->headed && !f->a->json) {
+		print_history_header();
+		f->closed = fflush(stdout) == EOF || ferror(stdout);
+	}
 	f->headed = true;
-	return nf_sse_feed(s, p, n);
+	f->closed |= stdout_gone();
+	if (f->closed)
+		return false;
+	if (nf_sse_feed(s, p, n) || f->r < 0 || f->closed)
+		return !f->closed && f->r == 0;
+	f->r = nf_cli_system(f->e, -EBADMSG, "the event stream: a line too long, or out of memory");
+	return false;
 }
 
 /* Prints records as they end, until the agent goes away (exit 3). */
@@ -380,7 +398,9 @@ static int follow(const nf_cli_args *a, nf_cli_error *e)
 	_cleanup_json_ json_object *o = reply.body ? json_tokener_parse(reply.body) : NULL;
 	long status = reply.status;
 	nf_http_reply_done(&reply);
-	if (f.r < 0)
+	if (f.closed) /* the reader has all it wanted */
+		r = 0;
+	else if (f.r < 0)
 		r = f.r;
 	else if (r == -ENOMEM)
 		;

@@ -181,6 +181,8 @@ static void screen_open(screen *s)
 		fputs("\033[?1049h\033[?25l", stdout);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGQUIT, on_signal);
 }
 
 static void screen_close(screen *s)
@@ -205,8 +207,15 @@ static int refresh(const nf_cli_args *a, screen *s, nf_cli_error *e)
 		return -ENOMEM;
 	frame(s, cs, ms);
 	fclose(s->out);
-	/* each line cut at the terminal's width, so that nothing wraps */
-	for (char *line = s->buf, *next; line && *line; line = next) {
+	struct winsize w; /* asked each time: the terminal may have been resized */
+	unsigned rows = 0;
+	if (s->tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col)
+		s->width = w.ws_col, rows = w.ws_row;
+	/* each line cut at the terminal's width, so that nothing wraps, and the
+	 * frame at its height, so that the header stays */
+	unsigned row = 0;
+	for (char *line = s->buf, *next; line && *line && (!rows || row + 1 < rows);
+	     line = next, row++) {
 		next = strchr(line, '\n');
 		size_t n = next ? (size_t)(next - line) : strlen(line);
 		size_t keep = s->width && n > s->width + 3 ? s->width : n; /* + "\033[K" */
@@ -218,10 +227,10 @@ static int refresh(const nf_cli_args *a, screen *s, nf_cli_error *e)
 	}
 	if (!s->tty)
 		fputc('\n', stdout);
-	fflush(stdout);
+	bool closed = fflush(stdout) == EOF || ferror(stdout);
 	free(s->buf);
 	s->buf = NULL;
-	return 0;
+	return closed ? -EPIPE : 0; /* a reader such as head(1) has what it wanted */
 }
 
 int nf_cli_top(const nf_cli_args *a)
@@ -242,5 +251,5 @@ int nf_cli_top(const nf_cli_args *a)
 	}
 	screen_close(&s);
 	nf_http_teardown();
-	return r < 0 ? nf_cli_fail(&e, r) : 0;
+	return r < 0 && r != -EPIPE ? nf_cli_fail(&e, r) : 0;
 }

@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 [ -x build/numafollow ] || fail "build/numafollow is not built (make)"
 ver=$(build/numafollow --version | awk '{ print $2 }')
-deb=build/numafollow_${ver}_amd64.deb
+deb=build/numafollow_${ver}_$(dpkg --print-architecture).deb
 if [ ! -e "$deb" ]; then
 	command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null ||
 		{ echo "dpkg-buildpackage or debhelper not installed: no package (make deb)"; exit 77; }

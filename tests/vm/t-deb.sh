@@ -10,7 +10,7 @@
 need_nodes 2
 
 ver=$("$B/numafollow" --version | awk '{ print $2 }')
-deb=$B/numafollow_${ver}_amd64.deb
+deb=$B/numafollow_${ver}_$(dpkg --print-architecture).deb
 [ -e "$deb" ] || fail "$deb is not built (make deb)"
 ! dpkg-query -W -f='${Status}' numafollow 2>/dev/null | grep -q installed ||
 	skip "the host's root has numafollow installed: no fresh install to check"
