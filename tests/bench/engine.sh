@@ -24,18 +24,19 @@
 # MiB, and 4 x 128 MiB with two threads writing in one of them. Each run checks,
 # from numa_maps, that >= 99% of every process's anonymous memory is on node 1.
 # Then the size of the engine's calls: movetool on both workloads, 2 threads.
-# NF_BENCH_REPS (default 3) runs each; medians.
+# NF_BENCH_REPS (default 3) runs each; medians. NF_METHODS picks methods,
+# NF_CALLS call sizes (empty: none), for a part of it.
 . tests/vm/lib.sh
 need_nodes 2
 reps=${NF_BENCH_REPS:-3}
 MT=$B/movetool
 [ -x "$MT" ] || fail "movetool is not built in $B"
 . tests/vm/probe-lib.sh
-methods="kernel migratepages nf-migrate nf-gentle-t1 nf-gentle-t2 nf-staged nf-progress agent-plain agent-assist"
+methods=${NF_METHODS:-"kernel migratepages nf-migrate nf-gentle-t1 nf-gentle-t2 nf-staged nf-progress agent-plain agent-assist"}
 # NUMA balancing moves pages back and forth on its own: off for the measurement.
 echo 0 >/proc/sys/kernel/numa_balancing 2>/dev/null || true
 declare -A ms lat assist
-calls="c5 c20 c50 b4096"
+calls=${NF_CALLS-"c5 c20 c50 b4096"}
 failed=()
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
