@@ -33,7 +33,8 @@ SLOW=$!
 two() { [ "$(api /v1/status | jq .events.clients)" = 2 ]; }
 wait_for "two event clients" 30 two
 
-# data of the events of TYPE, one JSON a line
+# data of the events of TYPE, one JSON a line (test them with jq -n 'any(inputs; ...)':
+# jq -e 'select(...)' exits 0 on no input at all)
 events() { awk -v t="$1" '$0 == "event: " t { getline; sub(/^data: /, ""); print }' "$T/events"; }
 
 say "a staged move of 256 MiB at 64 MiB/s: start, progress, end"
@@ -44,14 +45,14 @@ running_with_progress() {
 }
 wait_for "the running record's progress" 60 running_with_progress
 api "/v1/migrations/$rec" | jq -c .progress
-ended() { events migration-end | jq -e --argjson r "$rec" 'select(.id == $r)' >/dev/null; }
+ended() { events migration-end | jq -n -e --argjson r "$rec" 'any(inputs; .id == $r)' >/dev/null; }
 wait_for "migration-end of $rec" 120 ended
-events migration-start | jq -e --argjson r "$rec" 'select(.id == $r and .result == "running")' >/dev/null ||
+events migration-start | jq -n -e --argjson r "$rec" 'any(inputs; .id == $r and .result == "running")' >/dev/null ||
 	fail "no migration-start for $rec: $(head -c 2000 "$T/events")"
 n=$(events migration-progress | jq -s --argjson r "$rec" '[.[] | select(.id == $r and .progress.total_bytes > 0)] | length')
 expect_ge "progress events of $rec" "$n" 1
 events migration-progress | jq -c --argjson r "$rec" 'select(.id == $r) | .progress' | tail -n 2
-events migration-end | jq -e --argjson r "$rec" 'select(.id == $r) | .result == "ok" and .moved_bytes > 0 and (has("progress") | not)' >/dev/null ||
+events migration-end | jq -n -e --argjson r "$rec" 'any(inputs; .id == $r and .result == "ok" and .moved_bytes > 0 and (has("progress") | not))' >/dev/null ||
 	fail "migration-end of $rec: $(events migration-end)"
 # the order: start, progress..., end
 order=$(grep -E '^data: ' "$T/events" | sed 's/^data: //' | jq -r --argjson r "$rec" 'select(.id == $r) | if has("progress") then "p" else .result end' | uniq | paste -sd' ')
@@ -59,19 +60,19 @@ expect_eq "events of $rec" "$order" "running p ok"
 
 say "mems written by hand: container-mems, then the agent's migration"
 set_mems "$cg" 0
-mems() { events container-mems | jq -e --arg id "$id" 'select(.id == $id and .from == "1" and .mems_effective == "0")' >/dev/null; }
+mems() { events container-mems | jq -n -e --arg id "$id" 'any(inputs; .id == $id and .from == "1" and .mems_effective == "0")' >/dev/null; }
 wait_for "container-mems" 60 mems
 
 say "a container comes and goes"
 small=$(mkcg nf-ev/small 0)
 hog=$(start_hog "$small" -m 4)
-added() { events container-added | jq -e 'select(.cgroup == "/nf-ev/small")' >/dev/null; }
+added() { events container-added | jq -n -e 'any(inputs; .cgroup == "/nf-ev/small")' >/dev/null; }
 wait_for "container-added" 60 added
 kill "$hog"
 gone() { [ -z "$(cat "$small/cgroup.procs")" ]; }
 wait_for "the hog's end" 30 gone
 rmdir "$small"
-removed() { events container-removed | jq -e 'select(.cgroup == "/nf-ev/small")' >/dev/null; }
+removed() { events container-removed | jq -n -e 'any(inputs; .cgroup == "/nf-ev/small")' >/dev/null; }
 wait_for "container-removed" 60 removed
 
 say "many small migrations while a client never reads"
