@@ -93,7 +93,19 @@ run_vm() {
 	# shellcheck disable=SC2086
 	tests/vm/vm.sh --timeout 600 $opts -- "$t" >"$log" 2>&1
 	rc=$?
-	tally "$t" "$log" "$rc" "$(($(date +%s) - start))s"
+	local note="$(($(date +%s) - start))s"
+	# a failure with the guest kernel stuck under the emulator (vm.sh says so):
+	# once more, the first run's log kept and named
+	if [ "$rc" != 0 ] && [ "$rc" != 77 ] && grep -q '^vm.sh: the guest kernel reported' "$log"; then
+		mv "$log" "$log.stuck"
+		echo "rerun $t: the guest kernel reported a lockup or a stall (log: $log.stuck)"
+		start=$(date +%s)
+		# shellcheck disable=SC2086
+		tests/vm/vm.sh --timeout 600 $opts -- "$t" >"$log" 2>&1
+		rc=$?
+		note="$(($(date +%s) - start))s, rerun after a guest kernel stall"
+	fi
+	tally "$t" "$log" "$rc" "$note"
 }
 
 [ $# -gt 0 ] || { echo "usage: tests/run.sh TEST..." >&2; exit 2; }
