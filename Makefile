@@ -144,10 +144,12 @@ image: $(B)/numafollowd-image.tar
 $(B)/numafollowd-image.tar: $(B)/numafollowd $(B)/numafollow $(B)/numafollow-nri deploy/Containerfile deploy/image.sh | $(DEPS)
 	@deploy/image.sh $(B) $(IMAGE)
 
-# make check runs a 60 s soak; this one runs 10 minutes under ASan, then 5 under TSan.
+# make check runs a 60 s soak and 20 crashes; this one runs 10 minutes under
+# ASan, then 5 under TSan, then 200 crashes.
 soak: $(DEPS) all $(HELPERS) $(B)/asan/numafollowd $(B)/tsan/numafollowd
 	NF_SOAK_SECONDS=600 tests/vm/vm.sh --cgroup v2 --node-mem 768 --timeout 1500 -- tests/vm/t-soak.sh
 	NF_SOAK_SECONDS=300 NF_SOAK_SAN=tsan tests/vm/vm.sh --cgroup v2 --node-mem 768 --timeout 1200 -- tests/vm/t-soak.sh
+	NF_CRASH_ROUNDS=200 tests/vm/vm.sh --cgroup v2 --timeout 3600 -- tests/vm/t-agent-crash.sh
 
 # TESTS: what to run (default: everything); e.g. make check TESTS=tests/vm/t-v1-migrate.sh
 TESTS ?= $(UNITS) $(FUZZERS) $(wildcard tests/host/t-*.sh) $(sort $(wildcard tests/vm/t-*.sh))

@@ -1,14 +1,14 @@
 #!/bin/bash
 # vm: --cgroup v2 --nodes 2 --timeout 1200
 # Crash and full disk.
-# 1. numafollowd is SIGKILLed 50 times, each at a random moment (0-300 ms)
-#    after it handed out its first id, while containers' mems flip and
-#    registrations and migrate requests come in (tests/vm/crash-load.py),
-#    and every fifth time once more while it starts; it is restarted on the
-#    same state dir. It always starts; no id is handed out again by a later
-#    run; the journal has no torn line and no record handed out or concluded
-#    twice; the history holds every id handed out, once; what a kill cut
-#    short is concluded.
+# 1. numafollowd is SIGKILLed 20 times (NF_CRASH_ROUNDS; make soak: 200), each
+#    at a random moment (0-300 ms) after it handed out its first id, while
+#    containers' mems flip and registrations and migrate requests come in
+#    (tests/vm/crash-load.py), and every fifth time once more while it starts;
+#    it is restarted on the same state dir. It always starts; no id is handed
+#    out again by a later run; the journal has no torn line and no record
+#    handed out or concluded twice; the history holds every id handed out,
+#    once; what a kill cut short is concluded.
 # 2. On a full state dir (a 256 KiB tmpfs) the agent still watches and
 #    migrates, and says in /v1/status, /metrics and its log, once, that history
 #    is not being written; with space back it writes again what it missed, so
@@ -16,7 +16,7 @@
 . tests/vm/lib.sh
 need_nodes 2
 
-ROUNDS=${NF_CRASH_ROUNDS:-50}
+ROUNDS=${NF_CRASH_ROUNDS:-20}
 STOPPED="numafollowd stopped before this migration ended"
 
 # check_journal FILE [idle]: every line is "<crc32> <json>\n" with its CRC
