@@ -31,12 +31,14 @@ typedef struct {
 	size_t len;
 } screen;
 
-static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t interrupted, suspended;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	interrupted = 1;
+	if (sig == SIGTSTP)
+		suspended = 1;
+	else
+		interrupted = 1;
 }
 
 static uint64_t num(json_object *o, const char *key)
@@ -151,6 +153,8 @@ static void frame(const screen *s, json_object *cs, json_object *ms)
 static bool wait_key(const screen *s, unsigned ms)
 {
 	struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+	if (suspended) /* Ctrl-Z during the refresh */
+		return false;
 	if (!s->keys) {
 		struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
 		nanosleep(&t, NULL);
@@ -183,6 +187,8 @@ static void screen_open(screen *s)
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGQUIT, on_signal);
+	if (s->tty)
+		signal(SIGTSTP, on_signal);
 }
 
 static void screen_close(screen *s)
@@ -192,6 +198,16 @@ static void screen_close(screen *s)
 	fflush(stdout);
 	if (s->keys)
 		tcsetattr(STDIN_FILENO, TCSANOW, &s->saved);
+}
+
+/* Ctrl-Z: the terminal as it was while top is stopped, the view back after. */
+static void suspend(screen *s)
+{
+	suspended = 0;
+	screen_close(s);
+	signal(SIGTSTP, SIG_DFL);
+	raise(SIGTSTP); /* stopped here until SIGCONT */
+	screen_open(s);
 }
 
 /* One refresh: the frame on stdout, or the failure in E. */
@@ -242,6 +258,8 @@ int nf_cli_top(const nf_cli_args *a)
 	nf_http_setup(true);
 	screen_open(&s);
 	for (unsigned i = 0; !a->iterations || i < a->iterations; i++) {
+		if (suspended)
+			suspend(&s);
 		if ((r = refresh(a, &s, &e)) < 0)
 			break;
 		if (a->iterations && i + 1 == a->iterations)

@@ -4,7 +4,8 @@
 # namespace/pod/container; an ambiguous or unknown one exits 2 and lists the
 # candidates. move --via-agent; history --follow prints records as they end
 # (the event stream); top in a real terminal (tmux) over TCP with the token,
-# live progress, q quits; plain lines when stdout is not a terminal.
+# live progress, Ctrl-Z gives the terminal back and fg the view, q quits;
+# plain lines when stdout is not a terminal.
 . tests/vm/lib.sh
 need_nodes 2
 command -v tmux >/dev/null || skip "tmux not installed"
@@ -47,7 +48,10 @@ wait_for "history --follow to print the move" 60 printed
 say "top in a terminal, over TCP with the token"
 export TMUX_TMPDIR=$T
 pane() { tmux capture-pane -p -t top; }
-tmux new-session -d -s top -x 160 -y 30 "$NF top --interval 1 --url http://127.0.0.1:18081 --token-file $T/token; echo exit=\$?; sleep 600"
+# in an interactive shell, for Ctrl-Z
+tmux new-session -d -s top -x 160 -y 30 "bash --norc --noprofile -i"
+# (a subshell: bash would go on with the echo when the job stops)
+tmux send-keys -t top "($NF top --interval 1 --url http://127.0.0.1:18081 --token-file $T/token; echo exit=\$?)" Enter
 listed() { pane | grep -Eq '^abc123def +prod/shop/web +1 .* [0-9]+\[#+\.*\] *[0-9.]+'; }
 wait_for "top to list web with its bars" 60 listed
 "$NF" move --via-agent --to 0 web >/dev/null &
@@ -56,6 +60,17 @@ moving() { pane | grep -Eq '^ +[0-9]+ abc123def +move .*running +(move|sweep|mea
 wait_for "top to show the move's progress" 60 moving
 pane | grep -E 'abc123def' || true
 wait "$MOVE" || fail "the second move exited $?"
+tmux send-keys -t top C-z
+stopped() { pane | grep -q 'Stopped'; }
+wait_for "Ctrl-Z to stop top" 30 stopped
+# (bash restores the tty's modes itself; not the screen nor the cursor)
+expect_eq "the alternate screen while top is stopped" "$(tmux display -p -t top '#{alternate_on}')" 0
+expect_eq "the cursor shown while top is stopped" "$(tmux display -p -t top '#{cursor_flag}')" 1
+tmux send-keys -t top fg Enter
+back() { pane | grep -q '^numafollow top'; }
+wait_for "top's view back after fg" 60 back
+expect_eq "the alternate screen after fg" "$(tmux display -p -t top '#{alternate_on}')" 1
+# q alone quits: the keys are read raw again (bash's fg gives a cooked tty)
 tmux send-keys -t top q
 quit() { pane | grep -q '^exit=0'; }
 wait_for "q to quit top" 30 quit
