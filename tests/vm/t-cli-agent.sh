@@ -50,8 +50,9 @@ export TMUX_TMPDIR=$T
 pane() { tmux capture-pane -p -t top; }
 # in an interactive shell, for Ctrl-Z
 tmux new-session -d -s top -x 160 -y 30 "bash --norc --noprofile -i"
-# (a subshell: bash would go on with the echo when the job stops)
-tmux send-keys -t top "($NF top --interval 1 --url http://127.0.0.1:18081 --token-file $T/token; echo exit=\$?)" Enter
+# top alone in its job: bash reports the job stopped when top is (a subshell
+# around it would stop, and be reported, before top has left its screen)
+tmux send-keys -t top "$NF top --interval 1 --url http://127.0.0.1:18081 --token-file $T/token" Enter
 listed() { pane | grep -Eq '^abc123def +prod/shop/web +1 .* [0-9]+\[#+\.*\] *[0-9.]+'; }
 wait_for "top to list web with its bars" 60 listed
 "$NF" move --via-agent --to 0 web >/dev/null &
@@ -61,19 +62,27 @@ wait_for "top to show the move's progress" 60 moving
 pane | grep -E 'abc123def' || true
 wait "$MOVE" || fail "the second move exited $?"
 tmux send-keys -t top C-z
-stopped() { pane | grep -q 'Stopped'; }
-wait_for "Ctrl-Z to stop top" 30 stopped
+# the pane, for a failure's message
+seen() { pane >"$T/pane" && grep -q "$1" "$T/pane"; }
+wait_term() { # WHAT REGEX
+	local end=$((SECONDS + 120))
+	until seen "$2"; do
+		[ "$SECONDS" -lt "$end" ] || fail "timed out waiting for $1; the terminal:"$'\n'"$(cat "$T/pane")"
+		sleep 0.1
+	done
+}
+wait_term "Ctrl-Z to stop top" 'Stopped'
 # (bash restores the tty's modes itself; not the screen nor the cursor)
 expect_eq "the alternate screen while top is stopped" "$(tmux display -p -t top '#{alternate_on}')" 0
 expect_eq "the cursor shown while top is stopped" "$(tmux display -p -t top '#{cursor_flag}')" 1
 tmux send-keys -t top fg Enter
-back() { pane | grep -q '^numafollow top'; }
-wait_for "top's view back after fg" 60 back
+wait_term "top's view back after fg" '^numafollow top'
 expect_eq "the alternate screen after fg" "$(tmux display -p -t top '#{alternate_on}')" 1
 # q alone quits: the keys are read raw again (bash's fg gives a cooked tty)
 tmux send-keys -t top q
-quit() { pane | grep -q '^exit=0'; }
-wait_for "q to quit top" 30 quit
+wait_term "q to quit top" '^bash.*# *$'
+tmux send-keys -t top 'echo exit=$?' Enter
+wait_term "top's exit status" '^exit=0$'
 tmux kill-session -t top
 
 say "top, not a terminal: plain lines"
